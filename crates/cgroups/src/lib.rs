@@ -11,12 +11,13 @@
 
 use std::path::{Path, PathBuf};
 
+mod fsutil;
 mod layout;
 mod stats;
 mod v1;
 mod v2;
 
-pub use layout::Layout;
+pub use layout::{Hierarchy, Layout};
 pub use stats::Stats;
 
 /// What can go wrong while managing a cgroup. Every variant names the file or directory.
