@@ -228,7 +228,11 @@ pub(crate) fn hugepage_sizes() -> Vec<String> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let kb: u64 = name.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
+            let kb: u64 = name
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
             Some(hugepage_name(kb))
         })
         .collect();
@@ -237,9 +241,9 @@ pub(crate) fn hugepage_sizes() -> Vec<String> {
 }
 
 fn hugepage_name(kb: u64) -> String {
-    if kb >= 1 << 20 && kb % (1 << 20) == 0 {
+    if kb >= 1 << 20 && kb & ((1 << 20) - 1) == 0 {
         format!("{}GB", kb >> 20)
-    } else if kb >= 1 << 10 && kb % (1 << 10) == 0 {
+    } else if kb >= 1 << 10 && kb & ((1 << 10) - 1) == 0 {
         format!("{}MB", kb >> 10)
     } else {
         format!("{kb}KB")

@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod convert;
 mod fsutil;
 mod layout;
 mod stats;
@@ -98,8 +99,9 @@ pub fn manager(cgroups_path: Option<&str>, id: &str) -> Result<Box<dyn Manager>>
     let layout = Layout::detect()?;
     Ok(match layout {
         Layout::V2 { root } => Box::new(v2::V2Manager::new(root, cgroups_path, id)?),
-        Layout::V1 { hierarchies, unified } => {
-            Box::new(v1::V1Manager::new(hierarchies, unified, cgroups_path, id)?)
-        }
+        Layout::V1 {
+            hierarchies,
+            unified,
+        } => Box::new(v1::V1Manager::new(hierarchies, unified, cgroups_path, id)?),
     })
 }

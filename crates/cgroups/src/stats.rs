@@ -207,6 +207,24 @@ pub(crate) fn parse_io_stat(s: &str) -> (Vec<BlkioEntry>, Vec<BlkioEntry>) {
     (bytes, ios)
 }
 
+/// Nanoseconds per `USER_HZ` clock tick (for `cpuacct.stat`).
+pub(crate) fn ns_per_tick() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        1_000_000_000 / hz as u64
+    } else {
+        10_000_000
+    }
+}
+
+/// Read `memory.stat`-like flat files into a map (missing file: empty).
+pub(crate) fn read_flat_map(path: &std::path::Path) -> crate::Result<BTreeMap<String, u64>> {
+    Ok(crate::fsutil::read_opt(path)?
+        .map(|s| crate::fsutil::parse_flat(&s).into_iter().collect())
+        .unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,11 +86,13 @@ impl V1Manager {
 
     /// Like [`Self::dir`], but an error naming what needed it if the subsystem is not mounted.
     pub(crate) fn require(&self, subsystem: &str, what: &str) -> Result<&Path> {
-        self.dir(subsystem).map(|d| d.path.as_path()).ok_or_else(|| {
-            Error::Unsupported(format!(
-                "{what} requested but the cgroup v1 {subsystem} controller is not mounted"
-            ))
-        })
+        self.dir(subsystem)
+            .map(|d| d.path.as_path())
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "{what} requested but the cgroup v1 {subsystem} controller is not mounted"
+                ))
+            })
     }
 
     /// The container's directory in the unified hierarchy of a hybrid host.
@@ -184,7 +186,7 @@ impl Manager for V1Manager {
         let start = Instant::now();
         let mut i = 0u32;
         loop {
-            if i % 25 == 0 {
+            if i.rem_euclid(25) == 0 {
                 if state == FreezerState::Frozen && i > 0 {
                     write(&file, "THAWED")?;
                 }

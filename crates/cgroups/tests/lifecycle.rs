@@ -31,7 +31,11 @@ fn lifecycle() {
     assert_eq!(g.m.pids().expect("pids"), vec![pid]);
     for d in g.dirs() {
         let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap();
-        assert!(procs.lines().any(|l| l == pid.to_string()), "{}", d.display());
+        assert!(
+            procs.lines().any(|l| l == pid.to_string()),
+            "{}",
+            d.display()
+        );
     }
 
     assert_eq!(g.m.freezer_state().unwrap(), FreezerState::Thawed);
