@@ -134,19 +134,29 @@ pub(crate) fn join_below(base: &Path, rel: &Path) -> PathBuf {
 
 /// Create `dir` and its missing parents below `mount`; returns the directories created,
 /// top-down.
+///
+/// A parent removed concurrently (another manager destroying an empty shared parent) is
+/// retried a few times.
 pub(crate) fn mkdir_below(mount: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     let rel = dir.strip_prefix(mount).unwrap_or(Path::new(""));
-    let mut cur = mount.to_path_buf();
     let mut created = Vec::new();
-    for c in rel.components() {
-        cur.push(c);
-        match fs::create_dir(&cur) {
-            Ok(()) => created.push(cur.clone()),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err("mkdir", &cur, e)),
+    let mut attempt = 0;
+    'again: loop {
+        let mut cur = mount.to_path_buf();
+        for c in rel.components() {
+            cur.push(c);
+            match fs::create_dir(&cur) {
+                Ok(()) => created.push(cur.clone()),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == ErrorKind::NotFound && attempt < 5 => {
+                    attempt += 1;
+                    continue 'again;
+                }
+                Err(e) => return Err(io_err("mkdir", &cur, e)),
+            }
         }
+        return Ok(created);
     }
-    Ok(created)
 }
 
 /// Every directory from just below `mount` down to `dir`, top-down.
@@ -192,6 +202,29 @@ pub(crate) fn rmdir_retry(dir: &Path, patience: Duration) -> Result<()> {
             }
             Err(e) => return Err(io_err("rmdir", dir, e)),
         }
+    }
+}
+
+/// Wait up to a second for `pids` to report an empty cgroup (processes that were just killed);
+/// an `EBUSY` error naming `dir` if they do not go.
+pub(crate) fn wait_empty(dir: &Path, pids: impl Fn() -> Result<Vec<i32>>) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let left = pids()?;
+        if left.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(1) {
+            return Err(io_err(
+                "rmdir",
+                dir,
+                std::io::Error::new(
+                    ErrorKind::ResourceBusy,
+                    format!("processes still in the cgroup: {left:?}"),
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

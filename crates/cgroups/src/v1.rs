@@ -141,12 +141,13 @@ impl Manager for V1Manager {
 
     fn create(&self) -> Result<()> {
         for d in self.all_dirs() {
-            let created = mkdir_below(&d.mount, &d.path)?;
+            mkdir_below(&d.mount, &d.path)?;
             if d.subsystems.iter().any(|s| s == "cpuset") {
+                // like runc, fill every empty level on the way (an empty cpuset cgroup can hold
+                // no task, so this changes nothing for anybody else); a parent created
+                // concurrently by another manager may not be filled yet
                 for level in levels_below(&d.mount, &d.path) {
-                    if created.contains(&level) || level == d.path {
-                        init_cpuset(&level)?;
-                    }
+                    init_cpuset(&level)?;
                 }
             }
         }
@@ -235,6 +236,9 @@ impl Manager for V1Manager {
     }
 
     fn destroy(&self) -> Result<()> {
+        if let Some(d) = self.dirs.first() {
+            fsutil::wait_empty(&d.path, || self.pids())?;
+        }
         let mut first_err = None;
         for d in self.all_dirs() {
             if let Err(e) = remove_tree(&d.path) {

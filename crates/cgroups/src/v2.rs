@@ -152,6 +152,7 @@ impl Manager for V2Manager {
     }
 
     fn destroy(&self) -> Result<()> {
+        fsutil::wait_empty(&self.dir, || self.pids())?;
         remove_tree(&self.dir)?;
         if self.default_parent
             && let Some(parent) = self.dir.parent()
