@@ -133,6 +133,14 @@ fn layout_from(mounts: Vec<CgMount>) -> Result<Layout> {
             });
         }
     }
+    // only named v1 hierarchies (a leftover `name=systemd` mount) next to cgroup2: every
+    // controller lives in cgroup2, so the host is effectively v2
+    let real_v1 = hierarchies
+        .iter()
+        .any(|h| h.subsystems.iter().any(|s| !s.starts_with("name=")));
+    if !real_v1 && let Some(root) = unified.clone() {
+        return Ok(Layout::V2 { root });
+    }
     if !hierarchies.is_empty() {
         Ok(Layout::V1 {
             hierarchies,
@@ -269,6 +277,21 @@ mod tests {
         assert_eq!(hierarchies[3].subsystems, vec!["name=systemd"]);
         assert_eq!(hierarchies[4].subsystems, vec!["net_cls", "net_prio"]);
         assert!(hierarchies[4].has("net_prio"));
+    }
+
+    #[test]
+    fn named_only_v1_is_v2() {
+        let l = layout_from(parse_mountinfo(
+            "25 1 0:22 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+             26 1 0:23 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            l,
+            Layout::V2 {
+                root: "/sys/fs/cgroup/unified".into()
+            }
+        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use berth_cgroups::{FreezerState, Layout};
 use common::{Guard, proc_state};
@@ -62,23 +61,25 @@ fn lifecycle() {
 #[test]
 fn pids_are_recursive() {
     let mut g = Guard::new("recursive");
-    let pid = g.spawn(Command::new("sleep").arg("100"));
-    g.m.add_task(pid).unwrap();
-    // a child cgroup created below ours (as a nested runtime would)
-    let sub = berth_cgroups::manager(Some(&format!("{}/sub", g.path)), "x").unwrap();
-    sub.create().unwrap();
-    let pid2 = g.spawn(Command::new("sleep").arg("100"));
-    sub.add_task(pid2).unwrap();
-    let mut want = vec![pid, pid2];
+    // child cgroups below ours (as a nested runtime would create); on v2 the processes must sit
+    // in leaves, so both go into children
+    let mut want = Vec::new();
+    for name in ["sub1", "sub2"] {
+        let sub = berth_cgroups::manager(Some(&format!("{}/{name}", g.path)), "x").unwrap();
+        sub.create().unwrap();
+        let pid = g.spawn(Command::new("sleep").arg("100"));
+        sub.add_task(pid).unwrap();
+        assert_eq!(sub.pids().unwrap(), vec![pid]);
+        want.push(pid);
+    }
     want.sort();
     assert_eq!(g.m.pids().unwrap(), want);
     g.kill_all();
-    // destroy removes the child cgroup too
+    // destroy removes the child cgroups too
     g.m.destroy().unwrap();
     for d in g.dirs() {
         assert!(!d.exists());
     }
-    std::thread::sleep(Duration::from_millis(1));
 }
 
 #[test]

