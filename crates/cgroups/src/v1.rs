@@ -104,6 +104,16 @@ impl V1Manager {
         self.dirs.iter().chain(self.unified.as_ref())
     }
 
+    /// Without a v1 freezer, a hybrid host's unified hierarchy can freeze (`cgroup.freeze`).
+    fn unified_freezer(&self) -> Option<&Dir> {
+        if self.dir("freezer").is_some() {
+            return None;
+        }
+        self.unified
+            .as_ref()
+            .filter(|u| u.path.join("cgroup.freeze").exists())
+    }
+
     fn freezer(&self) -> Result<PathBuf> {
         self.require("freezer", "freezing")
             .map(|p| p.join("freezer.state"))
@@ -177,6 +187,9 @@ impl Manager for V1Manager {
     }
 
     fn freeze(&self, state: FreezerState) -> Result<()> {
+        if let Some(u) = self.unified_freezer() {
+            return crate::v2::freeze_dir(&u.path, state);
+        }
         let file = self.freezer()?;
         let want = match state {
             FreezerState::Frozen => "FROZEN",
@@ -212,6 +225,9 @@ impl Manager for V1Manager {
     }
 
     fn freezer_state(&self) -> Result<FreezerState> {
+        if let Some(u) = self.unified_freezer() {
+            return crate::v2::freezer_state_dir(&u.path);
+        }
         let file = self.freezer()?;
         let start = Instant::now();
         loop {

@@ -69,11 +69,52 @@ impl V2Manager {
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
+}
 
-    fn frozen(&self) -> Result<bool> {
-        let events = read(&self.dir.join("cgroup.events"))?;
-        Ok(flat_get(&events, "frozen") == Some(1))
+fn frozen(dir: &Path) -> Result<bool> {
+    let events = read(&dir.join("cgroup.events"))?;
+    Ok(flat_get(&events, "frozen") == Some(1))
+}
+
+/// Freeze or thaw a v2 cgroup through `cgroup.freeze`, waiting for `cgroup.events` to agree.
+pub(crate) fn freeze_dir(dir: &Path, state: FreezerState) -> Result<()> {
+    let file = dir.join("cgroup.freeze");
+    if !file.exists() {
+        return Err(Error::Unsupported(format!(
+            "freezing needs {} (Linux 5.2 or later)",
+            file.display()
+        )));
     }
+    let want = state == FreezerState::Frozen;
+    write(&file, if want { "1" } else { "0" })?;
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(1);
+    while frozen(dir)? != want {
+        if start.elapsed() > Duration::from_secs(5) {
+            if want {
+                let _ = write(&file, "0");
+            }
+            return Err(Error::Unsupported(format!(
+                "{}: state not reached after 5s",
+                dir.join("cgroup.events").display()
+            )));
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// The reached freezer state of a v2 cgroup (thawed if the kernel has no freezer).
+pub(crate) fn freezer_state_dir(dir: &Path) -> Result<FreezerState> {
+    if read_opt(&dir.join("cgroup.freeze"))?.is_none() {
+        return Ok(FreezerState::Thawed);
+    }
+    Ok(if frozen(dir)? {
+        FreezerState::Frozen
+    } else {
+        FreezerState::Thawed
+    })
 }
 
 impl Manager for V2Manager {
@@ -103,44 +144,11 @@ impl Manager for V2Manager {
     }
 
     fn freeze(&self, state: FreezerState) -> Result<()> {
-        let file = self.dir.join("cgroup.freeze");
-        if !file.exists() {
-            return Err(Error::Unsupported(format!(
-                "freezing needs {} (Linux 5.2 or later)",
-                file.display()
-            )));
-        }
-        let want = state == FreezerState::Frozen;
-        write(&file, if want { "1" } else { "0" })?;
-        let start = Instant::now();
-        let mut delay = Duration::from_millis(1);
-        while self.frozen()? != want {
-            if start.elapsed() > Duration::from_secs(5) {
-                if want {
-                    let _ = write(&file, "0");
-                }
-                return Err(Error::Unsupported(format!(
-                    "{}: state not reached after 5s",
-                    self.dir.join("cgroup.events").display()
-                )));
-            }
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_millis(20));
-        }
-        Ok(())
+        freeze_dir(&self.dir, state)
     }
 
     fn freezer_state(&self) -> Result<FreezerState> {
-        // cgroup.freeze is the requested state, cgroup.events the reached one
-        let requested = read_opt(&self.dir.join("cgroup.freeze"))?;
-        if requested.is_none() {
-            return Ok(FreezerState::Thawed);
-        }
-        Ok(if self.frozen()? {
-            FreezerState::Frozen
-        } else {
-            FreezerState::Thawed
-        })
+        freezer_state_dir(&self.dir)
     }
 
     fn stats(&self) -> Result<Stats> {
