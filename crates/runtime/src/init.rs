@@ -1,0 +1,536 @@
+//! The container's init: the forked child that sets the container up from the inside and then
+//! waits for `start` before it execs the user's process.
+//!
+//! Steps, in order (each a function below): wait for the parent (id maps, cgroup), cgroup
+//! namespace, hostname, root filesystem, terminal, pivot_root, sysctl, read-only and masked
+//! paths, the process itself (cwd, rlimits, user, capabilities), report ready, wait for `start`,
+//! exec.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Process};
+
+use crate::config::Config;
+use crate::rootfs::{self, RootfsSetup};
+use crate::sync::{Msg, Sync};
+use crate::sys;
+
+/// Everything the init needs, prepared by the parent before the fork.
+pub struct InitArgs<'a> {
+    /// The validated config.
+    pub cfg: &'a Config,
+    /// The exec fifo, opened read-write.
+    pub fifo: Option<RawFd>,
+    /// The connected console socket, when `process.terminal` is true.
+    pub console: Option<RawFd>,
+    /// chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// Keep the caller's session keyring instead of a new one.
+    pub no_new_keyring: bool,
+    /// Descriptors 3..3+N pass into the container.
+    pub preserve_fds: u32,
+    /// The container's cgroup path (for cgroup mounts).
+    pub cgroup_path: &'a Path,
+    /// Whether this process must ask for its id maps (it made the user namespace).
+    pub needs_maps: bool,
+    /// Descriptors of the parent to close at once (the container lock).
+    pub close_fds: Vec<RawFd>,
+}
+
+/// Run the init; never returns.
+pub fn main(args: InitArgs, sync: Sync) -> ! {
+    for fd in &args.close_fds {
+        // SAFETY: closing the parent's descriptors in this forked copy; nothing here uses them.
+        unsafe { libc::close(*fd) };
+    }
+    match setup(&args, &sync) {
+        Ok(Some(exec)) => exec.run(),
+        Ok(None) => exit(0),
+        Err(e) => {
+            let _ = sync.send(&Msg::Error(format!("{e:#}")));
+            exit(1)
+        }
+    }
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit ends the process at once, without running the parent's atexit handlers.
+    unsafe { libc::_exit(code) }
+}
+
+fn has_new(cfg: &Config, t: LinuxNamespaceType) -> bool {
+    cfg.spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == t && n.path().is_none()))
+}
+
+fn joined(cfg: &Config, t: LinuxNamespaceType) -> Option<PathBuf> {
+    cfg.spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|ns| {
+            ns.iter()
+                .find(|n| n.typ() == t)
+                .and_then(|n| n.path().clone())
+        })
+}
+
+/// The prepared exec of the user's process.
+struct Exec {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    fifo: Option<RawFd>,
+}
+
+impl Exec {
+    fn run(self) -> ! {
+        if let Some(fifo) = self.fifo {
+            let mut b = [0u8; 1];
+            loop {
+                // SAFETY: reading one byte into a valid buffer.
+                let n = unsafe { libc::read(fifo, b.as_mut_ptr().cast(), 1) };
+                if n < 0
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                {
+                    continue;
+                }
+                if n != 1 {
+                    exit(1);
+                }
+                break;
+            }
+            // SAFETY: closing our own descriptor.
+            unsafe { libc::close(fifo) };
+        }
+        unblock_signals();
+        let argv: Vec<*const libc::c_char> = self
+            .argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        let envp: Vec<*const libc::c_char> = self
+            .envp
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        // SAFETY: argv and envp are NULL-terminated arrays of valid C strings.
+        unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let e = std::io::Error::last_os_error();
+        eprintln!("berth-runtime: exec {}: {e}", self.path.to_string_lossy());
+        exit(if e.raw_os_error() == Some(libc::ENOENT) {
+            127
+        } else {
+            126
+        })
+    }
+}
+
+/// Unblock every signal and restore default dispositions before exec.
+pub fn unblock_signals() {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it; sigprocmask with a valid set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
+    let cfg = args.cfg;
+    let spec = &cfg.spec;
+    let process = spec.process().as_ref().expect("validated");
+    if args.needs_maps {
+        sync.send(&Msg::NeedMaps)?;
+        sync.expect(Msg::MapsDone)
+            .context("waiting for the id maps")?;
+        become_root()?;
+    }
+    match sync.recv()? {
+        Some(Msg::Proceed) => {}
+        Some(Msg::Error(e)) => bail!("{e}"),
+        _ => return Ok(None),
+    }
+    if !args.no_new_keyring {
+        // A fresh anonymous session keyring, so the container cannot read the host's keys.
+        // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a null name takes no memory.
+        let r = unsafe { libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()) };
+        let err = std::io::Error::last_os_error().raw_os_error();
+        if r < 0
+            && !matches!(
+                err,
+                Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)
+            )
+        {
+            bail!(
+                "join a new session keyring: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    let userns =
+        has_new(cfg, LinuxNamespaceType::User) || joined(cfg, LinuxNamespaceType::User).is_some();
+    let cgroupns = has_new(cfg, LinuxNamespaceType::Cgroup);
+    if cgroupns {
+        sys::unshare(libc::CLONE_NEWCGROUP).context("unshare the cgroup namespace")?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string()).with_context(|| {
+            format!("process.oomScoreAdj: cannot set {adj} (lowering it needs CAP_SYS_RESOURCE)")
+        })?;
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        // SAFETY: a valid buffer of the given length.
+        sys::check(unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) })
+            .with_context(|| format!("hostname: sethostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        // SAFETY: a valid buffer of the given length.
+        sys::check(unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) })
+            .with_context(|| format!("domainname: setdomainname {d:?}"))?;
+    }
+
+    let rs = RootfsSetup {
+        spec,
+        rootfs: &cfg.rootfs,
+        bundle: &cfg.bundle,
+        userns,
+        cgroupns,
+        cgroup_path: args.cgroup_path,
+    };
+    let root = rootfs::prepare_root(&rs)?;
+    rootfs::mount_all(&rs, &root)?;
+    rootfs::create_devices(&rs, &root)?;
+    if process.terminal() == Some(true) {
+        setup_terminal(&root, args.console, process)?;
+    }
+    drop(root);
+    rootfs::enter_root(&cfg.rootfs, args.no_pivot)?;
+    for (k, v) in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        write_sysctl(k, v).with_context(|| format!("linux.sysctl: {k}={v}"))?;
+    }
+    rootfs::finalize(spec, userns)?;
+
+    let exec = prepare_process(process, args)?;
+    sync.send(&Msg::Ready)?;
+    match sync.recv() {
+        Ok(Some(Msg::Ack)) => {}
+        _ => exit(1),
+    }
+    Ok(Some(exec))
+}
+
+/// After the id maps are written: become root of the new user namespace.
+fn become_root() -> Result<()> {
+    // SAFETY: setresgid/setresuid have no memory arguments.
+    sys::check(unsafe { libc::setresgid(0, 0, 0) })
+        .context("setresgid(0) in the user namespace")?;
+    // SAFETY: as above.
+    sys::check(unsafe { libc::setresuid(0, 0, 0) })
+        .context("setresuid(0) in the user namespace")?;
+    Ok(())
+}
+
+fn write_sysctl(key: &str, value: &str) -> Result<()> {
+    if key.contains("..") || key.contains('/') && key.contains('.') {
+        bail!("invalid key");
+    }
+    let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+    std::fs::write(&path, value).with_context(|| format!("write {}", path.display()))
+}
+
+fn setup_terminal(root: &OwnedFd, console: Option<RawFd>, process: &Process) -> Result<()> {
+    let console = console.context("process.terminal is true but no --console-socket was given")?;
+    let master = sys::open_in_root(
+        root.as_raw_fd(),
+        Path::new("/dev/pts/ptmx"),
+        libc::O_RDWR | libc::O_NOCTTY,
+        0,
+    )
+    .context("open /dev/pts/ptmx (is devpts mounted on /dev/pts with newinstance?)")?;
+    // SAFETY: unlockpt on the master descriptor.
+    sys::check(unsafe { libc::unlockpt(master.as_raw_fd()) }).context("unlockpt")?;
+    // SAFETY: TIOCGPTPEER returns a new descriptor of the slave, opened inside our devpts.
+    let slave = sys::check(unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    })
+    .context("open the terminal's slave")?;
+    // SAFETY: ioctl returned a new descriptor that nothing else owns.
+    let slave: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(slave) };
+    if let Some(size) = process.console_size() {
+        let ws = libc::winsize {
+            ws_row: size.height() as u16,
+            ws_col: size.width() as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ with a valid winsize.
+        unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+    rootfs::mount_console(root, &sys::fd_path(&slave))?;
+    sys::send_fds(console, &[master.as_raw_fd()], b"/dev/ptmx")
+        .context("send the terminal to --console-socket")?;
+    drop(master);
+    // SAFETY: setsid and the controlling-terminal ioctl on our own descriptor.
+    unsafe {
+        libc::setsid();
+        sys::check(libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0))
+            .context("make the terminal the controlling terminal")?;
+    }
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors.
+        sys::check(unsafe { libc::dup2(slave.as_raw_fd(), fd) }).context("dup2 terminal")?;
+    }
+    Ok(())
+}
+
+fn prepare_process(process: &Process, args: &InitArgs) -> Result<Exec> {
+    let user = process.user();
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    let mut preserve = args.preserve_fds;
+    if let Some(n) = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        preserve += n;
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={n}"));
+        env.push("LISTEN_PID=1".into());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(user.uid())));
+    }
+
+    // The working directory: create it if missing, then make sure it is inside the container
+    // (a leaked descriptor path like /proc/self/fd/N would be outside: CVE-2024-21626).
+    let cwd = process.cwd();
+    std::fs::create_dir_all(cwd).ok();
+    std::env::set_current_dir(cwd)
+        .with_context(|| format!("process.cwd: chdir {}", cwd.display()))?;
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() => {}
+        _ => bail!(
+            "process.cwd: {} resolves outside the container",
+            cwd.display()
+        ),
+    }
+
+    let args0 = &process.args().as_ref().expect("validated")[0];
+    let path = find_executable(args0, &env)?;
+
+    for (i, r) in process.rlimits().iter().flatten().enumerate() {
+        set_rlimit(r.typ(), r.soft(), r.hard())
+            .with_context(|| format!("process.rlimits[{i}] ({:?})", r.typ()))?;
+    }
+
+    // Identity: groups, gid, then capabilities around the uid change.
+    let gids: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    // SAFETY: gids is a valid array of the given length.
+    let r = unsafe { libc::setgroups(gids.len(), gids.as_ptr()) };
+    if r < 0 && !gids.is_empty() {
+        return Err(std::io::Error::last_os_error())
+            .context("process.user.additionalGids: setgroups");
+    }
+    // SAFETY: no memory arguments.
+    sys::check(unsafe { libc::setresgid(user.gid(), user.gid(), user.gid()) })
+        .with_context(|| format!("process.user.gid: setresgid {}", user.gid()))?;
+    let caps = process.capabilities().as_ref();
+    if let Some(c) = caps {
+        let bounding = to_caps(c.bounding())?;
+        for cap in caps::all() {
+            if !bounding.contains(&cap) {
+                // Capabilities the kernel does not know fail with EINVAL: nothing to drop.
+                let _ = caps::drop(None, caps::CapSet::Bounding, cap);
+            }
+        }
+    }
+    sys::prctl(libc::PR_SET_KEEPCAPS, 1).context("keep capabilities across setuid")?;
+    // SAFETY: no memory arguments.
+    sys::check(unsafe { libc::setresuid(user.uid(), user.uid(), user.uid()) })
+        .with_context(|| format!("process.user.uid: setresuid {}", user.uid()))?;
+    sys::prctl(libc::PR_SET_KEEPCAPS, 0)?;
+    if let Some(c) = caps {
+        let permitted = to_caps(c.permitted())?;
+        let effective = to_caps(c.effective())?;
+        let inheritable = to_caps(c.inheritable())?;
+        // Inheritable first (it may only grow while we hold CAP_SETPCAP), then effective
+        // (which must stay within permitted), then permitted.
+        caps::set(None, caps::CapSet::Inheritable, &inheritable)
+            .context("process.capabilities.inheritable")?;
+        if !effective.is_subset(&permitted) {
+            bail!("process.capabilities.effective: must be a subset of permitted");
+        }
+        caps::set(None, caps::CapSet::Effective, &effective)
+            .context("process.capabilities.effective")?;
+        caps::set(None, caps::CapSet::Permitted, &permitted)
+            .context("process.capabilities.permitted")?;
+        caps::clear(None, caps::CapSet::Ambient).ok();
+        // The kernel only allows ambient capabilities that are permitted and inheritable;
+        // runc skips the others, and so do we.
+        for cap in to_caps(c.ambient())?
+            .into_iter()
+            .filter(|c| permitted.contains(c) && inheritable.contains(c))
+        {
+            caps::raise(None, caps::CapSet::Ambient, cap)
+                .with_context(|| format!("process.capabilities.ambient: {cap}"))?;
+        }
+    }
+    if let Some(mask) = user.umask() {
+        // SAFETY: no memory arguments.
+        unsafe { libc::umask(mask) };
+    }
+    if process.no_new_privileges() == Some(true) {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
+    }
+
+    // Everything but stdio and the preserved descriptors closes at exec.
+    for fd in 3..3 + preserve {
+        sys::clear_cloexec(fd as RawFd)
+            .with_context(|| format!("--preserve-fds: descriptor {fd} is not open"))?;
+    }
+    sys::cloexec_from(3 + preserve)?;
+
+    let argv = process
+        .args()
+        .as_ref()
+        .expect("validated")
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+        .context("process.args: contains a NUL byte")?;
+    let envp = env
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+        .context("process.env: contains a NUL byte")?;
+    Ok(Exec {
+        path: CString::new(path.as_os_str().as_bytes())?,
+        argv,
+        envp,
+        fifo: args.fifo,
+    })
+}
+
+fn to_caps(
+    set: &Option<oci_spec::runtime::Capabilities>,
+) -> Result<std::collections::HashSet<caps::Capability>> {
+    set.iter()
+        .flatten()
+        .map(|c| {
+            let name = format!("CAP_{c}");
+            name.parse::<caps::Capability>()
+                .map_err(|_| anyhow::anyhow!("unknown capability {name}"))
+        })
+        .collect()
+}
+
+fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".into())
+}
+
+/// Look `name` up in the container's PATH, as execvp would (and as runc reports it).
+fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        if !p.exists() {
+            bail!("exec: {name:?}: no such file or directory");
+        }
+        if !is_exec(&p) {
+            bail!("exec: {name:?}: permission denied (not an executable file)");
+        }
+        return Ok(p);
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let p = Path::new(dir).join(name);
+        if is_exec(&p) {
+            return Ok(p);
+        }
+    }
+    bail!("exec: {name:?}: executable file not found in $PATH")
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    use PosixRlimitType::*;
+    match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+fn set_rlimit(t: PosixRlimitType, soft: u64, hard: u64) -> Result<()> {
+    let res = rlimit_resource(t);
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: cur is a valid out-pointer.
+    sys::check(unsafe { libc::getrlimit(res, &mut cur) })?;
+    let new = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: new is a valid rlimit.
+    if unsafe { libc::setrlimit(res, &new) } < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EPERM) && hard > cur.rlim_max {
+            bail!(
+                "cannot raise the hard limit from {} to {hard}: that needs CAP_SYS_RESOURCE, which this host does not give",
+                cur.rlim_max
+            );
+        }
+        return Err(e).context("setrlimit");
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! Error and debug lines: to stderr, and to `--log FILE` in text or json (the json format is the
+//! one containerd's shim reads back from runc: `{"level","msg","time"}`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Where log lines go.
+pub struct Logger {
+    file: Option<PathBuf>,
+    json: bool,
+    #[allow(dead_code)]
+    debug: bool,
+}
+
+impl Logger {
+    /// A logger for `--log`, `--log-format`, `--debug`.
+    pub fn new(file: Option<PathBuf>, format: &str, debug: bool) -> Logger {
+        Logger {
+            file,
+            json: format == "json",
+            debug,
+        }
+    }
+
+    fn line(&self, level: &str, msg: &str) -> String {
+        let time = crate::state::now_rfc3339();
+        if self.json {
+            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string() + "\n"
+        } else {
+            format!("time=\"{time}\" level={level} msg={msg:?}\n")
+        }
+    }
+
+    /// Report an error to stderr and the log file.
+    pub fn error(&self, msg: &str) {
+        eprintln!("berth-runtime: {msg}");
+        self.append("error", msg);
+    }
+
+    fn append(&self, level: &str, msg: &str) {
+        if let Some(path) = &self.file
+            && let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        {
+            let _ = f.write_all(self.line(level, msg).as_bytes());
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Messages between the runtime (parent) and the container's init over a SOCK_SEQPACKET pair.
+//!
+//! ```text
+//! parent                                  init (or the intermediate process)
+//!   <---- NeedMaps (new user namespace) -----
+//!   ----- MapsDone ------------------------->
+//!   <---- InitPid(pid) (intermediate only) --
+//!   (cgroup: add init, apply resources)
+//!   ----- Proceed -------------------------->
+//!   <---- Ready  | Error(message) -----------
+//!   (state.json written)
+//!   ----- Ack ------------------------------>   init then waits for `start`
+//! ```
+//! End of file on either side means the other died: the parent reports it as an error, the init
+//! exits.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use serde::{Deserialize, Serialize};
+
+/// One message.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Msg {
+    /// The child unshared a user namespace: write its id maps.
+    NeedMaps,
+    /// The maps are written.
+    MapsDone,
+    /// The pid (in the parent's namespace) of the init forked by the intermediate process.
+    InitPid(i32),
+    /// The cgroup is ready: go on with the setup.
+    Proceed,
+    /// The init is set up and waits for `start`.
+    Ready,
+    /// The setup failed.
+    Error(String),
+    /// The state is saved; the init may outlive the parent.
+    Ack,
+}
+
+/// One end of the sync socket.
+pub struct Sync(pub OwnedFd);
+
+impl Sync {
+    /// Send a message.
+    pub fn send(&self, msg: &Msg) -> io::Result<()> {
+        let buf = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        loop {
+            // SAFETY: buf is a valid buffer of the given length.
+            let n = unsafe {
+                libc::send(
+                    self.0.as_raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            return Ok(());
+        }
+    }
+
+    /// Receive a message; `None` at end of file (the other side is gone).
+    pub fn recv(&self) -> io::Result<Option<Msg>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: buf is a valid, writable buffer of the given length.
+            let n =
+                unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Ok(None);
+            }
+            return serde_json::from_slice(&buf[..n as usize])
+                .map(Some)
+                .map_err(io::Error::other);
+        }
+    }
+
+    /// Receive and insist on one message kind.
+    pub fn expect(&self, want: Msg) -> io::Result<()> {
+        match self.recv()? {
+            Some(m) if m == want => Ok(()),
+            Some(Msg::Error(e)) => Err(io::Error::other(e)),
+            Some(m) => Err(io::Error::other(format!("expected {want:?}, got {m:?}"))),
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the other side exited",
+            )),
+        }
+    }
+}

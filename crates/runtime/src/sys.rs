@@ -1,0 +1,378 @@
+//! Thin, checked wrappers over the Linux system calls the runtime needs.
+//!
+//! Each wrapper turns `-1`/errno into `io::Error` and nothing more; the callers add context
+//! (which path, which field of config.json).
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Turns a `-1` return into the thread's errno.
+pub fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn check_long(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A path as a C string (paths with a NUL byte are refused).
+pub fn cstr(path: impl AsRef<Path>) -> io::Result<CString> {
+    CString::new(path.as_ref().as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// mount(2).
+pub fn mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let source = source.map(cstr).transpose()?;
+    let target = cstr(target)?;
+    let fstype = fstype.map(CString::new).transpose()?;
+    let data = data.map(CString::new).transpose()?;
+    let p = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: every pointer is either null or a valid NUL-terminated string that outlives the call.
+    check(unsafe {
+        libc::mount(
+            p(&source),
+            target.as_ptr(),
+            p(&fstype),
+            flags,
+            p(&data).cast(),
+        )
+    })?;
+    Ok(())
+}
+
+/// umount2(2).
+pub fn umount2(target: &Path, flags: libc::c_int) -> io::Result<()> {
+    let target = cstr(target)?;
+    // SAFETY: target is a valid C string.
+    check(unsafe { libc::umount2(target.as_ptr(), flags) })?;
+    Ok(())
+}
+
+/// Attributes for mount_setattr(2) (`struct mount_attr`).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) with AT_RECURSIVE on the mount at `target`: set `attr_set` bits.
+pub fn mount_setattr_recursive(target: &Path, attr_set: u64) -> io::Result<()> {
+    let target = cstr(target)?;
+    let attr = MountAttr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: target is a valid C string and attr a valid struct of the size we pass.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(())
+}
+
+/// openat2(2) with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`: `path` is resolved as if `root`
+/// were `/`, so neither `..` nor an absolute symlink can leave it.
+pub fn open_in_root(
+    root: RawFd,
+    path: &Path,
+    flags: libc::c_int,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let c = cstr(rel)?;
+    // SAFETY: open_how is plain data; zero is a valid value for every field.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = if flags & libc::O_CREAT != 0 {
+        mode as u64
+    } else {
+        0
+    };
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: c is a valid C string, how a valid open_how whose size we pass.
+    let fd = check_long(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    })?;
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// mkdirat(2) relative to a directory descriptor.
+pub fn mkdirat(dir: RawFd, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: name is a valid C string.
+    check(unsafe { libc::mkdirat(dir, name.as_ptr(), mode) })?;
+    Ok(())
+}
+
+/// mknodat(2) relative to a directory descriptor.
+pub fn mknodat(dir: RawFd, name: &CStr, mode: u32, dev: libc::dev_t) -> io::Result<()> {
+    // SAFETY: name is a valid C string.
+    check(unsafe { libc::mknodat(dir, name.as_ptr(), mode, dev) })?;
+    Ok(())
+}
+
+/// The `/proc/self/fd/N` path of a descriptor, to mount onto exactly the inode we resolved.
+pub fn fd_path(fd: &impl AsRawFd) -> std::path::PathBuf {
+    format!("/proc/self/fd/{}", fd.as_raw_fd()).into()
+}
+
+/// unshare(2).
+pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: unshare has no memory arguments.
+    check(unsafe { libc::unshare(flags) })?;
+    Ok(())
+}
+
+/// setns(2).
+pub fn setns(fd: RawFd, nstype: libc::c_int) -> io::Result<()> {
+    // SAFETY: setns has no memory arguments; an invalid fd is reported as EBADF.
+    check(unsafe { libc::setns(fd, nstype) })?;
+    Ok(())
+}
+
+/// The raw clone(2) system call used like fork(2): no new stack, the child continues here.
+/// Returns 0 in the child and the child's pid in the parent.
+///
+/// # Safety
+/// The caller must be single-threaded: the child gets a copy of only the calling thread, so any
+/// lock held by another thread would stay locked forever in the child.
+pub unsafe fn clone_fork(flags: libc::c_ulong) -> io::Result<libc::pid_t> {
+    // SAFETY: with a null stack, clone behaves like fork; the caller guarantees a single thread.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    Ok(check_long(ret)? as libc::pid_t)
+}
+
+/// close_range(2) with CLOSE_RANGE_CLOEXEC: mark every descriptor from `first` on close-on-exec.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range has no memory arguments.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret < 0 {
+        // Before Linux 5.11: walk /proc/self/fd instead.
+        for entry in std::fs::read_dir("/proc/self/fd")?.flatten() {
+            if let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+                && fd >= first as i32
+            {
+                // SAFETY: setting a flag on a descriptor number; a stale number fails with EBADF.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Clear the close-on-exec flag of a descriptor so it survives execve.
+pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an integer descriptor; no memory arguments.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })?;
+    Ok(())
+}
+
+/// waitpid(2); returns the raw status.
+pub fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> io::Result<(libc::pid_t, libc::c_int)> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let ret = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        return Ok((ret, status));
+    }
+}
+
+/// The exit code a shell would report for a wait status (128+N for a signal).
+pub fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        255
+    }
+}
+
+/// kill(2).
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill has no memory arguments.
+    check(unsafe { libc::kill(pid, sig) })?;
+    Ok(())
+}
+
+/// prctl(2) with integer arguments.
+pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the options used by the runtime take integer arguments only.
+    check(unsafe { libc::prctl(option, arg2, 0, 0, 0) })?;
+    Ok(())
+}
+
+/// Send descriptors over a unix socket with SCM_RIGHTS, with a one-byte payload.
+pub fn send_fds(sock: RawFd, fds: &[RawFd], payload: &[u8]) -> io::Result<()> {
+    let space =
+        // SAFETY: CMSG_SPACE is a pure computation.
+        unsafe { libc::CMSG_SPACE(std::mem::size_of_val(fds) as u32) } as usize;
+    let mut cbuf = vec![0u8; space];
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    // SAFETY: msghdr is plain data; zero is a valid initial value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: msg points at a control buffer of CMSG_SPACE bytes, so the first header and its
+    // data fit; we copy exactly size_of_val(fds) bytes into it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as usize;
+        std::ptr::copy_nonoverlapping(
+            fds.as_ptr().cast::<u8>(),
+            libc::CMSG_DATA(cmsg),
+            std::mem::size_of_val(fds),
+        );
+    }
+    loop {
+        // SAFETY: msg and the buffers it points to are valid for the call.
+        let ret = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        return Ok(());
+    }
+}
+
+/// Receive one descriptor sent with [`send_fds`].
+pub fn recv_fd(sock: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut cbuf = vec![0u8; space];
+    let mut byte = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: byte.len(),
+    };
+    // SAFETY: msghdr is plain data; zero is a valid initial value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: msg and its buffers are valid for the call.
+    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel filled msg; CMSG_FIRSTHDR checks msg_controllen before we read.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no file descriptor in the message",
+            ));
+        }
+        let mut fd: RawFd = -1;
+        std::ptr::copy_nonoverlapping(
+            libc::CMSG_DATA(cmsg),
+            (&mut fd as *mut RawFd).cast::<u8>(),
+            std::mem::size_of::<RawFd>(),
+        );
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// A unix socketpair of the given type, both ends close-on-exec.
+pub fn socketpair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    check(unsafe {
+        libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+    })?;
+    // SAFETY: socketpair returned two new descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The start time of a process (field 22 of /proc/PID/stat) and its state letter; None if the
+/// process does not exist.
+pub fn proc_stat(pid: libc::pid_t) -> Option<(u64, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    // rest starts at field 3 (state); starttime is field 22.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, state))
+}
