@@ -508,7 +508,8 @@ fn mount_cgroup(setup: &RootfsSetup, root: &OwnedFd, dest: &Path, opts: &Parsed)
     let unified_only = hierarchies.len() == 1 && hierarchies[0].1 == "cgroup2";
     if unified_only {
         let target = mkdir_all(root, dest)?;
-        return mount_cgroup_one(setup, &target, "/sys/fs/cgroup", "cgroup2", "", flags);
+        drop(target);
+        return mount_cgroup_one(setup, root, dest, "/sys/fs/cgroup", "cgroup2", "", flags);
     }
     let target = mkdir_all(root, dest)?;
     sys::mount(
@@ -526,8 +527,8 @@ fn mount_cgroup(setup: &RootfsSetup, root: &OwnedFd, dest: &Path, opts: &Parsed)
             .map(|n| n.to_os_string())
             .unwrap_or_default();
         let sub = dest.join(&name);
-        let target = mkdir_all(root, &sub)?;
-        mount_cgroup_one(setup, &target, mountpoint, fstype, options, flags)
+        drop(mkdir_all(root, &sub)?);
+        mount_cgroup_one(setup, root, &sub, mountpoint, fstype, options, flags)
             .with_context(|| format!("cgroup hierarchy {}", sub.display()))?;
     }
     if flags & libc::MS_RDONLY != 0 {
@@ -546,13 +547,15 @@ fn mount_cgroup(setup: &RootfsSetup, root: &OwnedFd, dest: &Path, opts: &Parsed)
 
 fn mount_cgroup_one(
     setup: &RootfsSetup,
-    target: &OwnedFd,
+    root: &OwnedFd,
+    dest: &Path,
     host_mountpoint: &str,
     fstype: &str,
     options: &str,
     flags: libc::c_ulong,
 ) -> Result<()> {
-    let tpath = sys::fd_path(target);
+    let target = sys::open_in_root(root.as_raw_fd(), dest, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    let tpath = sys::fd_path(&target);
     if setup.cgroupns {
         sys::mount(
             Some(Path::new("cgroup")),
@@ -574,9 +577,11 @@ fn mount_cgroup_one(
         }
         sys::mount(Some(&src), &tpath, None, libc::MS_BIND | libc::MS_REC, None)
             .with_context(|| format!("bind {}", src.display()))?;
+        // Remount the new mount, not the directory under it: reopen the destination.
+        let mounted = sys::open_in_root(root.as_raw_fd(), dest, libc::O_PATH, 0)?;
         sys::mount(
             None,
-            &tpath,
+            &sys::fd_path(&mounted),
             None,
             libc::MS_REMOUNT
                 | libc::MS_BIND

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Run berth's checks and tests: formatting, clippy, unit and integration tests (as root: they run
+# real containers), then the cgroup tests again inside a pure cgroup v2 VM when
+# ../shared/tools/cgroupv2-vm.sh is there (skip it with BERTH_SKIP_V2_VM=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: the tests run real containers and must run as root" >&2
+    exit 1
+fi
+[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || {
+    echo "scripts/test.sh: /bin/busybox must be the static busybox (apt-get install busybox-static)" >&2
+    exit 1
+}
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
+
+vm=../shared/tools/cgroupv2-vm.sh
+if [ "${BERTH_SKIP_V2_VM:-0}" != 1 ] && [ -x "$vm" ]; then
+    echo "== cgroup tests on a pure cgroup v2 kernel (QEMU)"
+    share=$(mktemp -d /var/tmp/berth-v2.XXXXXX)
+    trap 'rm -rf "$share"' EXIT
+    bins=$(cargo test -p berth-cgroups --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json,sys
+for l in sys.stdin:
+    m=json.loads(l)
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])')
+    for b in $bins; do cp "$b" "$share/"; done
+    cmd='set -e; for t in ./*; do echo "== $t"; "$t" --test-threads=1; done'
+    "$vm" "$share" "$cmd"
+fi
