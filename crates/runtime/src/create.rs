@@ -23,6 +23,7 @@ use oci_spec::runtime::{
 };
 
 use crate::config::{self, Config, ns_flag};
+use crate::hooks;
 use crate::init::{self, InitArgs};
 use crate::state::{self, Container, EXEC_FIFO, Saved};
 use crate::sync::{Msg, Sync};
@@ -270,12 +271,41 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
         .with_context(|| format!("add init {init_pid} to the cgroup"))?;
     cg.apply(&effective_resources(linux)?)
         .context("linux.resources")?;
-    sync.send(&Msg::Proceed)?;
-    match sync.recv()? {
-        Some(Msg::Ready) => {}
-        Some(Msg::Error(e)) => return Err(anyhow!(e)),
-        Some(m) => bail!("unexpected message from the container's init: {m:?}"),
-        None => bail!("the container's init exited during setup"),
+    let annotations = cfg.spec.annotations().clone().unwrap_or_default();
+    let hook_state = hooks::state_json(id, "creating", init_pid, &cfg.bundle, &annotations);
+    sync.send(&Msg::Proceed(hook_state.clone()))?;
+    loop {
+        match sync.recv()? {
+            Some(Msg::Ready) => break,
+            Some(Msg::RunHooks) => {
+                let h = cfg
+                    .spec
+                    .hooks()
+                    .as_ref()
+                    .expect("init asks only when there are hooks");
+                #[allow(deprecated)]
+                let r = hooks::run(
+                    "prestart",
+                    h.prestart().as_deref().unwrap_or_default(),
+                    &hook_state,
+                )
+                .and_then(|_| {
+                    hooks::run(
+                        "createRuntime",
+                        h.create_runtime().as_deref().unwrap_or_default(),
+                        &hook_state,
+                    )
+                });
+                if let Err(e) = r {
+                    let _ = sync.send(&Msg::Error(format!("{e:#}")));
+                    return Err(e);
+                }
+                sync.send(&Msg::HooksDone)?;
+            }
+            Some(Msg::Error(e)) => return Err(anyhow!(e)),
+            Some(m) => bail!("unexpected message from the container's init: {m:?}"),
+            None => bail!("the container's init exited during setup"),
+        }
     }
 
     let (pid_start, _) = sys::proc_stat(init_pid).context("the container's init vanished")?;
@@ -287,10 +317,15 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
         rootfs: cfg.rootfs.clone(),
         created: state::now_rfc3339(),
         owner: owner_name(),
-        annotations: cfg.spec.annotations().clone().unwrap_or_default(),
+        annotations,
         cgroups_path,
         started: false,
-        hooks: None,
+        hooks: cfg
+            .spec
+            .hooks()
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()?,
         own_pidns,
     };
     container.save(saved)?;

@@ -88,6 +88,8 @@ struct Exec {
     argv: Vec<CString>,
     envp: Vec<CString>,
     fifo: Option<RawFd>,
+    start_hooks: Vec<oci_spec::runtime::Hook>,
+    hook_state: String,
 }
 
 impl Exec {
@@ -109,6 +111,10 @@ impl Exec {
             }
             // SAFETY: closing our own descriptor.
             unsafe { libc::close(fifo) };
+        }
+        if let Err(e) = crate::hooks::run("startContainer", &self.start_hooks, &self.hook_state) {
+            eprintln!("berth-runtime: {e:#}");
+            exit(1);
         }
         unblock_signals();
         let argv: Vec<*const libc::c_char> = self
@@ -155,11 +161,11 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
             .context("waiting for the id maps")?;
         become_root()?;
     }
-    match sync.recv()? {
-        Some(Msg::Proceed) => {}
+    let hook_state = match sync.recv()? {
+        Some(Msg::Proceed(state)) => state,
         Some(Msg::Error(e)) => bail!("{e}"),
         _ => return Ok(None),
-    }
+    };
     if !args.no_new_keyring {
         // A fresh anonymous session keyring, so the container cannot read the host's keys.
         // SAFETY: KEYCTL_JOIN_SESSION_KEYRING with a null name takes no memory.
@@ -214,6 +220,22 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
         setup_terminal(&root, args.console, process)?;
     }
     drop(root);
+    if let Some(hooks) = spec.hooks() {
+        #[allow(deprecated)]
+        let runtime_hooks = hooks
+            .prestart()
+            .iter()
+            .chain(hooks.create_runtime().iter())
+            .flatten()
+            .count();
+        if runtime_hooks > 0 {
+            sync.send(&Msg::RunHooks)?;
+            sync.expect(Msg::HooksDone)?;
+        }
+        if let Some(h) = hooks.create_container() {
+            crate::hooks::run("createContainer", h, &hook_state)?;
+        }
+    }
     rootfs::enter_root(&cfg.rootfs, args.no_pivot)?;
     for (k, v) in spec
         .linux()
@@ -226,7 +248,13 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
     }
     rootfs::finalize(spec, userns)?;
 
-    let exec = prepare_process(process, args)?;
+    let mut exec = prepare_process(process, args)?;
+    exec.start_hooks = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+        .unwrap_or_default();
+    exec.hook_state = hook_state.replace("\"creating\"", "\"created\"");
     sync.send(&Msg::Ready)?;
     match sync.recv() {
         Ok(Some(Msg::Ack)) => {}
@@ -427,6 +455,8 @@ fn prepare_process(process: &Process, args: &InitArgs) -> Result<Exec> {
         argv,
         envp,
         fifo: args.fifo,
+        start_hooks: Vec::new(),
+        hook_state: String::new(),
     })
 }
 

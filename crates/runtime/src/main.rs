@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod create;
 mod exe;
+mod hooks;
 mod init;
 mod log;
 mod rootfs;

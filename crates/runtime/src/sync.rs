@@ -6,7 +6,9 @@
 //!   ----- MapsDone ------------------------->
 //!   <---- InitPid(pid) (intermediate only) --
 //!   (cgroup: add init, apply resources)
-//!   ----- Proceed -------------------------->
+//!   ----- Proceed(state for hooks) --------->
+//!   <---- RunHooks (only with hooks) --------   mounts made, before pivot_root
+//!   ----- HooksDone ------------------------>   (prestart, createRuntime ran here)
 //!   <---- Ready  | Error(message) -----------
 //!   (state.json written)
 //!   ----- Ack ------------------------------>   init then waits for `start`
@@ -28,8 +30,12 @@ pub enum Msg {
     MapsDone,
     /// The pid (in the parent's namespace) of the init forked by the intermediate process.
     InitPid(i32),
-    /// The cgroup is ready: go on with the setup.
-    Proceed,
+    /// The cgroup is ready: go on with the setup. Carries the state JSON for hooks.
+    Proceed(String),
+    /// The mounts are made: run the prestart and createRuntime hooks.
+    RunHooks,
+    /// The hooks ran.
+    HooksDone,
     /// The init is set up and waits for `start`.
     Ready,
     /// The setup failed.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::hooks;
 use crate::signal;
 use crate::state::{Container, EXEC_FIFO, Status};
 use crate::sys;
@@ -40,7 +41,25 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     saved.started = true;
     c.save(saved)?;
     let _ = std::fs::remove_file(&fifo);
+    let s = c.saved();
+    if let Some(h) = saved_hooks(&c) {
+        let state = hooks::state_json(id, "running", s.pid, &s.bundle, &s.annotations);
+        if let Err(e) = hooks::run(
+            "poststart",
+            h.poststart().as_deref().unwrap_or_default(),
+            &state,
+        ) {
+            eprintln!("berth-runtime: warning: {e:#}");
+        }
+    }
     Ok(())
+}
+
+fn saved_hooks(c: &Container) -> Option<oci_spec::runtime::Hooks> {
+    c.saved()
+        .hooks
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
 }
 
 use std::os::unix::fs::OpenOptionsExt;
@@ -180,7 +199,18 @@ fn destroy(c: &Container) -> Result<()> {
         std::thread::sleep(Duration::from_millis(5));
     }
     cg.destroy().context("remove the container's cgroup")?;
-    c.remove_dir()
+    c.remove_dir()?;
+    if let Some(h) = saved_hooks(c) {
+        let state = hooks::state_json(&s.id, "stopped", 0, &s.bundle, &s.annotations);
+        if let Err(e) = hooks::run(
+            "poststop",
+            h.poststop().as_deref().unwrap_or_default(),
+            &state,
+        ) {
+            eprintln!("berth-runtime: warning: {e:#}");
+        }
+    }
+    Ok(())
 }
 
 /// `list [--format table|json] [--quiet]`.
