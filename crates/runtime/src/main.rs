@@ -157,6 +157,120 @@ enum Cmd {
     },
     /// Print what this runtime supports, as OCI features JSON.
     Features,
+    /// Freeze every process of a running container.
+    Pause {
+        /// Container ID.
+        id: String,
+    },
+    /// Thaw a paused container.
+    Resume {
+        /// Container ID.
+        id: String,
+    },
+    /// List the processes of a container (ps options after the ID, default -ef).
+    Ps {
+        /// Output format: table or json (a list of pids).
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        /// Container ID.
+        id: String,
+        /// Options for ps(1).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Print resource usage and OOM events of a container as JSON lines.
+    Events {
+        /// Print one stats event and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Interval between stats events (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        /// Container ID.
+        id: String,
+    },
+    /// Change the resource limits of a running container.
+    Update {
+        /// A file with linux.resources JSON ('-' for stdin).
+        #[arg(short, long)]
+        resources: Option<String>,
+        /// Memory limit (bytes, or with k/m/g suffix).
+        #[arg(long)]
+        memory: Option<String>,
+        /// Memory soft limit.
+        #[arg(long)]
+        memory_reservation: Option<String>,
+        /// Memory plus swap limit (-1 for unlimited).
+        #[arg(long)]
+        memory_swap: Option<String>,
+        /// CPU shares (relative weight).
+        #[arg(long)]
+        cpu_shares: Option<u64>,
+        /// CPU CFS quota in microseconds per period (-1 for none).
+        #[arg(long, allow_hyphen_values = true)]
+        cpu_quota: Option<i64>,
+        /// CPU CFS period in microseconds.
+        #[arg(long)]
+        cpu_period: Option<u64>,
+        /// CPUs in which to allow execution (0-3, 0,1).
+        #[arg(long)]
+        cpuset_cpus: Option<String>,
+        /// Memory nodes in which to allow execution.
+        #[arg(long)]
+        cpuset_mems: Option<String>,
+        /// Maximum number of processes (-1 or 0 for unlimited).
+        #[arg(long, allow_hyphen_values = true)]
+        pids_limit: Option<i64>,
+        /// Block IO weight (10-1000).
+        #[arg(long)]
+        blkio_weight: Option<u16>,
+        /// Container ID.
+        id: String,
+    },
+}
+
+/// Parse a byte size: a number with an optional k/m/g/t suffix (powers of 1024); -1 stays -1.
+fn parse_bytes(flag: &str, s: &str) -> anyhow::Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: i64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--{flag}: {s:?} is not a size (e.g. 512m, 1g, 1048576)"))?;
+    n.checked_mul(mul)
+        .filter(|v| *v >= 0)
+        .ok_or_else(|| anyhow::anyhow!("--{flag}: {s:?} is out of range"))
+}
+
+/// Parse a duration like Go's: 5s, 500ms, 1m, 1.5s.
+fn parse_duration(s: &str) -> anyhow::Result<std::time::Duration> {
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--interval: {s:?} is not a duration (e.g. 5s, 500ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => anyhow::bail!("--interval: unknown unit in {s:?} (ms, s, m, h)"),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        anyhow::bail!("--interval: must be positive");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 fn main() {
@@ -196,6 +310,50 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Cmd::Delete { force, id } => commands::delete(root, id, *force)?,
         Cmd::List { format, quiet } => commands::list(root, format, *quiet)?,
         Cmd::Spec { bundle, rootless } => commands::spec::run(bundle, *rootless)?,
+        Cmd::Pause { id } => commands::cgroup::pause(root, id)?,
+        Cmd::Resume { id } => commands::cgroup::resume(root, id)?,
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => commands::cgroup::ps(root, id, format, ps_args)?,
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => commands::cgroup::events(root, id, *stats, parse_duration(interval)?)?,
+        Cmd::Update {
+            resources,
+            memory,
+            memory_reservation,
+            memory_swap,
+            cpu_shares,
+            cpu_quota,
+            cpu_period,
+            cpuset_cpus,
+            cpuset_mems,
+            pids_limit,
+            blkio_weight,
+            id,
+        } => {
+            let bytes = |flag: &str, v: &Option<String>| {
+                v.as_deref().map(|s| parse_bytes(flag, s)).transpose()
+            };
+            let flags = commands::cgroup::UpdateFlags {
+                resources: resources.clone(),
+                memory: bytes("memory", memory)?,
+                memory_reservation: bytes("memory-reservation", memory_reservation)?,
+                memory_swap: bytes("memory-swap", memory_swap)?,
+                cpu_shares: *cpu_shares,
+                cpu_quota: *cpu_quota,
+                cpu_period: *cpu_period,
+                cpuset_cpus: cpuset_cpus.clone(),
+                cpuset_mems: cpuset_mems.clone(),
+                pids_limit: *pids_limit,
+                blkio_weight: *blkio_weight,
+            };
+            commands::cgroup::update(root, id, &flags)?
+        }
         Cmd::Features => println!(
             "{}",
             serde_json::to_string_pretty(&commands::features::features())?
