@@ -83,7 +83,7 @@ fn joined(cfg: &Config, t: LinuxNamespaceType) -> Option<PathBuf> {
 }
 
 /// The prepared exec of the user's process.
-struct Exec {
+pub struct Exec {
     path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
@@ -93,7 +93,8 @@ struct Exec {
 }
 
 impl Exec {
-    fn run(self) -> ! {
+    /// Wait for `start` (when there is a fifo), run startContainer hooks, exec.
+    pub fn run(self) -> ! {
         if let Some(fifo) = self.fifo {
             let mut b = [0u8; 1];
             loop {
@@ -248,7 +249,7 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
     }
     rootfs::finalize(spec, userns)?;
 
-    let mut exec = prepare_process(process, args)?;
+    let mut exec = prepare_process(process, args.fifo, args.preserve_fds)?;
     exec.start_hooks = spec
         .hooks()
         .as_ref()
@@ -284,6 +285,17 @@ fn write_sysctl(key: &str, value: &str) -> Result<()> {
 
 fn setup_terminal(root: &OwnedFd, console: Option<RawFd>, process: &Process) -> Result<()> {
     let console = console.context("process.terminal is true but no --console-socket was given")?;
+    attach_terminal(root, console, process, true)
+}
+
+/// Make a pty in the container's devpts, send its master to `console`, and make its slave the
+/// controlling terminal and stdio of this process (bound on /dev/console with `mount_console`).
+pub fn attach_terminal(
+    root: &OwnedFd,
+    console: RawFd,
+    process: &Process,
+    mount_console: bool,
+) -> Result<()> {
     let master = sys::open_in_root(
         root.as_raw_fd(),
         Path::new("/dev/pts/ptmx"),
@@ -314,7 +326,9 @@ fn setup_terminal(root: &OwnedFd, console: Option<RawFd>, process: &Process) -> 
         // SAFETY: TIOCSWINSZ with a valid winsize.
         unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
-    rootfs::mount_console(root, &sys::fd_path(&slave))?;
+    if mount_console {
+        rootfs::mount_console(root, &sys::fd_path(&slave))?;
+    }
     sys::send_fds(console, &[master.as_raw_fd()], b"/dev/ptmx")
         .context("send the terminal to --console-socket")?;
     drop(master);
@@ -331,10 +345,12 @@ fn setup_terminal(root: &OwnedFd, console: Option<RawFd>, process: &Process) -> 
     Ok(())
 }
 
-fn prepare_process(process: &Process, args: &InitArgs) -> Result<Exec> {
+/// Everything between the container's setup and the exec: env, cwd, rlimits, user,
+/// capabilities, no_new_privs, descriptors. Shared by the init and `exec`.
+pub fn prepare_process(process: &Process, fifo: Option<RawFd>, preserve_fds: u32) -> Result<Exec> {
     let user = process.user();
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    let mut preserve = args.preserve_fds;
+    let mut preserve = preserve_fds;
     if let Some(n) = std::env::var("LISTEN_FDS")
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
@@ -454,7 +470,7 @@ fn prepare_process(process: &Process, args: &InitArgs) -> Result<Exec> {
         path: CString::new(path.as_os_str().as_bytes())?,
         argv,
         envp,
-        fifo: args.fifo,
+        fifo,
         start_hooks: Vec::new(),
         hook_state: String::new(),
     })

@@ -157,6 +157,56 @@ enum Cmd {
     },
     /// Print what this runtime supports, as OCI features JSON.
     Features,
+    /// Run a new process in a running container.
+    Exec {
+        /// A process.json to run (instead of the command and flags).
+        #[arg(short, long)]
+        process: Option<PathBuf>,
+        /// Allocate a terminal.
+        #[arg(short, long)]
+        tty: bool,
+        /// Unix socket to send the terminal's master to.
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+        /// Return once the process has started.
+        #[arg(short, long)]
+        detach: bool,
+        /// Write the process's pid to this file.
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// Working directory in the container.
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        /// Set an environment variable (KEY=VALUE; repeatable).
+        #[arg(short, long)]
+        env: Vec<String>,
+        /// UID[:GID] to run as.
+        #[arg(short, long)]
+        user: Option<String>,
+        /// Additional group ids (repeatable).
+        #[arg(short = 'g', long)]
+        additional_gids: Vec<u32>,
+        /// Add a capability (repeatable).
+        #[arg(short, long)]
+        cap: Vec<String>,
+        /// Set no_new_privs for the process.
+        #[arg(long)]
+        no_new_privs: bool,
+        /// Pass N more file descriptors (3 .. 3+N-1).
+        #[arg(long, default_value_t = 0)]
+        preserve_fds: u32,
+        /// AppArmor profile for the process.
+        #[arg(long)]
+        apparmor: Option<String>,
+        /// SELinux label for the process.
+        #[arg(long)]
+        process_label: Option<String>,
+        /// Container ID.
+        id: String,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Freeze every process of a running container.
     Pause {
         /// Container ID.
@@ -310,6 +360,44 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Cmd::Delete { force, id } => commands::delete(root, id, *force)?,
         Cmd::List { format, quiet } => commands::list(root, format, *quiet)?,
         Cmd::Spec { bundle, rootless } => commands::spec::run(bundle, *rootless)?,
+        Cmd::Exec {
+            process,
+            tty,
+            console_socket,
+            detach,
+            pid_file,
+            cwd,
+            env,
+            user,
+            additional_gids,
+            cap,
+            no_new_privs,
+            preserve_fds,
+            apparmor,
+            process_label,
+            id,
+            command,
+        } => {
+            exe::ensure_sealed().map_err(|e| anyhow::anyhow!("protect the runtime binary: {e}"))?;
+            let o = commands::exec::ExecOpts {
+                process: process.clone(),
+                tty: *tty,
+                console_socket: console_socket.clone(),
+                detach: *detach,
+                pid_file: pid_file.clone(),
+                cwd: cwd.clone(),
+                env: env.clone(),
+                user: user.clone(),
+                additional_gids: additional_gids.clone(),
+                caps: cap.clone(),
+                no_new_privs: *no_new_privs,
+                preserve_fds: *preserve_fds,
+                apparmor: apparmor.clone(),
+                process_label: process_label.clone(),
+                args: command.clone(),
+            };
+            return commands::exec::exec(root, id, &o);
+        }
         Cmd::Pause { id } => commands::cgroup::pause(root, id)?,
         Cmd::Resume { id } => commands::cgroup::resume(root, id)?,
         Cmd::Ps {

@@ -31,16 +31,7 @@ pub fn run(root: &Path, id: &str, opts: &CreateOpts, detach: bool) -> Result<i32
         super::start(root, id)?;
         return Ok(0);
     }
-    // SAFETY: sigset_t is plain data, initialised by sigfillset.
-    let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: valid sigset pointers.
-    unsafe {
-        libc::sigfillset(&mut mask);
-        for s in UNBLOCKABLE {
-            libc::sigdelset(&mut mask, *s);
-        }
-        libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut());
-    }
+    let mask = block_signals();
     sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)?;
     let created = create::create(root, id, opts, true)?;
     let pid = created.container.saved().pid;
@@ -65,8 +56,24 @@ pub fn run(root: &Path, id: &str, opts: &CreateOpts, detach: bool) -> Result<i32
     Ok(sys::exit_code(status))
 }
 
-/// Reap children until the init exits; forward signals; copy terminal data.
-fn wait_loop(pid: i32, sfd: &OwnedFd, master: Option<&OwnedFd>) -> Result<i32> {
+/// Block every signal but the synchronous faults (children unblock them before exec); the
+/// blocked set, to read them from a signalfd.
+pub fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, initialised by sigfillset.
+    let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid sigset pointers.
+    unsafe {
+        libc::sigfillset(&mut mask);
+        for s in UNBLOCKABLE {
+            libc::sigdelset(&mut mask, *s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut());
+    }
+    mask
+}
+
+/// Reap children until `pid` exits; forward signals to it; copy terminal data.
+pub fn wait_loop(pid: i32, sfd: &OwnedFd, master: Option<&OwnedFd>) -> Result<i32> {
     if let Some(m) = master {
         resize(0, m.as_raw_fd());
     }
@@ -193,13 +200,14 @@ fn resize(from: RawFd, to: RawFd) {
 }
 
 /// Puts a terminal in raw mode and restores it when dropped.
-struct RawTerminal {
+pub struct RawTerminal {
     fd: RawFd,
     saved: Option<libc::termios>,
 }
 
 impl RawTerminal {
-    fn enter(fd: RawFd) -> RawTerminal {
+    /// Raw mode on `fd` if it is a terminal.
+    pub fn enter(fd: RawFd) -> RawTerminal {
         // SAFETY: termios is plain data; tcgetattr fills it or fails on a non-terminal.
         let mut t: libc::termios = unsafe { std::mem::zeroed() };
         // SAFETY: a valid pointer.
