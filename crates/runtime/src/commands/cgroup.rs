@@ -171,7 +171,7 @@ pub fn update(root: &Path, id: &str, f: &UpdateFlags) -> Result<()> {
         None => LinuxResources::default(),
     };
     if f.memory.is_some() || f.memory_swap.is_some() || f.memory_reservation.is_some() {
-        let mut m = res.memory().clone().unwrap_or_default();
+        let mut m = (*res.memory()).unwrap_or_default();
         if let Some(v) = f.memory {
             m.set_limit(Some(v));
         }
