@@ -172,7 +172,39 @@ pub fn validate(spec: &Spec) -> Result<()> {
             );
         }
     }
+    for key in linux.sysctl().iter().flatten().map(|(k, _)| k) {
+        validate_sysctl(key, &has)?;
+    }
     unsupported(spec)?;
+    Ok(())
+}
+
+/// Only namespaced sysctls may be set, and only with their namespace: anything else would change
+/// the host (runc's rules).
+fn validate_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let k = key.replace('/', ".");
+    let (ok, ns) = if IPC.contains(&k.as_str()) || k.starts_with("fs.mqueue.") {
+        (has(LinuxNamespaceType::Ipc), "an IPC")
+    } else if k.starts_with("net.") {
+        (has(LinuxNamespaceType::Network), "a network")
+    } else if k == "kernel.hostname" || k == "kernel.domainname" {
+        (has(LinuxNamespaceType::Uts), "a UTS")
+    } else {
+        bail!("linux.sysctl: {key:?} is not namespaced: setting it would change the host");
+    };
+    if !ok {
+        bail!("linux.sysctl: {key:?} needs {ns} namespace in linux.namespaces");
+    }
     Ok(())
 }
 
@@ -289,6 +321,22 @@ mod tests {
         v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}, {"type": "mount"}]);
         let e = check(v).unwrap_err().to_string();
         assert!(e.contains("given twice"), "{e}");
+    }
+
+    #[test]
+    fn host_wide_sysctls_are_refused() {
+        let mut v = minimal();
+        v["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "10"});
+        let e = check(v).unwrap_err().to_string();
+        assert!(e.contains("not namespaced"), "{e}");
+        let mut v = minimal();
+        v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+        let e = check(v).unwrap_err().to_string();
+        assert!(e.contains("network namespace"), "{e}");
+        let mut v = minimal();
+        v["linux"]["sysctl"] = serde_json::json!({"kernel.shmmax": "1000000"});
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}, {"type": "ipc"}]);
+        check(v).unwrap();
     }
 
     #[test]

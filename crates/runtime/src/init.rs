@@ -248,6 +248,14 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
         write_sysctl(k, v).with_context(|| format!("linux.sysctl: {k}={v}"))?;
     }
     rootfs::finalize(spec, userns)?;
+    if let Some(linux) = spec.linux() {
+        if let Some(p) = linux.personality() {
+            crate::attrs::personality(p)?;
+        }
+        if let Some(p) = linux.memory_policy() {
+            crate::attrs::memory_policy(p)?;
+        }
+    }
 
     let mut exec = prepare_process(process, args.fifo, args.preserve_fds)?;
     exec.start_hooks = spec
@@ -384,6 +392,17 @@ pub fn prepare_process(process: &Process, fifo: Option<RawFd>, preserve_fds: u32
     for (i, r) in process.rlimits().iter().flatten().enumerate() {
         set_rlimit(r.typ(), r.soft(), r.hard())
             .with_context(|| format!("process.rlimits[{i}] ({:?})", r.typ()))?;
+    }
+
+    // Scheduling attributes need the privileges we drop below.
+    if let Some(s) = process.scheduler() {
+        crate::attrs::scheduler(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        crate::attrs::io_priority(p.class(), p.priority())?;
+    }
+    if let Some(a) = process.exec_cpu_affinity() {
+        crate::attrs::exec_cpu_affinity(a)?;
     }
 
     // Identity: groups, gid, then capabilities around the uid change.

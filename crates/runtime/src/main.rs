@@ -3,6 +3,7 @@
 //! This file parses the command line and maps errors to exit codes and log lines; each verb
 //! lives in `commands/`, the container setup in `create`, `init` and `rootfs`.
 
+mod attrs;
 mod commands;
 mod config;
 mod create;
