@@ -33,12 +33,12 @@ fn proc_is_procfs_of_the_container() {
 #[test]
 fn tmpfs_mount_with_options() {
     let mut b = Bundle::new("tmpfs");
-    b.mount(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
-                   "options": ["nosuid", "noexec", "nodev", "size=4m", "mode=750"]}));
-    b.sh(
-        "grep ' /scratch ' /proc/mounts; stat -c %a /scratch; \
-         cp /bin/busybox /scratch/bb && /scratch/bb true; echo exec=$?",
+    b.mount(
+        json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["nosuid", "noexec", "nodev", "size=4m", "mode=750"]}),
     );
+    b.sh("grep ' /scratch ' /proc/mounts; stat -c %a /scratch; \
+         cp /bin/busybox /scratch/bb && /scratch/bb true; echo exec=$?");
     let out = b.run().ok();
     let line = mounts_line(&out.stdout, "/scratch");
     let fields: Vec<&str> = line.split(' ').collect();
@@ -97,8 +97,10 @@ fn read_only_bind_mount_refuses_writes() {
 fn readonly_root_refuses_writes() {
     let mut b = Bundle::new("root-ro");
     assert_eq!(b.cfg["root"]["readonly"], json!(true));
-    b.sh("touch /newfile; echo touch=$?; grep -c ' / ' /proc/mounts >/dev/null; \
-          echo tmp > /tmp/x; echo tmp=$?");
+    b.sh(
+        "touch /newfile; echo touch=$?; grep -c ' / ' /proc/mounts >/dev/null; \
+          echo tmp > /tmp/x; echo tmp=$?",
+    );
     let out = b.run().ok();
     assert!(out.stdout.contains("touch=1"), "{out:?}");
     assert!(out.stdout.contains("tmp=1"), "{out:?}");
@@ -125,31 +127,47 @@ fn writable_root_accepts_writes() {
 #[test]
 fn masked_paths_are_empty() {
     // Masked files read as empty; check those that have content on this host.
-    let files: Vec<&str> = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"]
-        .into_iter()
-        .filter(|p| {
-            fs::File::open(p)
-                .and_then(|mut f| std::io::Read::read(&mut f, &mut [0u8; 1]))
-                .is_ok_and(|n| n > 0)
-        })
-        .collect();
-    assert!(!files.is_empty(), "no masked /proc file has content on this host");
+    let files: Vec<&str> = [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+    ]
+    .into_iter()
+    .filter(|p| {
+        fs::File::open(p)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut [0u8; 1]))
+            .is_ok_and(|n| n > 0)
+    })
+    .collect();
+    assert!(
+        !files.is_empty(),
+        "no masked /proc file has content on this host"
+    );
     let mut b = Bundle::new("masked");
     let mut script = String::new();
     for f in &files {
         script.push_str(&format!("echo {f}=$(cat {f} | wc -c); "));
     }
-    script.push_str("echo firmware=$(ls -A /sys/firmware | wc -l); touch /sys/firmware/x; echo touch=$?");
+    script.push_str(
+        "echo firmware=$(ls -A /sys/firmware | wc -l); touch /sys/firmware/x; echo touch=$?",
+    );
     b.sh(&script);
     let out = b.run().ok();
     for f in &files {
-        assert!(out.stdout.contains(&format!("{f}=0\n")), "{f} is not masked: {out:?}");
+        assert!(
+            out.stdout.contains(&format!("{f}=0\n")),
+            "{f} is not masked: {out:?}"
+        );
     }
     assert!(
         fs::read_dir("/sys/firmware").unwrap().next().is_some(),
         "/sys/firmware is empty on the host: the test proves nothing"
     );
-    assert!(out.stdout.contains("firmware=0\n"), "/sys/firmware is not masked: {out:?}");
+    assert!(
+        out.stdout.contains("firmware=0\n"),
+        "/sys/firmware is not masked: {out:?}"
+    );
     assert!(out.stdout.contains("touch=1\n"), "{out:?}");
 }
 
@@ -157,13 +175,22 @@ fn masked_paths_are_empty() {
 fn readonly_paths_refuse_writes() {
     let mut b = Bundle::new("ro-paths");
     // The container has its own UTS namespace, so a successful write would only rename it.
-    b.sh("echo changed > /proc/sys/kernel/hostname; echo write=$?; hostname; \
-          grep ' /proc/sys ' /proc/mounts");
+    b.sh(
+        "echo changed > /proc/sys/kernel/hostname; echo write=$?; hostname; \
+          grep ' /proc/sys ' /proc/mounts",
+    );
     let out = b.run().ok();
     assert!(out.stdout.contains("write=1\nberth\n"), "{out:?}");
     assert!(out.stderr.contains("Read-only file system"), "{out:?}");
     let line = mounts_line(&out.stdout, "/proc/sys");
-    assert!(line.split(' ').nth(3).unwrap().split(',').any(|o| o == "ro"), "{line}");
+    assert!(
+        line.split(' ')
+            .nth(3)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "{line}"
+    );
 }
 
 #[test]
