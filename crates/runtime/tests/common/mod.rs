@@ -28,7 +28,7 @@ pub const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "cat", "id", "hostname", "ls", "sleep", "echo", "grep", "stat", "mount", "readlink",
     "test", "[", "wc", "env", "pwd", "mknod", "head", "touch", "true", "false", "kill", "ps",
-    "tty", "cp", "chmod", "mkdir", "rm", "dd", "printf", "umount", "uname",
+    "tty", "stty", "cp", "chmod", "mkdir", "rm", "dd", "printf", "umount", "uname",
 ];
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
