@@ -64,20 +64,10 @@ fn linux_devices_entry_creates_a_node() {
     );
 }
 
-/// A config whose process may mknod.
-fn with_mknod(b: &mut Bundle) {
-    for set in ["bounding", "effective", "permitted"] {
-        b.cfg["process"]["capabilities"][set]
-            .as_array_mut()
-            .unwrap()
-            .push(json!("CAP_MKNOD"));
-    }
-}
-
 #[test]
 fn device_cgroup_denies_devices_not_allowed() {
     let mut b = Bundle::new("devcg-deny");
-    with_mknod(&mut b);
+    b.add_cap("CAP_MKNOD");
     assert_eq!(
         b.cfg["linux"]["resources"]["devices"],
         json!([{"allow": false, "access": "rwm"}])
@@ -99,7 +89,7 @@ fn device_cgroup_denies_devices_not_allowed() {
 #[test]
 fn device_cgroup_allows_a_rule_from_the_config() {
     let mut b = Bundle::new("devcg-allow");
-    with_mknod(&mut b);
+    b.add_cap("CAP_MKNOD");
     b.cfg["linux"]["resources"]["devices"]
         .as_array_mut()
         .unwrap()

@@ -246,6 +246,17 @@ impl Bundle {
         self
     }
 
+    /// Give the process a capability (bounding, effective and permitted sets).
+    pub fn add_cap(&mut self, cap: &str) -> &mut Bundle {
+        for set in ["bounding", "effective", "permitted"] {
+            self.cfg["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!(cap));
+        }
+        self
+    }
+
     /// Run `berth-runtime --root STATE ARGS...`.
     pub fn rt<S: AsRef<OsStr>>(&self, args: &[S]) -> Out {
         run_cmd(
