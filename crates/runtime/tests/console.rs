@@ -141,7 +141,11 @@ fn run_proxies_the_terminal() {
     b.sh("tty; echo hi; exit 7");
     let out = b.run();
     assert_eq!(out.code, 7, "{out:?}");
-    let lines: Vec<&str> = out.stdout.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
     assert!(lines.len() >= 2, "{out:?}");
     assert!(lines[0].starts_with("/dev/"), "{out:?}");
     assert!(!lines[0].contains("not a tty"), "{out:?}");

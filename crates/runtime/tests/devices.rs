@@ -24,12 +24,10 @@ fn default_devices_have_the_right_numbers() {
 #[test]
 fn default_devices_work() {
     let mut b = Bundle::new("devs-work");
-    b.sh(
-        "echo gone > /dev/null && echo null-ok; \
+    b.sh("echo gone > /dev/null && echo null-ok; \
          head -c 5 /dev/zero | wc -c; \
          head -c 16 /dev/urandom | wc -c; \
-         echo x > /dev/full; echo full=$?",
-    );
+         echo x > /dev/full; echo full=$?");
     let out = b.run().ok();
     assert_eq!(out.stdout, "null-ok\n5\n16\nfull=1\n", "{out:?}");
     assert!(out.stderr.contains("No space left on device"), "{out:?}");

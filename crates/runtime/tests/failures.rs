@@ -19,14 +19,22 @@ fn assert_fails_cleanly(b: &Bundle, foreground: bool, needles: &[&str]) {
     };
     assert_ne!(out.code, 0, "should fail: {out:?}");
     for n in needles {
-        assert!(out.stderr.contains(n), "the error should mention {n:?}: {out:?}");
+        assert!(
+            out.stderr.contains(n),
+            "the error should mention {n:?}: {out:?}"
+        );
     }
     assert!(
         !b.state_dir_exists(&b.id),
         "state directory left behind: {:?}",
-        fs::read_dir(b.state_root.join(&b.id)).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+        fs::read_dir(b.state_root.join(&b.id))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
     );
-    assert_eq!(leftover_cgroups(&b.id), Vec::<std::path::PathBuf>::new(), "cgroups left behind");
+    assert_eq!(
+        leftover_cgroups(&b.id),
+        Vec::<std::path::PathBuf>::new(),
+        "cgroups left behind"
+    );
     let procs = processes_mentioning(b.state_root.to_str().unwrap());
     assert!(procs.is_empty(), "processes left behind: {procs:?}");
     // The ID can be used again.
@@ -63,9 +71,17 @@ fn missing_rootfs() {
 fn invalid_json() {
     let b = Bundle::new("fail-json");
     fs::write(b.bundle.join("config.json"), "{ not json }").unwrap();
-    assert_fails_cleanly(&b, false, &["config.json", "key must be a string at line 1 column 3"]);
+    assert_fails_cleanly(
+        &b,
+        false,
+        &["config.json", "key must be a string at line 1 column 3"],
+    );
     // Truncated: the error says where the text ends.
-    fs::write(b.bundle.join("config.json"), "{\"ociVersion\": \"1.2.0\", \"process\": ").unwrap();
+    fs::write(
+        b.bundle.join("config.json"),
+        "{\"ociVersion\": \"1.2.0\", \"process\": ",
+    )
+    .unwrap();
     assert_fails_cleanly(&b, false, &["config.json", "EOF while parsing"]);
 }
 
@@ -101,7 +117,9 @@ fn empty_args() {
 #[test]
 fn missing_bundle() {
     let b = Bundle::new("fail-bundle");
-    let out = b.rt(&["create", "--bundle", "/nonexistent/bundle", &b.id]).failed();
+    let out = b
+        .rt(&["create", "--bundle", "/nonexistent/bundle", &b.id])
+        .failed();
     assert!(out.stderr.contains("/nonexistent/bundle"), "{out:?}");
     assert!(!b.state_dir_exists(&b.id));
 }
@@ -155,7 +173,14 @@ fn terminal_without_console_socket() {
 fn invalid_id() {
     let b = Bundle::new("fail-id");
     b.save();
-    let out = b.rt(&["create", "--bundle", b.bundle.to_str().unwrap(), "../escape"]).failed();
+    let out = b
+        .rt(&[
+            "create",
+            "--bundle",
+            b.bundle.to_str().unwrap(),
+            "../escape",
+        ])
+        .failed();
     assert!(out.stderr.contains("invalid container id"), "{out:?}");
     assert!(!b.dir.join("escape").exists());
 }

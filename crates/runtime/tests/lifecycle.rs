@@ -23,8 +23,14 @@ fn alive(pid: i32) -> bool {
 fn detached_sleeper(b: &mut Bundle, id: &str) -> i32 {
     b.args(&["sleep", "100"]);
     b.save();
-    b.rt(&["run", "--detach", "--bundle", b.bundle.to_str().unwrap(), id])
-        .ok();
+    b.rt(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.bundle.to_str().unwrap(),
+        id,
+    ])
+    .ok();
     b.wait_status(id, "running");
     b.pid(id)
 }
@@ -34,10 +40,8 @@ fn create_start_stop_delete() {
     let mut b = Bundle::new("lifecycle");
     let host = b.host_dir("shared");
     b.bind(&host, "/shared", &[]);
-    b.sh(
-        "echo started > /shared/started; \
-         while [ ! -e /shared/go ]; do sleep 0.02; done; echo done > /shared/done",
-    );
+    b.sh("echo started > /shared/started; \
+         while [ ! -e /shared/go ]; do sleep 0.02; done; echo done > /shared/done");
     b.save();
     let pid_file = b.dir.join("init.pid");
     let id = b.id.clone();
@@ -63,8 +67,14 @@ fn create_start_stop_delete() {
     let pid = st["pid"].as_i64().unwrap() as i32;
     assert!(pid > 1, "{st}");
     assert!(alive(pid));
-    assert_eq!(fs::read_to_string(&pid_file).unwrap().trim(), pid.to_string());
-    assert!(!host.join("started").exists(), "the process ran before start");
+    assert_eq!(
+        fs::read_to_string(&pid_file).unwrap().trim(),
+        pid.to_string()
+    );
+    assert!(
+        !host.join("started").exists(),
+        "the process ran before start"
+    );
 
     // running.
     b.start(&id).ok();
@@ -241,7 +251,10 @@ fn second_create_with_the_same_id_fails_and_leaves_the_first() {
     let st = b.state(&b.id).expect("the first container is gone");
     assert_eq!(st["status"], "created");
     assert_eq!(st["pid"].as_i64().unwrap() as i32, pid);
-    assert!(!leftover_cgroups(&b.id).is_empty(), "the first container's cgroup is gone");
+    assert!(
+        !leftover_cgroups(&b.id).is_empty(),
+        "the first container's cgroup is gone"
+    );
     b.start(&b.id).ok();
     assert!(wait_until(WAIT, || host.join("ran").exists()));
 }

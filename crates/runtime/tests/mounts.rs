@@ -12,8 +12,7 @@ use serde_json::json;
 fn mounts_line<'a>(mounts: &'a str, dest: &str) -> &'a str {
     mounts
         .lines()
-        .filter(|l| l.split(' ').nth(1) == Some(dest))
-        .next_back()
+        .rfind(|l| l.split(' ').nth(1) == Some(dest))
         .unwrap_or_else(|| panic!("{dest} not in /proc/mounts:\n{mounts}"))
 }
 

@@ -23,7 +23,10 @@ fn new_namespaces_are_not_the_hosts() {
     b.sh("for n in net ipc uts mnt pid cgroup; do readlink /proc/self/ns/$n; done");
     let out = b.run().ok();
     let inside: Vec<&str> = out.stdout.lines().collect();
-    for (i, n) in ["net", "ipc", "uts", "mnt", "pid", "cgroup"].iter().enumerate() {
+    for (i, n) in ["net", "ipc", "uts", "mnt", "pid", "cgroup"]
+        .iter()
+        .enumerate()
+    {
         assert!(inside[i].starts_with(&format!("{n}:[")), "{out:?}");
         assert_ne!(inside[i], host_ns(n), "{n} namespace is the host's");
     }
@@ -85,14 +88,11 @@ fn uts_namespace_isolates_the_hostname() {
     b.cfg["domainname"] = json!("inner.domain");
     // sethostname(2) inside needs CAP_SYS_ADMIN (in the container's UTS namespace only).
     b.add_cap("CAP_SYS_ADMIN");
-    b.sh(
-        "hostname; cat /proc/sys/kernel/domainname; \
-         hostname changed-inside && hostname",
-    );
+    b.sh("hostname; cat /proc/sys/kernel/domainname; \
+         hostname changed-inside && hostname");
     let out = b.run().ok();
     assert_eq!(
-        out.stdout,
-        "inner-name\ninner.domain\nchanged-inside\n",
+        out.stdout, "inner-name\ninner.domain\nchanged-inside\n",
         "{out:?}"
     );
     assert_eq!(
@@ -186,7 +186,13 @@ fn time_namespace_offsets() {
     });
     b.sh("cat /proc/uptime; cat /proc/self/timens_offsets; readlink /proc/self/ns/time");
     let uptime = || -> f64 {
-        fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap()
+        fs::read_to_string("/proc/uptime")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     let before = uptime();
     let out = b.run().ok();
@@ -201,7 +207,10 @@ fn time_namespace_offsets() {
         .iter()
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
-    assert!(offsets.contains(&"monotonic 86400 0".to_string()), "{out:?}");
+    assert!(
+        offsets.contains(&"monotonic 86400 0".to_string()),
+        "{out:?}"
+    );
     assert!(offsets.contains(&"boottime 86400 0".to_string()), "{out:?}");
     assert_ne!(lines[3], host_ns("time"));
 }
