@@ -212,9 +212,6 @@ fn validate_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Resul
 fn unsupported(spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref().expect("validated");
     let process = spec.process().as_ref().expect("validated");
-    if linux.seccomp().is_some() {
-        bail!("linux.seccomp: not supported by this build of berth-runtime yet");
-    }
     if linux.intel_rdt().is_some() {
         bail!("linux.intelRdt: not supported on this host (no resctrl filesystem)");
     }

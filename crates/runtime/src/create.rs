@@ -327,6 +327,11 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
             .map(serde_json::to_value)
             .transpose()?,
         own_pidns,
+        seccomp: linux
+            .seccomp()
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()?,
     };
     container.save(saved)?;
     if let Some(pid_file) = &opts.pid_file {

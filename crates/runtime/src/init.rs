@@ -90,6 +90,8 @@ pub struct Exec {
     fifo: Option<RawFd>,
     start_hooks: Vec<oci_spec::runtime::Hook>,
     hook_state: String,
+    /// Loaded right before execve (with no_new_privs, no privilege is needed for it).
+    seccomp: Option<crate::seccomp::Compiled>,
 }
 
 impl Exec {
@@ -114,6 +116,12 @@ impl Exec {
             unsafe { libc::close(fifo) };
         }
         if let Err(e) = crate::hooks::run("startContainer", &self.start_hooks, &self.hook_state) {
+            eprintln!("berth-runtime: {e:#}");
+            exit(1);
+        }
+        if let Some(s) = &self.seccomp
+            && let Err(e) = s.load(&self.hook_state)
+        {
             eprintln!("berth-runtime: {e:#}");
             exit(1);
         }
@@ -257,13 +265,20 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
         }
     }
 
-    let mut exec = prepare_process(process, args.fifo, args.preserve_fds)?;
+    let created_state = hook_state.replace("\"creating\"", "\"created\"");
+    let mut exec = prepare_process(
+        process,
+        args.fifo,
+        args.preserve_fds,
+        spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+        &created_state,
+    )?;
     exec.start_hooks = spec
         .hooks()
         .as_ref()
         .and_then(|h| h.start_container().clone())
         .unwrap_or_default();
-    exec.hook_state = hook_state.replace("\"creating\"", "\"created\"");
+
     sync.send(&Msg::Ready)?;
     match sync.recv() {
         Ok(Some(Msg::Ack)) => {}
@@ -355,7 +370,15 @@ pub fn attach_terminal(
 
 /// Everything between the container's setup and the exec: env, cwd, rlimits, user,
 /// capabilities, no_new_privs, descriptors. Shared by the init and `exec`.
-pub fn prepare_process(process: &Process, fifo: Option<RawFd>, preserve_fds: u32) -> Result<Exec> {
+pub fn prepare_process(
+    process: &Process,
+    fifo: Option<RawFd>,
+    preserve_fds: u32,
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    state: &str,
+) -> Result<Exec> {
+    let seccomp = seccomp.map(crate::seccomp::compile).transpose()?;
+    let nnp = process.no_new_privileges() == Some(true);
     let user = process.user();
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     let mut preserve = preserve_fds;
@@ -403,6 +426,11 @@ pub fn prepare_process(process: &Process, fifo: Option<RawFd>, preserve_fds: u32
     }
     if let Some(a) = process.exec_cpu_affinity() {
         crate::attrs::exec_cpu_affinity(a)?;
+    }
+
+    // Without no_new_privs, loading the filter needs CAP_SYS_ADMIN: load it before the drop.
+    if !nnp && let Some(s) = &seccomp {
+        s.load(state)?;
     }
 
     // Identity: groups, gid, then capabilities around the uid change.
@@ -491,7 +519,8 @@ pub fn prepare_process(process: &Process, fifo: Option<RawFd>, preserve_fds: u32
         envp,
         fifo,
         start_hooks: Vec::new(),
-        hook_state: String::new(),
+        hook_state: state.to_string(),
+        seccomp: if nnp { seccomp } else { None },
     })
 }
 

@@ -12,6 +12,7 @@ mod hooks;
 mod init;
 mod log;
 mod rootfs;
+mod seccomp;
 mod signal;
 mod state;
 mod sync;

@@ -83,6 +83,9 @@ pub struct Saved {
     /// poststop hooks to run at delete, as JSON of the config's hooks.
     #[serde(default)]
     pub hooks: Option<serde_json::Value>,
+    /// The seccomp profile, applied to `exec` processes too.
+    #[serde(default)]
+    pub seccomp: Option<serde_json::Value>,
     /// Whether the container has its own PID namespace (then killing init kills all).
     #[serde(default)]
     pub own_pidns: bool,

@@ -183,6 +183,12 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
     }
     let process = build_process(&c, o)?;
     let s = c.saved().clone();
+    let seccomp: Option<oci_spec::runtime::LinuxSeccomp> = s
+        .seccomp
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .context("the saved seccomp profile")?;
     let cg = berth_cgroups::manager(s.cgroups_path.as_deref(), &s.id)?;
     let nss = namespaces_of(s.pid)?;
     // pid and time namespaces apply to our children: join them here.
@@ -251,7 +257,7 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
                     .into();
                 init::attach_terminal(&root, console.as_raw_fd(), &process, false)?;
             }
-            init::prepare_process(&process, None, o.preserve_fds)
+            init::prepare_process(&process, None, o.preserve_fds, seccomp.as_ref(), "{}")
         })();
         match r {
             Ok(exec) => {

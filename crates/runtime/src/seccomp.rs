@@ -1,0 +1,263 @@
+//! `linux.seccomp`: the OCI seccomp profile compiled to a BPF program with libseccomp, loaded
+//! with seccomp(2) right before the exec.
+//!
+//! The program is compiled while the container is being set up (in the init, before it reports
+//! ready), so `start` only pays for loading it. With `SCMP_ACT_NOTIFY` the filter is loaded with
+//! `SECCOMP_FILTER_FLAG_NEW_LISTENER` and the listener descriptor is sent to `listenerPath` with
+//! the container process state, as the runtime spec says.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+};
+
+/// A compiled filter, ready to load.
+pub struct Compiled {
+    bpf: Vec<u8>,
+    flags: libc::c_ulong,
+    notify: Option<Notify>,
+}
+
+struct Notify {
+    listener_path: std::path::PathBuf,
+    metadata: String,
+}
+
+fn action(a: LinuxSeccompAction, errno: Option<u32>, field: &str) -> Result<ScmpAction> {
+    Ok(match a {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            ScmpAction::KillThread
+        }
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        LinuxSeccompAction::ScmpActErrno => {
+            let e = errno.unwrap_or(libc::EPERM as u32);
+            if e > u16::MAX as u32 {
+                bail!("{field}: errnoRet {e} is out of range");
+            }
+            ScmpAction::Errno(e as i32)
+        }
+        LinuxSeccompAction::ScmpActTrace => {
+            ScmpAction::Trace(errno.unwrap_or(libc::EPERM as u32) as u16)
+        }
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+        LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
+    })
+}
+
+fn compare(
+    op: LinuxSeccompOperator,
+    index: usize,
+    value: u64,
+    two: Option<u64>,
+) -> Result<ScmpArgCompare> {
+    if index > 5 {
+        bail!("args: index {index} is out of range (0-5)");
+    }
+    let (op, datum) = match op {
+        LinuxSeccompOperator::ScmpCmpNe => (ScmpCompareOp::NotEqual, value),
+        LinuxSeccompOperator::ScmpCmpLt => (ScmpCompareOp::Less, value),
+        LinuxSeccompOperator::ScmpCmpLe => (ScmpCompareOp::LessOrEqual, value),
+        LinuxSeccompOperator::ScmpCmpEq => (ScmpCompareOp::Equal, value),
+        LinuxSeccompOperator::ScmpCmpGe => (ScmpCompareOp::GreaterEqual, value),
+        LinuxSeccompOperator::ScmpCmpGt => (ScmpCompareOp::Greater, value),
+        // OCI: value is the mask, valueTwo the value to compare the masked argument with.
+        LinuxSeccompOperator::ScmpCmpMaskedEq => {
+            (ScmpCompareOp::MaskedEqual(value), two.unwrap_or(0))
+        }
+    };
+    Ok(ScmpArgCompare::new(index as u32, op, datum))
+}
+
+/// Compile the profile. Syscall names this kernel or libseccomp does not know are skipped, as
+/// runc does (profiles list syscalls of every kernel version).
+pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
+    let default = action(
+        s.default_action(),
+        s.default_errno_ret(),
+        "linux.seccomp.defaultAction",
+    )?;
+    let mut ctx = ScmpFilterContext::new(default).context("linux.seccomp: create filter")?;
+    for (i, a) in s.architectures().iter().flatten().enumerate() {
+        let name = serde_json::to_value(a)?;
+        let name = name.as_str().unwrap_or_default();
+        let arch = ScmpArch::from_str(name)
+            .with_context(|| format!("linux.seccomp.architectures[{i}]: unknown {name:?}"))?;
+        ctx.add_arch(arch)
+            .with_context(|| format!("linux.seccomp.architectures[{i}]: {name}"))?;
+    }
+    let mut flags: libc::c_ulong = 0;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => 2,
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 1,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 4,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 32,
+        };
+    }
+    let mut notify = matches!(default, ScmpAction::Notify);
+    for (i, call) in s.syscalls().iter().flatten().enumerate() {
+        let field = format!("linux.seccomp.syscalls[{i}]");
+        let act = action(call.action(), call.errno_ret(), &field)?;
+        if act == default {
+            continue; // libseccomp refuses rules that repeat the default action
+        }
+        notify |= matches!(act, ScmpAction::Notify);
+        let args = call.args().clone().unwrap_or_default();
+        let conds: Vec<ScmpArgCompare> = args
+            .iter()
+            .map(|a| compare(a.op(), a.index(), a.value(), a.value_two()))
+            .collect::<Result<_>>()
+            .with_context(|| field.clone())?;
+        let mut indices: Vec<usize> = args.iter().map(|a| a.index()).collect();
+        indices.sort_unstable();
+        let repeated = indices.windows(2).any(|w| w[0] == w[1]);
+        for name in call.names() {
+            let Ok(sc) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
+            let r = if conds.is_empty() {
+                ctx.add_rule(act, sc)
+            } else if repeated {
+                // Several conditions on one argument mean "any of them" (runc's reading).
+                conds
+                    .iter()
+                    .try_for_each(|c| ctx.add_rule_conditional(act, sc, &[*c]).map(|_| ()))
+                    .map(|_| &mut ctx)
+            } else {
+                ctx.add_rule_conditional(act, sc, &conds)
+            };
+            r.with_context(|| format!("{field}: rule for {name}"))?;
+        }
+    }
+    if notify && s.listener_path().is_none() {
+        bail!("linux.seccomp.listenerPath: required with SCMP_ACT_NOTIFY");
+    }
+    // We load the program ourselves, so no_new_privs stays our decision (process.noNewPrivileges).
+    ctx.set_ctl_nnp(false)?;
+    let bpf = export(&ctx).context("linux.seccomp: compile")?;
+    Ok(Compiled {
+        bpf,
+        flags,
+        notify: notify.then(|| Notify {
+            listener_path: s.listener_path().clone().expect("checked"),
+            metadata: s.listener_metadata().clone().unwrap_or_default(),
+        }),
+    })
+}
+
+/// The BPF program of a filter, through a memfd (libseccomp writes it to a descriptor).
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    // SAFETY: a valid C string; memfd_create returns a new descriptor or -1.
+    let fd = crate::sys::check(unsafe {
+        libc::memfd_create(c"seccomp-bpf".as_ptr(), libc::MFD_CLOEXEC)
+    })?;
+    // SAFETY: memfd_create returned a new descriptor nothing else owns.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    ctx.export_bpf(&f)?;
+    f.rewind()?;
+    let mut bpf = Vec::new();
+    f.read_to_end(&mut bpf)?;
+    Ok(bpf)
+}
+
+impl Compiled {
+    /// Load the filter into this process. `state` is the OCI state JSON (for the listener).
+    pub fn load(&self, state: &str) -> Result<()> {
+        let prog = libc::sock_fprog {
+            len: (self.bpf.len() / std::mem::size_of::<libc::sock_filter>()) as u16,
+            filter: self.bpf.as_ptr() as *mut libc::sock_filter,
+        };
+        const NEW_LISTENER: libc::c_ulong = 8;
+        let flags = self.flags
+            | if self.notify.is_some() {
+                NEW_LISTENER
+            } else {
+                0
+            };
+        // SAFETY: prog points at our BPF program, which outlives the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flags,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error()).context("linux.seccomp: load the filter");
+        }
+        if let Some(n) = &self.notify {
+            // SAFETY: with NEW_LISTENER, seccomp returned a new descriptor nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(r as i32) };
+            send_listener(n, &fd, state)?;
+        }
+        Ok(())
+    }
+}
+
+fn send_listener(n: &Notify, fd: &OwnedFd, state: &str) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let state: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
+    let msg = serde_json::json!({
+        "ociVersion": crate::state::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": state["pid"],
+        "metadata": n.metadata,
+        "state": state,
+    })
+    .to_string();
+    let sock = UnixStream::connect(&n.listener_path).with_context(|| {
+        format!(
+            "linux.seccomp.listenerPath: connect {}",
+            n.listener_path.display()
+        )
+    })?;
+    crate::sys::send_fds(sock.as_raw_fd(), &[fd.as_raw_fd()], msg.as_bytes())
+        .context("linux.seccomp.listenerPath: send the listener")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_compiles_and_skips_unknown_names() {
+        let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                {"names": ["read", "write", "no_such_syscall"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"},
+                          {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}
+            ]
+        }))
+        .unwrap();
+        let c = compile(&s).unwrap();
+        assert!(c.bpf.len() > 8 && c.bpf.len() % 8 == 0);
+        assert!(c.notify.is_none());
+    }
+
+    #[test]
+    fn notify_needs_a_listener() {
+        let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap();
+        let e = compile(&s).err().unwrap().to_string();
+        assert!(e.contains("listenerPath"), "{e}");
+    }
+}
