@@ -52,7 +52,7 @@ pub fn parse(data: &[u8]) -> Result<Spec> {
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            if path == "." {
+            if inner.is_syntax() || inner.is_eof() || path == "." || path == "?" {
                 bail!("invalid JSON: {inner}")
             }
             bail!("{path}: {inner}")
