@@ -255,6 +255,8 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
     {
         write_sysctl(k, v).with_context(|| format!("linux.sysctl: {k}={v}"))?;
     }
+    // A missing working directory is created (as runc does), before / may become read-only.
+    std::fs::create_dir_all(process.cwd()).ok();
     rootfs::finalize(spec, userns)?;
     if let Some(linux) = spec.linux() {
         if let Some(p) = linux.personality() {
@@ -398,7 +400,6 @@ pub fn prepare_process(
     // The working directory: create it if missing, then make sure it is inside the container
     // (a leaked descriptor path like /proc/self/fd/N would be outside: CVE-2024-21626).
     let cwd = process.cwd();
-    std::fs::create_dir_all(cwd).ok();
     std::env::set_current_dir(cwd)
         .with_context(|| format!("process.cwd: chdir {}", cwd.display()))?;
     match std::env::current_dir() {
