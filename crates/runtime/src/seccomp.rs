@@ -246,7 +246,7 @@ mod tests {
         }))
         .unwrap();
         let c = compile(&s).unwrap();
-        assert!(c.bpf.len() > 8 && c.bpf.len() % 8 == 0);
+        assert!(c.bpf.len() > 8 && c.bpf.len().is_multiple_of(8));
         assert!(c.notify.is_none());
     }
 
