@@ -197,10 +197,21 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
         .cgroups_path()
         .as_ref()
         .map(|p| p.to_string_lossy().into_owned());
+    let resources = effective_resources(linux)?;
     let cg = berth_cgroups::manager(cgroups_path.as_deref(), id).context("linux.cgroupsPath")?;
-    cg.create().context("create the container's cgroup")?;
     let cg_path = cg.path().to_path_buf();
-    cleanup.cgroup = Some(cg);
+    match cg.create() {
+        Ok(()) => cleanup.cgroup = Some(cg),
+        // Rootless without a delegated cgroup: run without one, unless limits are asked for.
+        Err(_) if rootless() && !has_limits(linux) => {}
+        Err(e) => {
+            return Err(anyhow::Error::from(e).context(if rootless() {
+                "create the container's cgroup (rootless: linux.resources needs a cgroup delegated to this user)"
+            } else {
+                "create the container's cgroup"
+            }));
+        }
+    }
 
     let plan = plan_namespaces(&cfg)?;
     let own_pidns = linux
@@ -266,11 +277,16 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
         plan.new_user,
         &mut cleanup,
     )?;
-    let cg = cleanup.cgroup.as_ref().expect("set above");
-    cg.add_task(init_pid)
-        .with_context(|| format!("add init {init_pid} to the cgroup"))?;
-    cg.apply(&effective_resources(linux)?)
-        .context("linux.resources")?;
+    if let Some(cg) = cleanup.cgroup.as_ref() {
+        match cg.add_task(init_pid) {
+            Ok(()) => cg.apply(&resources).context("linux.resources")?,
+            Err(_) if rootless() && !has_limits(linux) => {}
+            Err(e) => {
+                return Err(anyhow::Error::from(e))
+                    .with_context(|| format!("add init {init_pid} to the cgroup"));
+            }
+        }
+    }
     let annotations = cfg.spec.annotations().clone().unwrap_or_default();
     let hook_state = hooks::state_json(id, "creating", init_pid, &cfg.bundle, &annotations);
     sync.send(&Msg::Proceed(hook_state.clone()))?;
@@ -382,6 +398,24 @@ fn effective_resources(linux: &oci_spec::runtime::Linux) -> Result<LinuxResource
     }
     res.set_devices(Some(rules));
     Ok(res)
+}
+
+/// Whether berth-runtime runs without root (rootless containers).
+pub fn rootless() -> bool {
+    // SAFETY: geteuid has no arguments.
+    unsafe { libc::geteuid() != 0 }
+}
+
+/// Whether the config asks for resource limits (device rules alone are not limits).
+fn has_limits(linux: &oci_spec::runtime::Linux) -> bool {
+    linux.resources().as_ref().is_some_and(|r| {
+        r.memory().is_some()
+            || r.cpu().is_some()
+            || r.pids().is_some()
+            || r.block_io().is_some()
+            || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+            || r.unified().as_ref().is_some_and(|u| !u.is_empty())
+    })
 }
 
 /// Parent side of the handshake up to knowing the init's pid.

@@ -32,9 +32,10 @@ use crate::create::CreateOpts;
 #[derive(Parser)]
 #[command(name = "berth-runtime", version, about, long_about = None)]
 struct Cli {
-    /// Directory for the state of containers (use one per engine).
-    #[arg(long, global = true, default_value = "/run/berth-runtime")]
-    root: PathBuf,
+    /// Directory for the state of containers (use one per engine) [default: /run/berth-runtime,
+    /// or $XDG_RUNTIME_DIR/berth-runtime when not run as root].
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Append log lines (errors, and debug messages with --debug) to this file.
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -338,13 +339,26 @@ fn main() {
     std::process::exit(code);
 }
 
+/// runc's default state directory, per user when rootless.
+fn default_root() -> PathBuf {
+    if create::rootless() {
+        match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(d) if !d.is_empty() => PathBuf::from(d).join("berth-runtime"),
+            // SAFETY: geteuid has no arguments.
+            _ => PathBuf::from(format!("/tmp/berth-runtime-{}", unsafe { libc::geteuid() })),
+        }
+    } else {
+        PathBuf::from("/run/berth-runtime")
+    }
+}
+
 fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     if cli.systemd_cgroup {
         anyhow::bail!(
             "--systemd-cgroup: the systemd cgroup driver is not supported by berth-runtime; use the cgroupfs driver (omit the flag)"
         );
     }
-    let root = &cli.root;
+    let root = &cli.root.clone().unwrap_or_else(default_root);
     match &cli.cmd {
         Cmd::Create(a) => {
             exe::ensure_sealed().map_err(|e| anyhow::anyhow!("protect the runtime binary: {e}"))?;
