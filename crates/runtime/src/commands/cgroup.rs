@@ -104,10 +104,18 @@ pub fn events(root: &Path, id: &str, stats_once: bool, interval: Duration) -> Re
         emit("stats", Some(serde_json::to_value(cg.stats()?)?));
         return Ok(());
     }
+    // Do not hold the container's lock while streaming: other commands must go on.
+    let (pid, start) = (c.saved().pid, c.saved().pid_start);
+    drop(c);
+    let alive = || matches!(crate::sys::proc_stat(pid), Some((s, st)) if s == start && st != 'Z');
     let mut ooms = cg.oom_kills().unwrap_or(0);
     let mut last_stats = std::time::Instant::now() - interval;
     loop {
-        if c.status() == Status::Stopped {
+        if !alive() {
+            // A last OOM event may have killed the init.
+            if cg.oom_kills().unwrap_or(ooms) > ooms {
+                emit("oom", None);
+            }
             return Ok(());
         }
         let now_ooms = cg.oom_kills().unwrap_or(ooms);
