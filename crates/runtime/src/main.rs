@@ -11,6 +11,7 @@ mod exe;
 mod hooks;
 mod init;
 mod log;
+mod profile;
 mod rootfs;
 mod seccomp;
 mod signal;
@@ -157,6 +158,9 @@ enum Cmd {
         /// A config for running without root (user namespace, no cgroup limits).
         #[arg(long)]
         rootless: bool,
+        /// A security profile: `docker` (Docker's default capabilities and seccomp profile).
+        #[arg(long)]
+        profile: Option<String>,
     },
     /// Print what this runtime supports, as OCI features JSON.
     Features,
@@ -375,7 +379,11 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Cmd::Kill { all, id, signal } => commands::kill(root, id, signal, *all)?,
         Cmd::Delete { force, id } => commands::delete(root, id, *force)?,
         Cmd::List { format, quiet } => commands::list(root, format, *quiet)?,
-        Cmd::Spec { bundle, rootless } => commands::spec::run(bundle, *rootless)?,
+        Cmd::Spec {
+            bundle,
+            rootless,
+            profile,
+        } => commands::spec::run(bundle, *rootless, profile.as_deref())?,
         Cmd::Exec {
             process,
             tty,

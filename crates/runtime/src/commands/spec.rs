@@ -80,13 +80,44 @@ pub fn default_spec(rootless: bool) -> Value {
     spec
 }
 
-/// Write BUNDLE/config.json; refuses to overwrite one.
-pub fn run(bundle: &Path, rootless: bool) -> Result<()> {
+/// The security profiles `spec --profile` knows.
+pub const PROFILES: &[&str] = &["docker"];
+
+/// Apply Docker's default security profile to a config: Docker's default capabilities (bounding,
+/// effective and permitted; no inheritable or ambient ones) and its default seccomp profile
+/// resolved for them.
+pub fn apply_docker_profile(spec: &mut Value) {
+    let caps = json!(crate::profile::DOCKER_CAPS);
+    spec["process"]["capabilities"] =
+        json!({"bounding": caps, "effective": caps, "permitted": caps});
+    spec["linux"]["seccomp"] = crate::profile::docker_default();
+}
+
+/// The default config with Docker's default security profile.
+#[cfg(test)]
+pub fn docker_spec() -> Value {
+    let mut spec = default_spec(false);
+    apply_docker_profile(&mut spec);
+    spec
+}
+
+/// Write BUNDLE/config.json; refuses to overwrite one. `profile` selects a security profile
+/// (`docker`); without it the config is runc's.
+pub fn run(bundle: &Path, rootless: bool, profile: Option<&str>) -> Result<()> {
     let path = bundle.join("config.json");
     if path.exists() {
         bail!("{} already exists: remove it first", path.display());
     }
-    let text = serde_json::to_string_pretty(&default_spec(rootless))?;
+    let mut spec = default_spec(rootless);
+    match profile {
+        None => {}
+        Some("docker") => apply_docker_profile(&mut spec),
+        Some(p) => bail!(
+            "--profile: unknown profile {p:?} (known: {})",
+            PROFILES.join(", ")
+        ),
+    }
+    let text = serde_json::to_string_pretty(&spec)?;
     std::fs::write(&path, text + "\n").with_context(|| format!("write {}", path.display()))
 }
 
@@ -101,5 +132,21 @@ mod tests {
             let spec = crate::config::parse(&text).unwrap();
             crate::config::validate(&spec).unwrap();
         }
+    }
+
+    #[test]
+    fn docker_profile_sets_caps_and_seccomp() {
+        let spec = docker_spec();
+        let caps = &spec["process"]["capabilities"];
+        assert_eq!(caps["bounding"].as_array().unwrap().len(), 14);
+        assert_eq!(caps["bounding"], caps["effective"]);
+        assert_eq!(caps["bounding"], caps["permitted"]);
+        assert!(caps.get("ambient").is_none() && caps.get("inheritable").is_none());
+        assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        // Everything else is the plain config's.
+        let mut plain = default_spec(false);
+        plain["process"]["capabilities"] = caps.clone();
+        plain["linux"]["seccomp"] = spec["linux"]["seccomp"].clone();
+        assert_eq!(plain, spec);
     }
 }
