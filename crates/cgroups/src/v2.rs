@@ -10,6 +10,7 @@ use crate::layout::{cgroup_path, resolve_dir, self_cgroups};
 use crate::{Error, FreezerState, Manager, Result, Stats};
 
 mod apply;
+mod devices;
 mod stats;
 
 /// cgroup v2 manager.

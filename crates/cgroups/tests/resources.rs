@@ -183,7 +183,7 @@ fn unsupported_and_invalid() {
 #[test]
 fn devices_v1() {
     if v2() {
-        return; // TODO: eBPF device filter
+        return; // see devices_v2
     }
     let g = Guard::new("devices");
     g.m.apply(&res(
@@ -191,6 +191,37 @@ fn devices_v1() {
     ))
     .expect("apply devices");
     assert_eq!(read(dir(&g, "devices").join("devices.list")), "c 1:3 rwm");
+}
+
+/// On v2 the rules are an eBPF program: a process in the cgroup may open /dev/null (1:3) but
+/// not /dev/zero (1:5); a second apply replaces the program rather than adding to it.
+#[test]
+fn devices_v2() {
+    if !v2() {
+        return;
+    }
+    let mut g = Guard::new("devices-v2");
+    let rules = |minor: u32| {
+        res(&format!(
+            r#"{{"devices":[{{"allow":false,"access":"rwm"}},{{"allow":true,"type":"c","major":1,"minor":{minor},"access":"rwm"}}]}}"#
+        ))
+    };
+    let out = std::env::temp_dir().join(format!("berth-devices-v2-{}", std::process::id()));
+    let try_open = |g: &mut Guard| {
+        let _ = std::fs::remove_file(&out);
+        let pid = g.spawn_inside(&format!(
+            "r=''; for d in null zero; do head -c 1 /dev/$d >/dev/null 2>&1; r=\"$r$d=$? \"; done; \
+             echo \"$r\" > {}",
+            out.display()
+        ));
+        g.wait(pid, Duration::from_secs(60)).expect("exits");
+        read(out.clone())
+    };
+    g.m.apply(&rules(3)).expect("apply devices");
+    assert_eq!(try_open(&mut g), "null=0 zero=1");
+    g.m.apply(&rules(5)).expect("apply devices again");
+    assert_eq!(try_open(&mut g), "null=1 zero=0");
+    let _ = std::fs::remove_file(&out);
 }
 
 #[test]

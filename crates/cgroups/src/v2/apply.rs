@@ -18,12 +18,16 @@ use crate::{Error, Result};
 
 /// Write every limit of `r` to the container's cgroup; the `unified` map last, so it wins.
 ///
-/// Not applied on v2: `devices` (needs an eBPF program; TODO), `memory.kernel`,
+/// `devices` become an eBPF program attached to the cgroup ([`super::devices`]).
+///
+/// Not applied on v2: `memory.kernel`,
 /// `memory.kernelTCP`, `memory.swappiness` and `memory.disableOOMKiller` (no such files),
 /// `blockIO.leafWeight`.
 pub(crate) fn apply(m: &V2Manager, r: &LinuxResources) -> Result<()> {
     let dir = m.dir();
-    // TODO: devices on v2 need a BPF_PROG_TYPE_CGROUP_DEVICE program; not done yet.
+    if let Some(d) = r.devices() {
+        super::devices::apply(dir, d)?;
+    }
     if let Some(mem) = r.memory() {
         memory(dir, mem)?;
     }
@@ -122,7 +126,7 @@ fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
 
 fn io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     let bfq = dir.join("io.bfq.weight");
-    if let Some(w) = b.weight() {
+    if let Some(w) = b.weight().filter(|w| *w != 0) {
         check_blkio_weight("blockIO.weight", w)?;
         if bfq.exists() {
             write(&bfq, &w.to_string())?;
