@@ -73,7 +73,7 @@ pub(crate) fn blkio_to_io_weight(w: u16) -> u64 {
     1 + (u64::from(w).saturating_sub(10)) * 9999 / 990
 }
 
-/// Check a blkio weight is within 10..=1000.
+/// Check a blkio weight is within 10..=1000 (callers skip 0, which engines send for "unset", as runc does).
 pub(crate) fn check_blkio_weight(field: &'static str, w: u16) -> Result<()> {
     if !(10..=1000).contains(&w) {
         return Err(Error::Invalid {

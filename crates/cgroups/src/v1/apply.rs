@@ -274,11 +274,11 @@ fn blkio(m: &V1Manager, b: &LinuxBlockIo) -> Result<()> {
     } else {
         ("blkio.bfq.weight", "blkio.bfq.weight_device")
     };
-    if let Some(w) = b.weight() {
+    if let Some(w) = b.weight().filter(|w| *w != 0) {
         check_blkio_weight("blockIO.weight", w)?;
         write_required(&dir.join(weight), &w.to_string(), "blockIO.weight")?;
     }
-    if let Some(w) = b.leaf_weight() {
+    if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
         check_blkio_weight("blockIO.leafWeight", w)?;
         write_required(
             &dir.join("blkio.leaf_weight"),
