@@ -243,7 +243,7 @@ fn memory_oom_is_an_event() {
 /// `events` keeps the container locked while it runs, so `start`, `state`, `kill`, `delete`
 /// ... wait for it (forever, for a running container). runc's `events` does not block them.
 #[test]
-#[ignore = "runtime bug: events holds the container's flock for its whole run"]
+
 fn events_does_not_lock_out_other_commands() {
     let (mut b, _out) = bundle("events-lock");
     b.sh("sleep 100");
