@@ -2,9 +2,15 @@
 //! (CVE-2019-5736).
 //!
 //! A container process can reach the binary its init runs from through `/proc/PID/exe` (or make
-//! the init exec `/proc/self/exe`). So before creating a container, the runtime re-executes
-//! itself from a sealed memfd copy of its binary: the container can at most see that copy, which
-//! no one can write (F_SEAL_WRITE) and which vanishes with the last process using it.
+//! the init exec `/proc/self/exe`). So before creating a container (or exec'ing into one), the
+//! runtime re-executes itself from a copy nobody can write:
+//!
+//! 1. If the binary already lives on a read-only mount, nothing is needed.
+//! 2. Otherwise, a detached read-only bind mount of the binary (`open_tree(OPEN_TREE_CLONE)` +
+//!    `mount_setattr(MOUNT_ATTR_RDONLY)`): no copy, and the mount is in no namespace, so a
+//!    container cannot remount it writable. Writes through `/proc/PID/exe` fail with EROFS.
+//! 3. Without the privilege for that (rootless), a sealed memfd copy (F_SEAL_WRITE), as runc
+//!    has done since CVE-2019-5736.
 
 use std::fs::File;
 use std::io;
@@ -13,14 +19,70 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 const SEALS: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 
-/// Whether this process already runs from a sealed memfd copy.
-fn running_from_sealed_copy() -> bool {
+/// Whether this process already runs from a binary nobody can write: a sealed memfd copy or a
+/// file on a read-only mount.
+fn running_from_protected_binary() -> bool {
     let Ok(f) = File::open("/proc/self/exe") else {
         return false;
     };
     // SAFETY: F_GET_SEALS on a descriptor we own; no memory arguments.
     let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
-    seals >= 0 && seals & SEALS == SEALS
+    if seals >= 0 && seals & SEALS == SEALS {
+        return true;
+    }
+    // SAFETY: statvfs is plain data; fstatvfs fills it.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and out-pointer.
+    unsafe { libc::fstatvfs(f.as_raw_fd(), &mut st) == 0 && st.f_flag & libc::ST_RDONLY != 0 }
+}
+
+/// A detached, read-only bind mount of our binary.
+fn readonly_mount() -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let path = c"/proc/self/exe";
+    // SAFETY: a valid C string; open_tree returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open_tree returned a new descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = c"";
+    // SAFETY: a valid descriptor, C string and mount_attr of the size we pass.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
 }
 
 fn sealed_copy() -> io::Result<OwnedFd> {
@@ -66,13 +128,16 @@ fn sealed_copy() -> io::Result<OwnedFd> {
     Ok(memfd)
 }
 
-/// Re-exec from a sealed copy unless already running from one. Returns only on failure to
+/// Re-exec from a protected binary unless already running from one. Returns only on failure to
 /// re-exec, with the error (the caller must not go on creating a container then).
 pub fn ensure_sealed() -> io::Result<()> {
-    if running_from_sealed_copy() {
+    if running_from_protected_binary() {
         return Ok(());
     }
-    let memfd = sealed_copy()?;
+    let memfd = match readonly_mount() {
+        Ok(fd) => fd,
+        Err(_) => sealed_copy()?,
+    };
     let args: Vec<std::ffi::CString> = std::env::args_os()
         .map(|a| std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())))
         .collect::<Result<_, _>>()
