@@ -216,6 +216,10 @@ fn unescape_mountinfo(s: &str) -> String {
 
 /// Create every missing directory of `path` inside the root, resolving inside it.
 fn mkdir_all(root: &OwnedFd, path: &Path) -> Result<OwnedFd> {
+    // Usually the directory exists: one lookup instead of one per component.
+    if let Ok(fd) = sys::open_in_root(root.as_raw_fd(), path, libc::O_PATH | libc::O_DIRECTORY, 0) {
+        return Ok(fd);
+    }
     let mut cur = PathBuf::from("/");
     let mut fd = sys::open_in_root(root.as_raw_fd(), &cur, libc::O_PATH | libc::O_DIRECTORY, 0)?;
     for comp in path.components() {
