@@ -328,6 +328,7 @@ fn mount_one(setup: &RootfsSetup, root: &OwnedFd, m: &Mount) -> Result<()> {
         } else {
             touch(root, &dest)?
         };
+        check_not_into_proc(setup, &target, &dest)?;
         let target_path = sys::fd_path(&target);
         sys::mount(
             Some(&src),
@@ -350,6 +351,7 @@ fn mount_one(setup: &RootfsSetup, root: &OwnedFd, m: &Mount) -> Result<()> {
             check_no_symlink(root, &dest)?;
         }
         let target = mkdir_all(root, &dest)?;
+        check_not_into_proc(setup, &target, &dest)?;
         let source = m
             .source()
             .clone()
@@ -404,6 +406,35 @@ fn mount_one(setup: &RootfsSetup, root: &OwnedFd, m: &Mount) -> Result<()> {
             sys::mount_setattr_recursive(&path, opts.attr_set)
                 .context("recursive mount attributes (rro, rnosuid, ...) need Linux 5.12")?;
         }
+    }
+    Ok(())
+}
+
+/// A destination that resolved (through symlinks inside the rootfs) onto procfs is refused
+/// unless it is one of the allowed files: the lexical check on the destination alone would let
+/// `/innocent -> /proc` carry a mount over /proc/self/attr (CVE-2019-16884 class).
+fn check_not_into_proc(setup: &RootfsSetup, target: &OwnedFd, dest: &Path) -> Result<()> {
+    const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
+    // SAFETY: statfs is plain data; fstatfs fills it.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and out-pointer.
+    sys::check(unsafe { libc::fstatfs(target.as_raw_fd(), &mut st) })
+        .with_context(|| format!("statfs {}", dest.display()))?;
+    if st.f_type as libc::c_long != PROC_SUPER_MAGIC {
+        return Ok(());
+    }
+    let real = std::fs::read_link(sys::fd_path(target)).unwrap_or_default();
+    let inside = real
+        .strip_prefix(setup.rootfs)
+        .map(|p| Path::new("/").join(p))
+        .unwrap_or(real);
+    if !PROC_MOUNT_ALLOWED.iter().any(|p| Path::new(p) == inside) {
+        bail!(
+            "destination {} resolves to {} on procfs: only {} may be mounted over",
+            dest.display(),
+            inside.display(),
+            PROC_MOUNT_ALLOWED.join(", ")
+        );
     }
     Ok(())
 }

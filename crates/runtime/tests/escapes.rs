@@ -309,9 +309,6 @@ fn cve_2019_16884_mounts_over_proc_are_refused() {
 }
 
 #[test]
-#[ignore = "VULNERABLE: the /proc destination check in rootfs::mount_one is lexical; a rootfs \
-            symlink /innocent -> /proc lets a mount at /innocent/sys/kernel cover \
-            /proc/sys/kernel"]
 fn cve_2019_16884_mount_over_proc_sys_through_a_symlink_is_refused() {
     // The destination does not start with /proc, but a symlink in the rootfs leads there.
     let mut b = Bundle::new("esc-16884-link");
@@ -326,8 +323,6 @@ fn cve_2019_16884_mount_over_proc_sys_through_a_symlink_is_refused() {
 }
 
 #[test]
-#[ignore = "VULNERABLE: a rootfs symlink /me -> /proc/self lets a mount at /me/attr cover the \
-            init's /proc/PID/attr (the CVE-2019-16884 LSM-label bypass once labels are applied)"]
 fn cve_2019_16884_mount_over_proc_self_attr_through_a_symlink_is_refused() {
     // /proc/self while the runtime sets up is the init: the container's process-to-be.
     let mut b = Bundle::new("esc-16884-attr");
