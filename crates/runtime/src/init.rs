@@ -90,6 +90,8 @@ pub struct Exec {
     fifo: Option<RawFd>,
     start_hooks: Vec<oci_spec::runtime::Hook>,
     hook_state: String,
+    /// Host pid of this process (for the seccomp listener).
+    pid: i32,
     /// Loaded right before execve (with no_new_privs, no privilege is needed for it).
     seccomp: Option<crate::seccomp::Compiled>,
 }
@@ -120,7 +122,7 @@ impl Exec {
             exit(1);
         }
         if let Some(s) = &self.seccomp
-            && let Err(e) = s.load(&self.hook_state)
+            && let Err(e) = s.load(&self.hook_state, self.pid)
         {
             eprintln!("berth-runtime: {e:#}");
             exit(1);
@@ -245,6 +247,16 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
             crate::hooks::run("createContainer", h, &hook_state)?;
         }
     }
+    // Compiled here, with the listener (a host path) connected before we leave the host's root.
+    let mut seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::compile)
+        .transpose()?;
+    if let Some(s) = &mut seccomp {
+        s.connect()?;
+    }
     rootfs::enter_root(&cfg.rootfs, args.no_pivot)?;
     for (k, v) in spec
         .linux()
@@ -268,12 +280,17 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
     }
 
     let created_state = hook_state.replace("\"creating\"", "\"created\"");
+    let init_pid = serde_json::from_str::<serde_json::Value>(&created_state)
+        .ok()
+        .and_then(|v| v["pid"].as_i64())
+        .unwrap_or(0) as i32;
     let mut exec = prepare_process(
         process,
         args.fifo,
         args.preserve_fds,
-        spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+        seccomp,
         &created_state,
+        init_pid,
     )?;
     exec.start_hooks = spec
         .hooks()
@@ -376,10 +393,10 @@ pub fn prepare_process(
     process: &Process,
     fifo: Option<RawFd>,
     preserve_fds: u32,
-    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    seccomp: Option<crate::seccomp::Compiled>,
     state: &str,
+    pid: i32,
 ) -> Result<Exec> {
-    let seccomp = seccomp.map(crate::seccomp::compile).transpose()?;
     let nnp = process.no_new_privileges() == Some(true);
     let user = process.user();
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
@@ -431,7 +448,7 @@ pub fn prepare_process(
 
     // Without no_new_privs, loading the filter needs CAP_SYS_ADMIN: load it before the drop.
     if !nnp && let Some(s) = &seccomp {
-        s.load(state)?;
+        s.load(state, pid)?;
     }
 
     // Identity: groups, gid, then capabilities around the uid change.
@@ -521,6 +538,7 @@ pub fn prepare_process(
         fifo,
         start_hooks: Vec::new(),
         hook_state: state.to_string(),
+        pid,
         seccomp: if nnp { seccomp } else { None },
     })
 }

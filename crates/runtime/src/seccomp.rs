@@ -23,6 +23,7 @@ pub struct Compiled {
     bpf: Vec<u8>,
     flags: libc::c_ulong,
     notify: Option<Notify>,
+    listener: Option<UnixStream>,
 }
 
 struct Notify {
@@ -151,6 +152,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
             listener_path: s.listener_path().clone().expect("checked"),
             metadata: s.listener_metadata().clone().unwrap_or_default(),
         }),
+        listener: None,
     })
 }
 
@@ -171,8 +173,24 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
 }
 
 impl Compiled {
-    /// Load the filter into this process. `state` is the OCI state JSON (for the listener).
-    pub fn load(&self, state: &str) -> Result<()> {
+    /// Connect to `listenerPath` (a host path: call this before entering the container's
+    /// root or mount namespace). Nothing to do without SCMP_ACT_NOTIFY.
+    pub fn connect(&mut self) -> Result<()> {
+        if let Some(n) = &self.notify {
+            let sock = UnixStream::connect(&n.listener_path).with_context(|| {
+                format!(
+                    "linux.seccomp.listenerPath: connect {}",
+                    n.listener_path.display()
+                )
+            })?;
+            self.listener = Some(sock);
+        }
+        Ok(())
+    }
+
+    /// Load the filter into this process. `state` is the container's OCI state JSON and `pid`
+    /// the host pid of this process (both for the listener).
+    pub fn load(&self, state: &str, pid: i32) -> Result<()> {
         let prog = libc::sock_fprog {
             len: (self.bpf.len() / std::mem::size_of::<libc::sock_filter>()) as u16,
             filter: self.bpf.as_ptr() as *mut libc::sock_filter,
@@ -199,29 +217,27 @@ impl Compiled {
         if let Some(n) = &self.notify {
             // SAFETY: with NEW_LISTENER, seccomp returned a new descriptor nothing else owns.
             let fd = unsafe { OwnedFd::from_raw_fd(r as i32) };
-            send_listener(n, &fd, state)?;
+            let sock = self
+                .listener
+                .as_ref()
+                .context("linux.seccomp.listenerPath: not connected")?;
+            send_listener(n, sock, &fd, state, pid)?;
         }
         Ok(())
     }
 }
 
-fn send_listener(n: &Notify, fd: &OwnedFd, state: &str) -> Result<()> {
+fn send_listener(n: &Notify, sock: &UnixStream, fd: &OwnedFd, state: &str, pid: i32) -> Result<()> {
     use std::os::fd::AsRawFd;
     let state: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
     let msg = serde_json::json!({
         "ociVersion": crate::state::OCI_VERSION,
         "fds": ["seccompFd"],
-        "pid": state["pid"],
+        "pid": pid,
         "metadata": n.metadata,
         "state": state,
     })
     .to_string();
-    let sock = UnixStream::connect(&n.listener_path).with_context(|| {
-        format!(
-            "linux.seccomp.listenerPath: connect {}",
-            n.listener_path.display()
-        )
-    })?;
     crate::sys::send_fds(sock.as_raw_fd(), &[fd.as_raw_fd()], msg.as_bytes())
         .context("linux.seccomp.listenerPath: send the listener")
 }

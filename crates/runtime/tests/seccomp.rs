@@ -571,8 +571,6 @@ fn notify_listener_answers_mkdir() {
 /// The runtime spec's listenerPath is a path of the runtime's (the host's): runc connects to it
 /// from the runtime process, outside the container.
 #[test]
-#[ignore = "BUG: berth-runtime connects to linux.seccomp.listenerPath from inside the \
-            container (after pivot_root), so a host path fails with ENOENT"]
 fn notify_listener_path_is_a_host_path() {
     let mut b = Bundle::new("notify-host");
     let sock = b.host_dir("host-only").join("listener.sock");
@@ -623,14 +621,16 @@ fn exec_with_notify_sends_the_listener_too() {
 /// The message to the listener is the container's process state (with its ID), for the exec'd
 /// process as for the init.
 #[test]
-#[ignore = "BUG: for an exec'd process, berth-runtime sends the listener \"state\": {} and \
-            \"pid\": null (commands/exec.rs passes \"{}\" as the state)"]
 fn exec_listener_message_has_the_container_state() {
     exec_notify(true);
 }
 
 fn exec_notify(check_state: bool) {
-    let mut b = Bundle::new("exec-notify");
+    let mut b = Bundle::new(if check_state {
+        "exec-notify-state"
+    } else {
+        "exec-notify"
+    });
     b.cfg["root"]["readonly"] = json!(false);
     let sock = listener_dir(&mut b).join("listener.sock");
     let listener = UnixListener::bind(&sock).unwrap();

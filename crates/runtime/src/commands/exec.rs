@@ -232,6 +232,11 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
             unsafe { libc::close(c.lock_fd()) };
             // Keep container processes from reading our memory or /proc/self/exe.
             sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
+            // The seccomp listener is a host path: connect before joining the mount namespace.
+            let mut compiled = seccomp.as_ref().map(crate::seccomp::compile).transpose()?;
+            if let Some(s) = &mut compiled {
+                s.connect()?;
+            }
             let mut cgroupns = None;
             for (flag, fd) in &child_nss {
                 if *flag == libc::CLONE_NEWCGROUP {
@@ -241,10 +246,16 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
                 sys::setns(fd.as_raw_fd(), *flag)
                     .with_context(|| format!("join the container's namespace {flag:#x}"))?;
             }
-            match sync.recv()? {
-                Some(Msg::Proceed(_)) => {}
+            let (state, my_pid) = match sync.recv()? {
+                Some(Msg::Proceed(p)) => {
+                    let v: serde_json::Value = serde_json::from_str(&p)?;
+                    (
+                        v["state"].to_string(),
+                        v["pid"].as_i64().unwrap_or(0) as i32,
+                    )
+                }
                 _ => bail!("the runtime went away"),
-            }
+            };
             if let Some(fd) = cgroupns {
                 sys::setns(fd.as_raw_fd(), libc::CLONE_NEWCGROUP)
                     .context("join the container's cgroup namespace")?;
@@ -257,7 +268,7 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
                     .into();
                 init::attach_terminal(&root, console.as_raw_fd(), &process, false)?;
             }
-            init::prepare_process(&process, None, o.preserve_fds, seccomp.as_ref(), "{}")
+            init::prepare_process(&process, None, o.preserve_fds, compiled, &state, my_pid)
         })();
         match r {
             Ok(exec) => {
@@ -286,7 +297,12 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
     if let Err(e) = cg.add_task(pid) {
         return fail(anyhow::Error::from(e).context("add the process to the container's cgroup"));
     }
-    sync.send(&Msg::Proceed(String::new()))?;
+    let state = crate::hooks::state_json(&s.id, "running", s.pid, &s.bundle, &s.annotations);
+    let proceed = serde_json::json!({
+        "state": serde_json::from_str::<serde_json::Value>(&state)?,
+        "pid": pid,
+    });
+    sync.send(&Msg::Proceed(proceed.to_string()))?;
     match sync.recv() {
         Ok(Some(Msg::Ready)) => {}
         Ok(Some(Msg::Error(e))) => return fail(anyhow!(e)),
