@@ -75,27 +75,41 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// mount_setattr(2) with AT_RECURSIVE on the mount at `target`: set `attr_set` bits.
-pub fn mount_setattr_recursive(target: &Path, attr_set: u64) -> io::Result<()> {
-    let target = cstr(target)?;
+/// mount_setattr(2): set `attr_set` bits on the mount at `dirfd`/`path`.
+pub fn mount_setattr(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: libc::c_uint,
+    attr_set: u64,
+) -> io::Result<()> {
     let attr = MountAttr {
         attr_set,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: target is a valid C string and attr a valid struct of the size we pass.
+    // SAFETY: path is a valid C string and attr a valid struct of the size we pass.
     check_long(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            libc::AT_RECURSIVE as libc::c_uint,
+            dirfd,
+            path.as_ptr(),
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     })?;
     Ok(())
+}
+
+/// mount_setattr(2) with AT_RECURSIVE on the mount at `target`: set `attr_set` bits.
+pub fn mount_setattr_recursive(target: &Path, attr_set: u64) -> io::Result<()> {
+    mount_setattr(
+        libc::AT_FDCWD,
+        &cstr(target)?,
+        libc::AT_RECURSIVE as libc::c_uint,
+        attr_set,
+    )
 }
 
 /// openat2(2) with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`: `path` is resolved as if `root`

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
@@ -11,38 +11,9 @@ use serde_json::json;
 
 /// Receive one descriptor sent with SCM_RIGHTS; also returns the payload.
 fn recv_fd(sock: RawFd) -> (OwnedFd, Vec<u8>) {
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    let mut payload = [0u8; 256];
-    let mut iov = libc::iovec {
-        iov_base: payload.as_mut_ptr().cast(),
-        iov_len: payload.len(),
-    };
-    // SAFETY: msghdr is plain data; zero is a valid initial value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    // SAFETY: msg and the buffers it points to are valid for the call.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
-    // SAFETY: the kernel filled msg; CMSG_FIRSTHDR checks msg_controllen before we read, and
-    // the data of an SCM_RIGHTS message holds at least one descriptor.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        assert!(!cmsg.is_null(), "no control message");
-        assert_eq!((*cmsg).cmsg_level, libc::SOL_SOCKET);
-        assert_eq!((*cmsg).cmsg_type, libc::SCM_RIGHTS);
-        let mut fd: RawFd = -1;
-        std::ptr::copy_nonoverlapping(
-            libc::CMSG_DATA(cmsg),
-            (&mut fd as *mut RawFd).cast::<u8>(),
-            std::mem::size_of::<RawFd>(),
-        );
-        (OwnedFd::from_raw_fd(fd), payload[..n as usize].to_vec())
-    }
+    let (payload, mut fds) = common::recv_with_fds(sock);
+    assert!(!fds.is_empty(), "no descriptor in the message");
+    (fds.remove(0), payload)
 }
 
 /// Read from a pty master until `want` shows up, the slave side is closed (EIO), or `timeout`.

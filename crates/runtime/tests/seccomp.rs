@@ -12,7 +12,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -398,44 +398,6 @@ struct Listened {
     answered: Vec<i32>,
 }
 
-/// Receive one message with SCM_RIGHTS descriptors: (payload, descriptors).
-fn recv_with_fds(sock: RawFd) -> (Vec<u8>, Vec<OwnedFd>) {
-    let mut buf = vec![0u8; 64 * 1024];
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE((4 * std::mem::size_of::<RawFd>()) as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: msghdr is plain data; zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    // SAFETY: msg points at valid buffers of the given sizes.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
-    buf.truncate(n as usize);
-    let mut fds = Vec::new();
-    // SAFETY: walking the control messages the kernel wrote into cbuf.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(c).cast::<RawFd>();
-                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / 4;
-                for i in 0..count {
-                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    (buf, fds)
-}
-
 /// Accept the runtime's connection on `listener` (bounded by `deadline`) and take the state
 /// message and the seccomp descriptor it carries.
 fn accept_listener(listener: &UnixListener, deadline: Instant) -> (Listened, Option<OwnedFd>) {
@@ -451,7 +413,7 @@ fn accept_listener(listener: &UnixListener, deadline: Instant) -> (Listened, Opt
         }
     };
     conn.set_nonblocking(false).unwrap();
-    let (payload, mut fds) = recv_with_fds(conn.as_raw_fd());
+    let (payload, mut fds) = common::recv_with_fds(conn.as_raw_fd());
     let out = Listened {
         msg: serde_json::from_slice(&payload).unwrap_or_else(|e| {
             panic!("state message {e}: {:?}", String::from_utf8_lossy(&payload))
