@@ -234,11 +234,6 @@ fn unsupported(spec: &Spec) -> Result<()> {
     {
         bail!("process.selinuxLabel: SELinux is not enabled on this host");
     }
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            bail!("mounts[{i}]: idmapped mounts (uidMappings/gidMappings) are not supported yet");
-        }
-    }
     Ok(())
 }
 

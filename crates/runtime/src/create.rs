@@ -220,6 +220,10 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
         .flatten()
         .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none());
 
+    let idmapped = crate::idmap::prepare(
+        cfg.spec.mounts().as_deref().unwrap_or_default(),
+        &cfg.bundle,
+    )?;
     let (parent_end, child_end) = sys::socketpair(libc::SOCK_SEQPACKET)?;
     let init_args = InitArgs {
         cfg: &cfg,
@@ -231,6 +235,10 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
         cgroup_path: &cg_path,
         needs_maps: false,
         close_fds: vec![container.lock_fd()],
+        idmapped: idmapped
+            .iter()
+            .map(|(i, fd)| (*i, fd.as_raw_fd()))
+            .collect(),
     };
     let intermediate = !plan.joins.is_empty();
     if intermediate {

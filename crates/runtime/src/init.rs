@@ -39,6 +39,8 @@ pub struct InitArgs<'a> {
     pub needs_maps: bool,
     /// Descriptors of the parent to close at once (the container lock).
     pub close_fds: Vec<RawFd>,
+    /// Idmapped mounts prepared by the parent: mount index -> detached mount.
+    pub idmapped: std::collections::HashMap<usize, RawFd>,
 }
 
 /// Run the init; never returns.
@@ -223,6 +225,7 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
         userns,
         cgroupns,
         cgroup_path: args.cgroup_path,
+        idmapped: &args.idmapped,
     };
     let root = rootfs::prepare_root(&rs)?;
     rootfs::mount_all(&rs, &root)?;

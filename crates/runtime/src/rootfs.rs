@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -60,6 +60,8 @@ pub fn mount_option(opt: &str) -> Option<MountOpt> {
         "nostrictatime" => Flag(false, libc::MS_STRICTATIME),
         "silent" => Flag(true, libc::MS_SILENT),
         "loud" => Flag(false, libc::MS_SILENT),
+        // Idmapped mounts are made from uidMappings/gidMappings (see idmap.rs).
+        "idmap" | "ridmap" => Flag(true, 0),
         "rro" => Recursive(true, libc::MOUNT_ATTR_RDONLY),
         "rrw" => Recursive(false, libc::MOUNT_ATTR_RDONLY),
         "rnosuid" => Recursive(true, libc::MOUNT_ATTR_NOSUID),
@@ -143,6 +145,8 @@ pub struct RootfsSetup<'a> {
     pub cgroupns: bool,
     /// The cgroup path of the container (for cgroup mounts without a cgroup namespace).
     pub cgroup_path: &'a Path,
+    /// Idmapped mounts made by the parent: mount index -> detached mount descriptor.
+    pub idmapped: &'a std::collections::HashMap<usize, RawFd>,
 }
 
 /// Prepare `/`'s propagation and bind the rootfs onto itself (so it is a mount point for
@@ -289,7 +293,7 @@ const PROC_MOUNT_ALLOWED: &[&str] = &[
 /// Mount every entry of `mounts` in config.json.
 pub fn mount_all(setup: &RootfsSetup, root: &OwnedFd) -> Result<()> {
     for (i, m) in setup.spec.mounts().iter().flatten().enumerate() {
-        mount_one(setup, root, m).with_context(|| {
+        mount_one(setup, root, m, setup.idmapped.get(&i).copied()).with_context(|| {
             format!(
                 "mounts[{i}] ({} on {})",
                 m.typ().as_deref().unwrap_or("bind"),
@@ -300,7 +304,12 @@ pub fn mount_all(setup: &RootfsSetup, root: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
-fn mount_one(setup: &RootfsSetup, root: &OwnedFd, m: &Mount) -> Result<()> {
+fn mount_one(
+    setup: &RootfsSetup,
+    root: &OwnedFd,
+    m: &Mount,
+    idmapped: Option<RawFd>,
+) -> Result<()> {
     let dest = clean(m.destination());
     if dest.starts_with("/proc") && dest != Path::new("/proc") {
         let ok = PROC_MOUNT_ALLOWED.iter().any(|p| Path::new(p) == dest);
@@ -330,14 +339,17 @@ fn mount_one(setup: &RootfsSetup, root: &OwnedFd, m: &Mount) -> Result<()> {
         };
         check_not_into_proc(setup, &target, &dest)?;
         let target_path = sys::fd_path(&target);
-        sys::mount(
-            Some(&src),
-            &target_path,
-            None,
-            libc::MS_BIND | (opts.flags & libc::MS_REC),
-            None,
-        )
-        .with_context(|| format!("bind {}", src.display()))?;
+        match idmapped {
+            Some(fd) => crate::idmap::attach(fd, &target)?,
+            None => sys::mount(
+                Some(&src),
+                &target_path,
+                None,
+                libc::MS_BIND | (opts.flags & libc::MS_REC),
+                None,
+            )
+            .with_context(|| format!("bind {}", src.display()))?,
+        }
         let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
         if extra != 0 {
             // The target fd still points at the directory under the new mount: reopen it.

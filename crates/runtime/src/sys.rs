@@ -102,6 +102,34 @@ pub fn mount_setattr(
     Ok(())
 }
 
+/// mount_setattr(2) with MOUNT_ATTR_IDMAP on a detached mount descriptor.
+pub fn mount_setattr_idmap(fd: RawFd, recursive: bool, userns: RawFd) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: libc::MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns as u64,
+    };
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint
+        | if recursive {
+            libc::AT_RECURSIVE as libc::c_uint
+        } else {
+            0
+        };
+    // SAFETY: a valid descriptor, an empty C string, and a mount_attr of the size we pass.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(())
+}
+
 /// mount_setattr(2) with AT_RECURSIVE on the mount at `target`: set `attr_set` bits.
 pub fn mount_setattr_recursive(target: &Path, attr_set: u64) -> io::Result<()> {
     mount_setattr(

@@ -222,3 +222,47 @@ fn time_offsets_without_a_time_namespace_are_refused() {
     let out = b.create(&b.id).failed();
     assert!(out.stderr.contains("linux.timeOffsets"), "{out:?}");
 }
+
+/// An idmapped bind mount with the container's own mapping shows host-root-owned files as the
+/// container's root, and files the container creates there belong to host root.
+#[test]
+fn idmapped_mount_maps_host_ids_into_the_user_namespace() {
+    let mut b = userns_bundle("idmap");
+    let data = b.host_dir("idmap-data");
+    fs::write(data.join("hostfile"), "x").unwrap();
+    lchown(data.join("hostfile"), Some(0), Some(0)).unwrap();
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.mount(
+        json!({"destination": "/data", "type": "bind", "source": data, "options": ["bind"],
+                   "uidMappings": map, "gidMappings": map}),
+    );
+    b.sh("stat -c '%u:%g' /data/hostfile; touch /data/made-inside && echo made; grep ' /data ' /proc/self/mountinfo");
+    let out = b.run().ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "0:0", "{out:?}");
+    assert_eq!(lines[1], "made", "{out:?}");
+    assert!(lines[2].contains("idmapped"), "{out:?}");
+    let meta = fs::metadata(data.join("made-inside")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (0, 0),
+        "created through the idmapped mount"
+    );
+}
+
+/// Without both mappings an idmapped mount is refused, naming the mount.
+#[test]
+fn idmapped_mount_needs_both_mappings() {
+    let mut b = Bundle::new("idmap-half");
+    let data = b.host_dir("idmap-half-data");
+    b.mount(
+        json!({"destination": "/data", "type": "bind", "source": data, "options": ["bind"],
+                   "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+    );
+    let out = b.run().failed();
+    assert!(
+        out.stderr.contains("mounts[") && out.stderr.contains("gidMappings"),
+        "{out:?}"
+    );
+}
