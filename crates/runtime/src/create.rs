@@ -285,6 +285,14 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
         plan.new_user,
         &mut cleanup,
     )?;
+    crate::log::debug(|| {
+        format!(
+            "{id}: init pid {init_pid}, new namespaces {:#x}, {} joined, intermediate {intermediate}, cgroup {}",
+            plan.new_flags,
+            plan.joins.len(),
+            cg_path.display()
+        )
+    });
     if let Some(cg) = cleanup.cgroup.as_ref() {
         match cg.add_task(init_pid) {
             Ok(()) => cg.apply(&resources).context("linux.resources")?,
@@ -363,6 +371,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
             .with_context(|| format!("--pid-file {}", pid_file.display()))?;
     }
     sync.send(&Msg::Ack)?;
+    crate::log::debug(|| format!("{id}: created"));
     cleanup.armed = false;
     Ok(Created {
         container,

@@ -8,8 +8,28 @@ use std::path::PathBuf;
 pub struct Logger {
     file: Option<PathBuf>,
     json: bool,
-    #[allow(dead_code)]
     debug: bool,
+}
+
+static LOGGER: std::sync::OnceLock<Logger> = std::sync::OnceLock::new();
+
+/// Install the process's logger (once, from main).
+pub fn init(logger: Logger) -> &'static Logger {
+    LOGGER.get_or_init(|| logger)
+}
+
+/// A debug line (only with `--debug`): to stderr, or to `--log` when given.
+pub fn debug(msg: impl FnOnce() -> String) {
+    if let Some(l) = LOGGER.get()
+        && l.debug
+    {
+        let msg = msg();
+        if l.file.is_some() {
+            l.append("debug", &msg);
+        } else {
+            eprintln!("berth-runtime: debug: {msg}");
+        }
+    }
 }
 
 impl Logger {

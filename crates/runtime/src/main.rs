@@ -333,7 +333,11 @@ fn parse_duration(s: &str) -> anyhow::Result<std::time::Duration> {
 
 fn main() {
     let cli = Cli::parse();
-    let logger = log::Logger::new(cli.log.clone(), &cli.log_format, cli.debug);
+    let logger = log::init(log::Logger::new(
+        cli.log.clone(),
+        &cli.log_format,
+        cli.debug,
+    ));
     let code = match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {

@@ -52,6 +52,8 @@ pub fn features() -> serde_json::Value {
         "rslave",
         "unbindable",
         "runbindable",
+        "idmap",
+        "ridmap",
     ]
     .into_iter()
     .filter(|o| rootfs::mount_option(o).is_some())
