@@ -207,12 +207,15 @@ fn devices_v2() {
         ))
     };
     let out = std::env::temp_dir().join(format!("berth-devices-v2-{}", std::process::id()));
+    // output goes to a regular file: /dev/null itself is denied by the second rule set
+    let junk = out.with_extension("junk");
     let try_open = |g: &mut Guard| {
         let _ = std::fs::remove_file(&out);
         let pid = g.spawn_inside(&format!(
-            "r=''; for d in null zero; do head -c 1 /dev/$d >/dev/null 2>&1; r=\"$r$d=$? \"; done; \
+            "r=''; for d in null zero; do head -c 1 /dev/$d >{junk} 2>&1; r=\"$r$d=$? \"; done; \
              echo \"$r\" > {}",
-            out.display()
+            out.display(),
+            junk = junk.display()
         ));
         g.wait(pid, Duration::from_secs(60)).expect("exits");
         read(out.clone())
@@ -222,6 +225,7 @@ fn devices_v2() {
     g.m.apply(&rules(5)).expect("apply devices again");
     assert_eq!(try_open(&mut g), "null=1 zero=0");
     let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&junk);
 }
 
 #[test]

@@ -202,34 +202,32 @@ fn memory_limit_oom_kills_the_container() {
 
 #[test]
 fn memory_oom_is_an_event() {
-    let (mut b, out) = bundle("oom-events");
+    let (mut b, _out) = bundle("oom-events");
     limit_memory(&mut b, 32 * MIB);
-    // The hog runs in a child shell, after a pause that lets `events` start (it cannot run
-    // between `create` and `start`, see `events_does_not_lock_out_other_commands`), and the
-    // container outlives the OOM kill for a moment: `events` polls, and stops at once when the
-    // container has stopped.
-    b.sh(&format!(
-        "sleep 1; sh -c '{}'; echo hog=$? > /out/hog; sleep 1",
-        HOG.replace('\'', r"'\''")
-    ));
+    // the init itself is OOM-killed, so the container stops right away
+    b.sh(&format!("sleep 0.3; {HOG}"));
     let id = b.id.clone();
-    create_start(&b, &id);
+    b.create(&id).ok();
     let mut ev = Events::spawn(&b, &id);
-    // events holds the container's lock: no other command until it exits with the container
+    std::thread::sleep(Duration::from_millis(300));
+    b.start(&id).ok();
+    // filling 32 MiB through a pipe takes a while on a slow (emulated) machine
     assert!(
-        ev.wait_exit(Duration::from_secs(60)),
+        wait_until(Duration::from_secs(90), || b.status(&id) == "stopped"),
+        "the container was not OOM-killed: {:?}",
+        b.state(&id)
+    );
+    assert!(
+        ev.wait_exit(WAIT),
         "events did not exit once the container stopped"
     );
-    let hog = read_trim(&out.join("hog"));
-    assert_eq!(hog, "hog=137", "the hog should be OOM-killed");
     let text = ev.text();
     let oom = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .any(|v| v["type"] == "oom" && v["id"] == json!(id));
     assert!(oom, "no oom event: {text}");
-    b.wait_status(&id, "stopped");
-    // the stopped container's cgroup is still there until delete: the peak stayed at the limit
+    // the stopped container's cgroup is there until delete: the peak stayed at the limit
     let s = stats(&b, &id);
     let mem = &s["memory"]["usage"];
     assert_eq!(mem["limit"], json!(32 * MIB), "{s}");
@@ -240,8 +238,8 @@ fn memory_oom_is_an_event() {
     finish(b, &[&id]);
 }
 
-/// `events` keeps the container locked while it runs, so `start`, `state`, `kill`, `delete`
-/// ... wait for it (forever, for a running container). runc's `events` does not block them.
+/// A streaming `events` must not keep the container locked: `state`, `start`, `kill`, `delete`
+/// go on while it runs (as with runc).
 #[test]
 
 fn events_does_not_lock_out_other_commands() {
