@@ -1,0 +1,133 @@
+//! The crate's error type.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::Digest;
+
+/// Everything that can go wrong in the store, an import or export, an unpack or a snapshot.
+///
+/// Variants carry the object they are about (path, digest, tar entry, key), so a message stands
+/// on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call or file operation failed on `path`.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`open`, `rename`, ...).
+        op: &'static str,
+        /// The file it was done to.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A string is not a valid `sha256:<64 hex>` digest.
+    #[error("invalid digest {0:?}: expected sha256:<64 lowercase hex digits>")]
+    InvalidDigest(String),
+    /// A string is not a valid image reference.
+    #[error("invalid image reference {reference:?}: {reason}")]
+    InvalidReference {
+        /// The text that was parsed.
+        reference: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// Content did not hash to the digest it was announced with; nothing of it was kept.
+    #[error("digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// The digest the content was announced with.
+        expected: Digest,
+        /// The digest of the bytes actually read.
+        actual: Digest,
+    },
+    /// Content did not have the size it was announced with; nothing of it was kept.
+    #[error("size mismatch for {digest}: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// The digest the content was announced with.
+        digest: Digest,
+        /// The announced size.
+        expected: u64,
+        /// The number of bytes read (at most one more than `expected` when it stopped early).
+        actual: u64,
+    },
+    /// The store has no blob with this digest.
+    #[error("blob {0} not found")]
+    BlobNotFound(Digest),
+    /// No image is known under this name.
+    #[error("image {0} not found")]
+    ImageNotFound(String),
+    /// A JSON document (manifest, config, index, ...) could not be read or written.
+    #[error("{what}: {source}")]
+    Json {
+        /// Which document, e.g. `manifest sha256:...`.
+        what: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A manifest, index or config is well-formed JSON but not something this crate accepts.
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// Which document.
+        what: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A layer's media type is not a tar, tar+gzip or tar+zstd layer.
+    #[error("layer {digest}: unsupported media type {media_type}")]
+    UnsupportedMediaType {
+        /// The layer's digest.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
+    /// An image index has no manifest for the wanted platform.
+    #[error("{what}: no manifest for platform {platform}")]
+    NoMatchingPlatform {
+        /// Which index.
+        what: String,
+        /// The platform that was asked for, e.g. `linux/amd64`.
+        platform: String,
+    },
+    /// A tar entry was refused: it would write outside the layer directory, through a symlink,
+    /// or is otherwise unsafe or malformed. The layer was not kept.
+    #[error("layer tar entry {entry:?} refused: {reason}")]
+    UnsafeEntry {
+        /// The entry's path as written in the archive.
+        entry: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An uncompressed layer did not hash to the diff ID in the image config.
+    #[error("layer {layer}: diff ID mismatch: config says {expected}, content is {actual}")]
+    DiffIdMismatch {
+        /// The (compressed) layer blob.
+        layer: Digest,
+        /// The diff ID from the config's `rootfs.diff_ids`.
+        expected: Digest,
+        /// The digest of the uncompressed tar.
+        actual: Digest,
+    },
+    /// A snapshot key is empty, too long, or holds characters other than `[A-Za-z0-9_.-]`.
+    #[error("invalid snapshot key {0:?}")]
+    InvalidKey(String),
+    /// A container snapshot with this key already exists.
+    #[error("snapshot {0} already exists")]
+    SnapshotExists(String),
+    /// No container snapshot has this key.
+    #[error("snapshot {0} not found")]
+    SnapshotNotFound(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Builds an [`Error::Io`]: `.map_err(io_err("open", &path))`.
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { op, path, source }
+}

@@ -1,0 +1,94 @@
+//! Small file-system helpers: atomic writes, directory fsync, flock, temp names.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Result, io_err};
+
+/// A unique name for a temporary file or directory in the store's `tmp/`.
+pub(crate) fn temp_name(kind: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{kind}-{}-{nanos}-{n}", std::process::id())
+}
+
+/// fsyncs a directory, so a rename or unlink in it is durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err("fsync", dir))
+}
+
+/// Writes `data` to `path` atomically: a temp file in `tmp_dir` (same file system), fsync,
+/// rename over `path`, fsync of the parent.
+pub(crate) fn atomic_write(tmp_dir: &Path, path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = tmp_dir.join(temp_name("write"));
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
+        f.write_all(data).map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("fsync", &tmp))?;
+        fs::rename(&tmp, path).map_err(io_err("rename", path))
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res?;
+    sync_dir(path.parent().unwrap_or(Path::new("/")))
+}
+
+/// A held flock(2); released when dropped (or when the process dies).
+pub(crate) struct Flock {
+    _file: File,
+}
+
+impl Flock {
+    /// Locks `path` (created if missing), shared or exclusive, blocking until granted.
+    pub(crate) fn lock(path: &Path, exclusive: bool) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(io_err("open", path))?;
+        let op = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
+        loop {
+            // SAFETY: flock on a descriptor we own; no memory is passed.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+            if rc == 0 {
+                return Ok(Self { _file: file });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(io_err("flock", path)(err));
+            }
+        }
+    }
+}
+
+/// Removes a directory tree, first renaming it into `tmp_dir` so a crash half-way leaves no
+/// partial tree under its real name.
+pub(crate) fn remove_tree_atomically(tmp_dir: &Path, path: &Path) -> Result<()> {
+    let doomed: PathBuf = tmp_dir.join(temp_name("rm"));
+    fs::rename(path, &doomed).map_err(io_err("rename", path))?;
+    fs::remove_dir_all(&doomed).map_err(io_err("remove", &doomed))
+}

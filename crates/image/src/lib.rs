@@ -1,0 +1,49 @@
+//! berth's image store.
+//!
+//! Its job: keep images on disk the way the OCI image spec describes them and turn them into
+//! root filesystems for containers.
+//!
+//! - [`Store`]: a content-addressed blob store (`blobs/sha256/<hex>`) where every write is
+//!   streamed through sha256 into a temp file and renamed into place only when digest and
+//!   size match, plus an index of names (`docker.io/library/busybox:latest`) to manifest
+//!   digests, updated atomically under a flock. [`Reference`] parses names with Docker Hub
+//!   semantics.
+//! - [`layout`]: import and export of OCI image layouts (`oci-layout`, `index.json`, `blobs/`),
+//!   with platform selection in image indexes.
+//! - [`unpack_layer`]: applies a layer tar (plain, gzip, zstd) to a directory, refusing hostile
+//!   entries, and turns whiteouts into overlayfs whiteouts.
+//! - [`Snapshotter`]: unpacks an image's layers once per chain ID (shared between images) and
+//!   prepares writable container snapshots, returned as [`Mount`]s (overlay, or a bind mount of
+//!   a copied rootfs where overlayfs cannot be used). Like containerd's snapshotters it never
+//!   mounts anything itself: the caller (the engine, or the runtime through config.json) does.
+//! - [`Store::prune`]: garbage collection of blobs and layers no name or snapshot refers to.
+//!
+//! What it does not do: talk to registries (the registry client will stream into
+//! [`Store::ingest`], which takes the expected digest and size), run containers, or know
+//! anything about the runtime.
+//!
+//! Crash safety: objects become visible only by rename once complete and fsynced; a crash
+//! leaves temp files and directories in `tmp/`, which readers ignore and prune removes.
+
+mod digest;
+mod error;
+mod fsutil;
+mod gc;
+mod image;
+pub mod layout;
+mod reference;
+mod snapshot;
+mod store;
+mod unpack;
+
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use gc::PruneReport;
+pub use image::{
+    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Image, Layer, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST,
+    Platform, is_index, is_layer, is_manifest,
+};
+pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, Reference};
+pub use snapshot::{Mount, SnapshotMode, Snapshotter};
+pub use store::{DEFAULT_ROOT, Lease, Store};
+pub use unpack::unpack_layer;

@@ -1,0 +1,331 @@
+//! The content-addressed blob store and the name index.
+//!
+//! On disk, under the root (default [`DEFAULT_ROOT`], always passed in):
+//!
+//! ```text
+//! blobs/sha256/<hex>          content, read-only, named by its digest
+//! names.json                  {"names": {"docker.io/library/busybox:latest": "sha256:..."}}
+//! names.lock                  flock serialising read-modify-write of names.json
+//! gc.lock                     shared by writers (leases), exclusive for prune
+//! snapshots/layers/<chainid>  unpacked layers (see the snapshot module)
+//! snapshots/containers/<key>  writable container snapshots
+//! tmp/                        temp files and dirs; renamed into place when complete
+//! ```
+//!
+//! Every write lands in `tmp/` first and is renamed into place once complete and fsynced, so a
+//! crash leaves either nothing or a whole object; leftovers in `tmp/` are removed by prune.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, HashingReader};
+use crate::error::{Error, Result, io_err};
+use crate::fsutil::{Flock, atomic_write, sync_dir, temp_name};
+use crate::reference::Reference;
+
+/// Where berth keeps images unless told otherwise.
+pub const DEFAULT_ROOT: &str = "/var/lib/berth";
+
+/// A content store rooted at a directory: blobs by digest, a name index, unpacked layers and
+/// container snapshots.
+///
+/// Several processes may use one root at once: blob and index writes are atomic, the index is
+/// updated under a flock, and [`Store::prune`] waits for every [`Lease`] to be dropped.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// Keeps [`Store::prune`] away while held: take one around a sequence of writes whose objects
+/// are only referenced at the end (ingest blobs, then tag). Dropping it releases it.
+///
+/// Do not call [`Store::prune`] while holding a lease in the same thread: it would wait forever.
+pub struct Lease {
+    _lock: Flock,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct NameIndex {
+    names: BTreeMap<String, Digest>,
+}
+
+impl Store {
+    /// Opens a store rooted at `root`, creating its directories if needed.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        let store = Self { root: root.into() };
+        for dir in [
+            store.root.join("blobs/sha256"),
+            store.tmp_dir(),
+            store.layers_dir(),
+            store.containers_dir(),
+        ] {
+            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        }
+        Ok(store)
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub(crate) fn layers_dir(&self) -> PathBuf {
+        self.root.join("snapshots/layers")
+    }
+
+    pub(crate) fn containers_dir(&self) -> PathBuf {
+        self.root.join("snapshots/containers")
+    }
+
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs/sha256")
+    }
+
+    /// The path of a blob (which may not exist).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    /// Takes a lease: [`Store::prune`] waits until it is dropped.
+    pub fn lease(&self) -> Result<Lease> {
+        Ok(Lease {
+            _lock: Flock::lock(&self.root.join("gc.lock"), false)?,
+        })
+    }
+
+    pub(crate) fn gc_lock(&self) -> Result<Flock> {
+        Flock::lock(&self.root.join("gc.lock"), true)
+    }
+
+    /// Streams `reader` into the store as the blob `expected`.
+    ///
+    /// The bytes are hashed while they are written to a temp file in the store; when
+    /// `expected_size` is given, reading stops one byte past it. Content whose size or digest
+    /// does not match is refused ([`Error::SizeMismatch`], [`Error::DigestMismatch`]) and
+    /// nothing of it is kept. Good content is fsynced, made read-only and renamed into place.
+    /// If the blob is already present, `reader` is not read at all.
+    pub fn ingest(
+        &self,
+        expected: &Digest,
+        expected_size: Option<u64>,
+        reader: impl Read,
+    ) -> Result<()> {
+        let _lease = self.lease()?;
+        if self.has(expected) {
+            return Ok(());
+        }
+        let tmp = self.tmp_dir().join(temp_name("ingest"));
+        let res = self.ingest_to(&tmp, expected, expected_size, reader);
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res
+    }
+
+    fn ingest_to(
+        &self,
+        tmp: &Path,
+        expected: &Digest,
+        expected_size: Option<u64>,
+        reader: impl Read,
+    ) -> Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o444)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(tmp)
+            .map_err(io_err("create", tmp))?;
+        let limit = expected_size.map_or(u64::MAX, |s| s.saturating_add(1));
+        let mut hashing = HashingReader::new(reader.take(limit));
+        io::copy(&mut hashing, &mut file).map_err(io_err("write", tmp))?;
+        let (actual, size) = hashing.finish_now();
+        if let Some(expected_size) = expected_size
+            && size != expected_size
+        {
+            return Err(Error::SizeMismatch {
+                digest: expected.clone(),
+                expected: expected_size,
+                actual: size,
+            });
+        }
+        if &actual != expected {
+            return Err(Error::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        file.sync_all().map_err(io_err("fsync", tmp))?;
+        let dest = self.blob_path(expected);
+        fs::rename(tmp, &dest).map_err(io_err("rename", &dest))?;
+        sync_dir(&self.blobs_dir())
+    }
+
+    /// Stores `data` as a blob and returns its digest.
+    pub fn ingest_bytes(&self, data: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(data);
+        self.ingest(&digest, Some(data.len() as u64), data)?;
+        Ok(digest)
+    }
+
+    /// Whether the blob is present.
+    pub fn has(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Opens a blob for reading.
+    pub fn open(&self, digest: &Digest) -> Result<File> {
+        let path = self.blob_path(digest);
+        File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::BlobNotFound(digest.clone()),
+            _ => io_err("open", &path)(e),
+        })
+    }
+
+    /// The size of a blob in bytes.
+    pub fn size(&self, digest: &Digest) -> Result<u64> {
+        let path = self.blob_path(digest);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::BlobNotFound(digest.clone()))
+            }
+            Err(e) => Err(io_err("stat", &path)(e)),
+        }
+    }
+
+    /// Reads a whole (small) blob, checking its digest again: used for manifests, indexes and
+    /// configs, which are parsed right after.
+    pub(crate) fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        const MAX: u64 = 16 << 20;
+        let mut data = Vec::new();
+        self.open(digest)?
+            .take(MAX)
+            .read_to_end(&mut data)
+            .map_err(io_err("read", self.blob_path(digest)))?;
+        let actual = Digest::of(&data);
+        if &actual != digest {
+            return Err(Error::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(data)
+    }
+
+    /// Removes a blob. Names that point at it are left alone (see [`Store::untag`]).
+    pub fn delete(&self, digest: &Digest) -> Result<()> {
+        let path = self.blob_path(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.blobs_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::BlobNotFound(digest.clone()))
+            }
+            Err(e) => Err(io_err("remove", &path)(e)),
+        }
+    }
+
+    /// Every blob in the store.
+    pub fn blobs(&self) -> Result<Vec<Digest>> {
+        let dir = self.blobs_dir();
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err("read", &dir))? {
+            let entry = entry.map_err(io_err("read", &dir))?;
+            if let Some(d) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+            {
+                out.push(d);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    // ---- name index ----
+
+    fn names_path(&self) -> PathBuf {
+        self.root.join("names.json")
+    }
+
+    fn read_index(&self) -> Result<NameIndex> {
+        let path = self.names_path();
+        match fs::read(&path) {
+            Ok(data) => serde_json::from_slice(&data).map_err(|source| Error::Json {
+                what: path.display().to_string(),
+                source,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(NameIndex::default()),
+            Err(e) => Err(io_err("read", &path)(e)),
+        }
+    }
+
+    fn update_index<T>(&self, f: impl FnOnce(&mut NameIndex) -> Result<T>) -> Result<T> {
+        let _lock = Flock::lock(&self.root.join("names.lock"), true)?;
+        let mut index = self.read_index()?;
+        let out = f(&mut index)?;
+        let data = serde_json::to_vec_pretty(&index).map_err(|source| Error::Json {
+            what: "names.json".into(),
+            source,
+        })?;
+        atomic_write(&self.tmp_dir(), &self.names_path(), &data)?;
+        Ok(out)
+    }
+
+    /// Records `name` -> `manifest` in the index, replacing what the name pointed at.
+    ///
+    /// The manifest blob must be in the store. A name that pins a digest must pin this one.
+    pub fn tag(&self, name: &Reference, manifest: &Digest) -> Result<()> {
+        if !self.has(manifest) {
+            return Err(Error::BlobNotFound(manifest.clone()));
+        }
+        if let Some(d) = name.digest()
+            && d != manifest
+        {
+            return Err(Error::DigestMismatch {
+                expected: d.clone(),
+                actual: manifest.clone(),
+            });
+        }
+        self.update_index(|index| {
+            index.names.insert(name.to_string(), manifest.clone());
+            Ok(())
+        })
+    }
+
+    /// Removes a name from the index and returns what it pointed at. Blobs stay until
+    /// [`Store::prune`].
+    pub fn untag(&self, name: &Reference) -> Result<Digest> {
+        self.update_index(|index| {
+            index
+                .names
+                .remove(&name.to_string())
+                .ok_or_else(|| Error::ImageNotFound(name.to_string()))
+        })
+    }
+
+    /// The manifest digest a name points at. A reference pinning a digest resolves to it when
+    /// that manifest is in the store, whatever the repository.
+    pub fn resolve(&self, name: &Reference) -> Result<Digest> {
+        if let Some(d) = self.read_index()?.names.get(&name.to_string()) {
+            return Ok(d.clone());
+        }
+        match name.digest() {
+            Some(d) if self.has(d) => Ok(d.clone()),
+            _ => Err(Error::ImageNotFound(name.to_string())),
+        }
+    }
+
+    /// All names in the index with the manifest each points at, sorted by name.
+    pub fn names(&self) -> Result<BTreeMap<String, Digest>> {
+        Ok(self.read_index()?.names)
+    }
+}
