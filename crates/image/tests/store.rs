@@ -1,0 +1,153 @@
+//! The content store and the name index.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+
+use berth_image::{Digest, Error, Reference, Store};
+use common::ls;
+
+#[test]
+fn ingest_streams_verifies_and_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(tmp.path()).unwrap();
+    let data = b"hello blob".repeat(10_000);
+    let d = Digest::of(&data);
+    assert!(!store.has(&d));
+    store
+        .ingest(&d, Some(data.len() as u64), &data[..])
+        .unwrap();
+    assert!(store.has(&d));
+    assert_eq!(store.size(&d).unwrap(), data.len() as u64);
+    let mut back = Vec::new();
+    store.open(&d).unwrap().read_to_end(&mut back).unwrap();
+    assert_eq!(back, data);
+    assert_eq!(
+        store.blob_path(&d),
+        tmp.path().join("blobs/sha256").join(d.hex())
+    );
+    assert_eq!(store.blobs().unwrap(), vec![d.clone()]);
+    // Present already: not read again.
+    store.ingest(&d, None, std::io::empty()).unwrap();
+    store.delete(&d).unwrap();
+    assert!(!store.has(&d));
+    assert!(matches!(store.delete(&d), Err(Error::BlobNotFound(_))));
+    assert!(matches!(store.open(&d), Err(Error::BlobNotFound(_))));
+}
+
+#[test]
+fn a_wrong_digest_or_size_is_refused_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(tmp.path()).unwrap();
+    let announced = Digest::of(b"what the registry promised");
+    let err = store
+        .ingest(&announced, None, &b"what it sent"[..])
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&announced.to_string())
+            && msg.contains(&Digest::of(b"what it sent").to_string()),
+        "{msg}"
+    );
+    let good = Digest::of(b"12345");
+    assert!(matches!(
+        store.ingest(&good, Some(4), &b"12345"[..]),
+        Err(Error::SizeMismatch {
+            expected: 4,
+            actual: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.ingest(&good, Some(6), &b"12345"[..]),
+        Err(Error::SizeMismatch {
+            expected: 6,
+            actual: 5,
+            ..
+        })
+    ));
+    assert!(store.blobs().unwrap().is_empty());
+    assert!(
+        ls(&tmp.path().join("tmp")).is_empty(),
+        "temp file left behind"
+    );
+    store.ingest(&good, Some(5), &b"12345"[..]).unwrap();
+}
+
+#[test]
+fn the_index_maps_names_to_manifests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(tmp.path()).unwrap();
+    let m = store.ingest_bytes(b"{}").unwrap();
+    let busybox = Reference::parse("busybox").unwrap();
+    store.tag(&busybox, &m).unwrap();
+    assert_eq!(
+        store
+            .resolve(&Reference::parse("docker.io/library/busybox:latest").unwrap())
+            .unwrap(),
+        m
+    );
+    // By digest, whatever the repository.
+    assert_eq!(
+        store
+            .resolve(&Reference::parse(&format!("other@{m}")).unwrap())
+            .unwrap(),
+        m
+    );
+    let names = store.names().unwrap();
+    assert_eq!(names.get("docker.io/library/busybox:latest"), Some(&m));
+    // A pinned digest must match; a missing manifest cannot be tagged.
+    let wrong = Reference::parse(&format!("busybox@{}", Digest::of(b"x"))).unwrap();
+    assert!(store.tag(&wrong, &m).is_err());
+    assert!(matches!(
+        store.tag(&busybox, &Digest::of(b"x")),
+        Err(Error::BlobNotFound(_))
+    ));
+    assert_eq!(store.untag(&busybox).unwrap(), m);
+    assert!(matches!(
+        store.resolve(&busybox),
+        Err(Error::ImageNotFound(_))
+    ));
+    assert!(store.untag(&busybox).is_err());
+    // The index is JSON on disk, written atomically.
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&fs::read(tmp.path().join("names.json")).unwrap()).unwrap();
+    assert!(on_disk["names"].as_object().unwrap().is_empty());
+}
+
+#[test]
+fn concurrent_taggers_lose_no_update() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(tmp.path()).unwrap();
+    let m = store.ingest_bytes(b"{}").unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let store = store.clone();
+            let m = m.clone();
+            s.spawn(move || {
+                for i in 0..25 {
+                    store
+                        .tag(&Reference::parse(&format!("img{t}:v{i}")).unwrap(), &m)
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(store.names().unwrap().len(), 100);
+}
+
+#[test]
+fn prune_removes_unreferenced_blobs_and_temp_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(tmp.path()).unwrap();
+    let loose = store.ingest_bytes(b"nobody refers to me").unwrap();
+    // A crash mid-ingest leaves a temp file: readers ignore it, prune removes it.
+    fs::write(tmp.path().join("tmp/ingest-crashed"), b"partial").unwrap();
+    assert!(store.blobs().unwrap().contains(&loose));
+    let report = store.prune().unwrap();
+    assert_eq!(report.blobs, vec![loose.clone()]);
+    assert_eq!(report.temp, 1);
+    assert!(!store.has(&loose));
+    assert!(ls(&tmp.path().join("tmp")).is_empty());
+}
