@@ -14,11 +14,8 @@ pub const MTIME: u64 = 1_600_000_000;
 
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "these tests need root (CI runs them as root)"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "these tests need root (CI runs them as root)");
 }
 
 /// A layer tar under construction.
