@@ -1,0 +1,5 @@
+//! One module per group of commands. Each exposes a clap `Subcommand` enum (flattened into the
+//! top-level command list) and `run(&Cli, &Command) -> anyhow::Result<u8>` returning the exit status.
+
+pub mod container;
+pub mod image;

@@ -1,0 +1,64 @@
+//! `berth`: the command line. Parses Docker-compatible flags and hands the work to the engine
+//! and image crates; it holds no logic of its own beyond presentation.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status for berth's own errors, as Docker uses 125.
+pub const EXIT_BERTH_ERROR: u8 = 125;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "Run containers from OCI images: Docker's command line, no daemon",
+    long_about = "berth pulls, builds and runs OCI containers. Each container is run by \
+berth-runtime (an OCI runtime) under a small monitor process, so no daemon is needed: \
+containers keep running after the berth command exits.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Root of berth's state: images, layers, containers.
+    #[arg(long, global = true, env = "BERTH_ROOT", default_value = "/var/lib/berth")]
+    pub root: PathBuf,
+
+    /// Path of the OCI runtime binary (default: berth-runtime next to berth, else from PATH).
+    #[arg(long, global = true, env = "BERTH_RUNTIME")]
+    pub runtime: Option<PathBuf>,
+
+    /// Print debug output to stderr.
+    #[arg(long, short = 'D', global = true)]
+    pub debug: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Image commands (pull, push, images, rmi, tag, save, load, login, ...).
+    #[command(flatten)]
+    Image(commands::image::ImageCommand),
+    /// Container commands (run, ps, logs, exec, stop, rm, ...).
+    #[command(flatten)]
+    Container(commands::container::ContainerCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Image(c) => commands::image::run(&cli, c),
+        Command::Container(c) => commands::container::run(&cli, c),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::from(EXIT_BERTH_ERROR)
+        }
+    }
+}
