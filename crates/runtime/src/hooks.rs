@@ -45,6 +45,19 @@ pub fn run(kind: &str, hooks: &[Hook], state: &str) -> Result<()> {
     Ok(())
 }
 
+/// Run every hook even when some fail (poststart, poststop: the spec says failures are
+/// only logged); each failure is a warning on stderr naming the hook.
+pub fn run_all(kind: &str, hooks: &[Hook], state: &str) {
+    for (i, h) in hooks.iter().enumerate() {
+        if let Err(e) = run_one(h, state) {
+            eprintln!(
+                "berth-runtime: warning: hooks.{kind}[{i}] ({}): {e:#}",
+                h.path().display()
+            );
+        }
+    }
+}
+
 fn run_one(h: &Hook, state: &str) -> Result<()> {
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());

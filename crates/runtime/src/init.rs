@@ -116,8 +116,7 @@ impl Exec {
                 }
                 break;
             }
-            // SAFETY: closing our own descriptor.
-            unsafe { libc::close(fifo) };
+            // The fifo stays open (close-on-exec) until the exec: `start` waits for it to close.
         }
         if let Err(e) = crate::hooks::run("startContainer", &self.start_hooks, &self.hook_state) {
             eprintln!("berth-runtime: {e:#}");

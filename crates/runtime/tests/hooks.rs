@@ -524,7 +524,6 @@ fn failing_poststart_hook_only_warns() {
 }
 
 #[test]
-#[ignore = "BUG: hooks::run stops at the first failing poststart hook; the spec says the remaining hooks still run"]
 fn failing_poststart_hook_does_not_stop_the_next_ones() {
     let (mut b, dir) = hooks_bundle("hooks-fail-poststart-next");
     let d = dir.display();
@@ -554,7 +553,6 @@ fn failing_poststop_hook_only_warns() {
 }
 
 #[test]
-#[ignore = "BUG: hooks::run stops at the first failing poststop hook; the spec says the remaining hooks still run"]
 fn failing_poststop_hook_does_not_stop_the_next_ones() {
     let (mut b, dir) = hooks_bundle("hooks-fail-poststop-next");
     let d = dir.display();
@@ -582,7 +580,6 @@ fn failing_start_container_hook_keeps_the_user_process_from_running() {
 }
 
 #[test]
-#[ignore = "BUG: start wakes the init and runs poststart at once, without waiting for the startContainer hooks and the exec of the user process"]
 fn poststart_runs_after_start_container_and_the_exec() {
     let (mut b, dir) = hooks_bundle("hooks-poststart-after");
     let d = dir.display();

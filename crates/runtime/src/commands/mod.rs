@@ -37,8 +37,20 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         }
         Err(e) => return Err(e).with_context(|| format!("open {}", fifo.display())),
     };
+    // A read end of our own, to see the init's end close: the init holds the fifo open
+    // (read-write, close-on-exec) until it execs the user's process or dies, so the last writer
+    // goes away exactly then and poll reports POLLHUP (as runc's start waits for the exec).
+    // Opened while the init's writer exists, so the kernel does not suppress that hangup.
+    let watch: OwnedFd = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&fifo)
+        .with_context(|| format!("open {}", fifo.display()))?
+        .into();
     f.write_all(&[0]).context("wake the container's init")?;
     drop(f);
+    wait_hangup(&watch).context("wait for the container's process to start")?;
+    drop(watch);
     let mut saved = c.saved().clone();
     saved.started = true;
     c.save(saved)?;
@@ -46,15 +58,38 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     let s = c.saved();
     if let Some(h) = saved_hooks(&c) {
         let state = hooks::state_json(id, "running", s.pid, &s.bundle, &s.annotations);
-        if let Err(e) = hooks::run(
+        hooks::run_all(
             "poststart",
             h.poststart().as_deref().unwrap_or_default(),
             &state,
-        ) {
-            eprintln!("berth-runtime: warning: {e:#}");
-        }
+        );
     }
     Ok(())
+}
+
+/// Block until every writer of the fifo behind `fd` has closed it.
+fn wait_hangup(fd: &OwnedFd) -> Result<()> {
+    loop {
+        // Only POLLHUP/POLLERR can be reported with no events asked for, so the byte for the
+        // init still in the pipe does not wake us.
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, -1) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e.into());
+        }
+        if p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            return Ok(());
+        }
+    }
 }
 
 fn saved_hooks(c: &Container) -> Option<oci_spec::runtime::Hooks> {
@@ -204,13 +239,11 @@ fn destroy(c: &Container) -> Result<()> {
     c.remove_dir()?;
     if let Some(h) = saved_hooks(c) {
         let state = hooks::state_json(&s.id, "stopped", 0, &s.bundle, &s.annotations);
-        if let Err(e) = hooks::run(
+        hooks::run_all(
             "poststop",
             h.poststop().as_deref().unwrap_or_default(),
             &state,
-        ) {
-            eprintln!("berth-runtime: warning: {e:#}");
-        }
+        );
     }
     Ok(())
 }
