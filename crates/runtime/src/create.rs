@@ -200,6 +200,13 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
     let resources = effective_resources(linux)?;
     let cg = berth_cgroups::manager(cgroups_path.as_deref(), id).context("linux.cgroupsPath")?;
     let cg_path = cg.path().to_path_buf();
+    // Recorded before the cgroup exists, so `delete --force` can find it if this process dies
+    // before the state is saved.
+    std::fs::write(
+        container.dir.join(state::CGROUP_FILE),
+        serde_json::to_vec(&cgroups_path)?,
+    )
+    .context("record the container's cgroup path")?;
     match cg.create() {
         Ok(()) => cleanup.cgroup = Some(cg),
         // Rootless without a delegated cgroup: run without one, unless limits are asked for.

@@ -25,6 +25,9 @@ use crate::sys;
 
 /// The name of the fifo that holds a created container's init until `start`.
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// Holds `linux.cgroupsPath` from early in `create`, for `delete --force` of a container whose
+/// creator died before its state was saved.
+pub const CGROUP_FILE: &str = "cgroup.json";
 const STATE_FILE: &str = "state.json";
 
 /// The container status of the OCI runtime spec (plus runc's `paused`).

@@ -184,3 +184,31 @@ fn invalid_id() {
     assert!(out.stderr.contains("invalid container id"), "{out:?}");
     assert!(!b.dir.join("escape").exists());
 }
+
+#[test]
+fn delete_force_after_the_creator_was_killed_removes_the_cgroup() {
+    let mut b = Bundle::new("fail-creator-killed");
+    // createRuntime runs in `create` itself after the cgroup is made and the init is in it:
+    // the hook kills its parent, as an OOM kill or a crash of the caller would.
+    b.cfg["hooks"] = json!({"createRuntime": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", "kill -9 $PPID; sleep 1"],
+    }]});
+    b.save();
+    let out = b.rt(&["create", "--bundle", b.bundle.to_str().unwrap(), &b.id]);
+    assert_eq!(out.code, 137, "create should die of SIGKILL: {out:?}");
+    assert!(b.state_dir_exists(&b.id), "nothing half-created to test");
+    assert!(
+        !leftover_cgroups(&b.id).is_empty(),
+        "no cgroup half-created to test"
+    );
+    b.rt(&["delete", "--force", &b.id]).ok();
+    assert!(!b.state_dir_exists(&b.id), "state directory left behind");
+    assert_eq!(
+        leftover_cgroups(&b.id),
+        Vec::<std::path::PathBuf>::new(),
+        "cgroups left behind"
+    );
+    let procs = processes_mentioning(b.state_root.to_str().unwrap());
+    assert!(procs.is_empty(), "processes left behind: {procs:?}");
+}

@@ -177,6 +177,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             // A half-created container (its creator died): remove what is there.
             let _ = e;
             let dir = root.join(id);
+            remove_orphan_cgroup(&dir, id)?;
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)
                     .with_context(|| format!("remove {}", dir.display()))?;
@@ -199,6 +200,33 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         ),
     }
     destroy(&c)
+}
+
+/// Kill what is left in the cgroup of a container whose creator died, and remove the cgroup.
+fn remove_orphan_cgroup(dir: &Path, id: &str) -> Result<()> {
+    let Ok(data) = std::fs::read(dir.join(crate::state::CGROUP_FILE)) else {
+        return Ok(());
+    };
+    let path: Option<String> = serde_json::from_slice(&data).unwrap_or_default();
+    let cg = berth_cgroups::manager(path.as_deref(), id)?;
+    let _ = cg.freeze(berth_cgroups::FreezerState::Frozen);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = cg.pids().unwrap_or_default();
+        if pids.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("container {id}: processes {pids:?} are still in its cgroup");
+        }
+        for p in pids {
+            let _ = sys::kill(p, libc::SIGKILL);
+        }
+        let _ = cg.freeze(berth_cgroups::FreezerState::Thawed);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cg.destroy().context("remove the container's cgroup")?;
+    Ok(())
 }
 
 fn kill_and_wait(c: &Container) -> Result<()> {
