@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 /// Exit status for berth's own errors, as Docker uses 125.
 pub const EXIT_BERTH_ERROR: u8 = 125;
 
+/// The command line: global flags and one command.
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
@@ -34,10 +35,12 @@ pub struct Cli {
     #[arg(long, short = 'D', global = true)]
     pub debug: bool,
 
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Every command, from the groups in `commands`.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Image commands (pull, push, images, rmi, tag, save, load, login, ...).
