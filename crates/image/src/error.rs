@@ -118,6 +118,55 @@ pub enum Error {
     /// No container snapshot has this key.
     #[error("snapshot {0} not found")]
     SnapshotNotFound(String),
+    /// A registry could not be reached, or the connection broke (after the retries).
+    #[error("{method} {url}: {reason}")]
+    Transport {
+        /// The HTTP method.
+        method: String,
+        /// The URL asked for.
+        url: String,
+        /// What went wrong (connection refused, TLS, timeout, ...).
+        reason: String,
+    },
+    /// A registry answered with an unexpected status (after the retries, for 5xx and 429).
+    #[error("{method} {url}: registry answered {status}{}", fmt_body(.body))]
+    Registry {
+        /// The HTTP method.
+        method: String,
+        /// The URL asked for.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the answer's body (the registry's error JSON, usually).
+        body: String,
+    },
+    /// The registry refused our credentials, or wants some and we have none.
+    #[error("{registry}: authentication required or refused{}: {reason}", if *.had_credentials { "" } else { " (try `berth login`)" })]
+    Unauthorized {
+        /// The registry host.
+        registry: String,
+        /// Whether credentials were sent.
+        had_credentials: bool,
+        /// The registry's answer or what failed.
+        reason: String,
+    },
+    /// The registry has no such manifest (tag or digest).
+    #[error("{reference}: manifest unknown to the registry")]
+    ManifestUnknown {
+        /// The reference that was asked for.
+        reference: String,
+    },
+    /// The Docker credentials file or a credential helper failed.
+    #[error("credentials: {0}")]
+    Credentials(String),
+}
+
+fn fmt_body(body: &str) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!(": {body}")
+    }
 }
 
 /// The crate's result type.

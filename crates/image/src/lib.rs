@@ -18,13 +18,19 @@
 //!   mounts anything itself: the caller (the engine, or the runtime through config.json) does.
 //! - [`Store::prune`]: garbage collection of blobs and layers no name or snapshot refers to.
 //!
-//! What it does not do: talk to registries (the registry client will stream into
-//! [`Store::ingest`], which takes the expected digest and size), run containers, or know
-//! anything about the runtime.
+//! - [`registry`]: the registry client ([`registry::pull`], [`registry::push`], login with
+//!   Docker's credentials), every downloaded blob streamed into [`Store::ingest`] with the
+//!   digest and size the manifest announced.
+//! - [`archive`]: `docker save` / OCI archive tars in and out, and rootfs tarballs imported as
+//!   single-layer images.
+//!
+//! What it does not do: print (progress goes to a [`registry::Progress`]), run containers, or
+//! know anything about the runtime.
 //!
 //! Crash safety: objects become visible only by rename once complete and fsynced; a crash
 //! leaves temp files and directories in `tmp/`, which readers ignore and prune removes.
 
+pub mod archive;
 mod digest;
 mod error;
 mod fsutil;
@@ -32,6 +38,7 @@ mod gc;
 mod image;
 pub mod layout;
 mod reference;
+pub mod registry;
 mod snapshot;
 mod store;
 mod unpack;

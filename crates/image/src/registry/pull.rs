@@ -1,0 +1,347 @@
+//! Pull: manifest (index -> platform manifest), then config and missing layers in parallel,
+//! every byte verified by the store.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use oci_spec::image::ImageIndex;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::{
+    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Image, OCI_INDEX, OCI_MANIFEST, is_index, parse_manifest,
+};
+use crate::reference::Reference;
+use crate::registry::client::{Body, Client, pull_scope};
+use crate::registry::{Outcome, Progress, PullOptions, Transfer};
+use crate::store::Store;
+
+/// The largest manifest or index accepted.
+const MAX_MANIFEST: u64 = 4 << 20;
+/// Attempts per blob when the connection breaks mid-body (each request is retried on its own).
+const BLOB_ATTEMPTS: u32 = 3;
+
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
+/// What [`pull`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pulled {
+    /// The name the image was recorded under in the store.
+    pub name: Reference,
+    /// The digest the reference points at in the registry (an index's, for multi-platform
+    /// images): Docker's "Digest:" line.
+    pub digest: Digest,
+    /// The platform manifest's digest, which the store's name points at.
+    pub manifest: Digest,
+    /// Blobs downloaded (config and layers).
+    pub fetched: usize,
+    /// Blobs already in the store, not downloaded.
+    pub skipped: usize,
+    /// Bytes downloaded for blobs.
+    pub bytes: u64,
+}
+
+/// Pulls an image into the store and names it `reference` (a reference by digest of an image
+/// index is recorded pinned to the platform manifest's digest instead). Returns what it did.
+///
+/// Nothing is named until every blob is in the store and the image loads; a failure leaves
+/// at most complete, verified blobs (which [`Store::prune`] removes if nothing names them).
+pub fn pull(
+    store: &Store,
+    reference: &Reference,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<Pulled> {
+    let client = Client::new(reference.registry(), &opts.registry, None)?;
+    let repo = reference.repository();
+    let scopes = [pull_scope(repo)];
+    let _lease = store.lease()?;
+
+    let target = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => crate::DEFAULT_TAG.to_string(),
+    };
+    let (data, media_type) = get_manifest(&client, reference, &target, &scopes)?;
+    let top = Digest::of(&data);
+    if let Some(expected) = reference.digest()
+        && &top != expected
+    {
+        return Err(Error::DigestMismatch {
+            expected: expected.clone(),
+            actual: top,
+        });
+    }
+    progress.resolved(reference, &top);
+
+    let (manifest_digest, manifest_data) = if is_index(&media_type) {
+        let what = format!("image index {top} of {reference}");
+        let index: ImageIndex = serde_json::from_slice(&data).map_err(|source| Error::Json {
+            what: what.clone(),
+            source,
+        })?;
+        let desc = opts.platform.select(&index, &what)?;
+        let digest = Digest::from_oci(desc.digest())?;
+        let (data, _) = get_manifest(&client, reference, &digest.to_string(), &scopes)?;
+        let actual = Digest::of(&data);
+        if actual != digest {
+            return Err(Error::DigestMismatch {
+                expected: digest,
+                actual,
+            });
+        }
+        if data.len() as u64 != desc.size() {
+            return Err(Error::SizeMismatch {
+                digest,
+                expected: desc.size(),
+                actual: data.len() as u64,
+            });
+        }
+        (digest, data)
+    } else {
+        (top.clone(), data)
+    };
+    let (manifest, _) = parse_manifest(&manifest_data, &format!("manifest {manifest_digest}"))?;
+
+    let mut wanted = vec![(
+        Digest::from_oci(manifest.config().digest())?,
+        manifest.config().size(),
+    )];
+    for layer in manifest.layers() {
+        let d = Digest::from_oci(layer.digest())?;
+        if !wanted.iter().any(|(w, _)| w == &d) {
+            wanted.push((d, layer.size()));
+        }
+    }
+    let mut queue = VecDeque::new();
+    let mut skipped = 0;
+    for (digest, size) in wanted {
+        if store.has(&digest) {
+            progress.start(&digest, size, Transfer::Download);
+            progress.finish(&digest, &Outcome::Exists);
+            skipped += 1;
+        } else {
+            queue.push_back((digest, size));
+        }
+    }
+    let fetched = queue.len();
+    let bytes = fetch_blobs(
+        store,
+        &client,
+        repo,
+        &scopes,
+        queue,
+        opts.parallel,
+        progress,
+    )?;
+
+    store.ingest(
+        &manifest_digest,
+        Some(manifest_data.len() as u64),
+        &manifest_data[..],
+    )?;
+    Image::load(store, &manifest_digest)?;
+    let name = match reference.digest() {
+        Some(d) if d != &manifest_digest => reference.with_digest(&manifest_digest),
+        _ => reference.clone(),
+    };
+    store.tag(&name, &manifest_digest)?;
+    Ok(Pulled {
+        name,
+        digest: top,
+        manifest: manifest_digest,
+        fetched,
+        skipped,
+        bytes,
+    })
+}
+
+/// Fetches a manifest or index; returns its bytes and media type (its `mediaType` field, else
+/// the Content-Type, else guessed from its shape).
+fn get_manifest(
+    client: &Client,
+    reference: &Reference,
+    target: &str,
+    scopes: &[String],
+) -> Result<(Vec<u8>, String)> {
+    let url = format!(
+        "{}/v2/{}/manifests/{target}",
+        client.base(),
+        reference.repository()
+    );
+    let resp = client.send("GET", &url, &[("accept", ACCEPT)], &Body::Empty, scopes)?;
+    match resp.status().as_u16() {
+        200 => {}
+        404 => {
+            return Err(Error::ManifestUnknown {
+                reference: reference.to_string(),
+            });
+        }
+        _ => return Err(Client::status_error("GET", &url, resp)),
+    }
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+    let data = resp
+        .into_body()
+        .with_config()
+        .limit(MAX_MANIFEST)
+        .read_to_vec()
+        .map_err(|e| Error::Transport {
+            method: "GET".into(),
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+        #[serde(rename = "schemaVersion")]
+        schema_version: Option<u32>,
+    }
+    let probe: Probe = serde_json::from_slice(&data).map_err(|source| Error::Json {
+        what: format!("manifest {target} of {}", reference.name()),
+        source,
+    })?;
+    if probe.schema_version == Some(1) {
+        return Err(Error::Invalid {
+            what: format!("manifest {target} of {}", reference.name()),
+            reason: "Docker schema 1 manifests are not supported".into(),
+        });
+    }
+    let media_type = probe
+        .media_type
+        .or(content_type.filter(|c| {
+            [
+                OCI_MANIFEST,
+                OCI_INDEX,
+                DOCKER_MANIFEST,
+                DOCKER_MANIFEST_LIST,
+            ]
+            .contains(&c.as_str())
+        }))
+        .unwrap_or_else(|| {
+            if probe.manifests.is_some() {
+                OCI_INDEX.to_string()
+            } else {
+                OCI_MANIFEST.to_string()
+            }
+        });
+    Ok((data, media_type))
+}
+
+/// Downloads blobs on up to `parallel` threads; the first error stops the others.
+fn fetch_blobs(
+    store: &Store,
+    client: &Client,
+    repo: &str,
+    scopes: &[String],
+    queue: VecDeque<(Digest, u64)>,
+    parallel: usize,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let threads = parallel.clamp(1, 8).min(queue.len().max(1));
+    let queue = Mutex::new(queue);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let bytes = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                    let Some((digest, size)) = next else { return };
+                    progress.start(&digest, size, Transfer::Download);
+                    match fetch_blob(
+                        store, client, repo, scopes, &digest, size, &failed, progress,
+                    ) {
+                        Ok(()) => {
+                            bytes.fetch_add(size, Ordering::Relaxed);
+                            progress.finish(&digest, &Outcome::Done);
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(bytes.into_inner()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fetch_blob(
+    store: &Store,
+    client: &Client,
+    repo: &str,
+    scopes: &[String],
+    digest: &Digest,
+    size: u64,
+    cancel: &AtomicBool,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let url = format!("{}/v2/{repo}/blobs/{digest}", client.base());
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let resp = client.send("GET", &url, &[], &Body::Empty, scopes)?;
+        if resp.status().as_u16() != 200 {
+            return Err(Client::status_error("GET", &url, resp));
+        }
+        let reader = Counting {
+            inner: resp.into_body().into_reader(),
+            digest,
+            cancel,
+            progress,
+        };
+        match store.ingest(digest, Some(size), reader) {
+            // The body broke off mid-way (not a lie about the content): start again.
+            Err(Error::Io { source, .. })
+                if attempt < BLOB_ATTEMPTS && !cancel.load(Ordering::Relaxed) =>
+            {
+                progress.note(&format!("{digest}: {source}; retrying"));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Reports bytes as they are read and stops reading when another download failed.
+struct Counting<'a, R> {
+    inner: R,
+    digest: &'a Digest,
+    cancel: &'a AtomicBool,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            // Not `Interrupted`: `io::copy` would retry that.
+            return Err(io::Error::other("cancelled: another download failed"));
+        }
+        let n = self.inner.read(buf)?;
+        self.progress.advance(self.digest, n as u64);
+        Ok(n)
+    }
+}
