@@ -24,7 +24,12 @@ containers keep running after the berth command exits.",
 )]
 pub struct Cli {
     /// Root of berth's state: images, layers, containers.
-    #[arg(long, global = true, env = "BERTH_ROOT", default_value = "/var/lib/berth")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth"
+    )]
     pub root: PathBuf,
 
     /// Path of the OCI runtime binary (default: berth-runtime next to berth, else from PATH).
