@@ -85,6 +85,15 @@ impl Store {
         Ok(report)
     }
 
+    /// The manifests container snapshots were prepared from: images in use by containers.
+    pub fn images_in_use(&self) -> Result<HashSet<Digest>> {
+        let mut out = HashSet::new();
+        for key in list_keys(self)? {
+            out.insert(read_meta(&self.containers_dir().join(&key), &key)?.image);
+        }
+        Ok(out)
+    }
+
     fn loose_refs(&self, manifest: &Digest) -> Vec<Digest> {
         let Ok(data) = self.read_blob(manifest) else {
             return Vec::new();

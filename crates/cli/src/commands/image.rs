@@ -1,19 +1,1012 @@
-//! Image commands: pull, push, images, rmi, tag, inspect, save, load, import, prune, login, logout.
+//! Image commands: pull, push, images, rmi, tag, image inspect, save, load, import,
+//! image prune, login, logout. Flags and output follow Docker's.
 
-use clap::Subcommand;
+mod progress;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use berth_image::archive::{self, familiar_name};
+use berth_image::registry::{
+    self, Credentials, DockerConfig, PullOptions, PushOptions, RegistryOptions,
+};
+use berth_image::{Digest, Error, Image, Platform, Reference, Store};
+use clap::{Args, Subcommand};
 
 use crate::Cli;
 
 /// Commands on images and registries.
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
     /// List images.
-    Images,
+    Images(ImagesArgs),
+    /// Remove one or more images.
+    Rmi(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Save one or more images to a tar archive (streamed to stdout by default).
+    Save(SaveArgs),
+    /// Load images from a tar archive (docker save or OCI layout) or stdin.
+    Load(LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(ImportArgs),
+    /// Log in to a registry.
+    Login(LoginArgs),
+    /// Log out from a registry.
+    Logout(LogoutArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageSub),
+}
+
+/// `berth image ...`.
+#[derive(Subcommand, Debug)]
+pub enum ImageSub {
+    /// Display detailed information on one or more images.
+    Inspect(InspectArgs),
+    /// Remove unused images and blobs.
+    Prune(PruneArgs),
+    /// List images.
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove one or more images.
+    Rm(RmiArgs),
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Save one or more images to a tar archive.
+    Save(SaveArgs),
+    /// Load images from a tar archive.
+    Load(LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(ImportArgs),
+}
+
+/// Registry access flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RegistryArgs {
+    /// Use plain HTTP for this registry (host:port); repeatable. Also BERTH_INSECURE_REGISTRIES.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+}
+
+impl RegistryArgs {
+    fn options(&self) -> RegistryOptions {
+        let mut o = RegistryOptions::from_env();
+        o.insecure.extend(self.insecure_registry.iter().cloned());
+        o
+    }
+}
+
+/// `pull`.
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Suppress verbose output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Platform to pull from a multi-platform image (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Image name, with a tag or digest.
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub name: String,
+}
+
+/// `push`.
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Suppress verbose output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Image name, with a tag.
+    #[arg(value_name = "NAME[:TAG]")]
+    pub name: String,
+}
+
+/// `images`.
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show all images (berth keeps no intermediate images: same as without).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Output format: table or json (one JSON object per line).
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Only images of this repository.
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub repository: Option<String>,
+}
+
+/// `rmi`.
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Remove an image ID even when several names point at it.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Images (names or IDs).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// `tag`.
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// Existing image (name or ID).
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    pub source: String,
+    /// New name.
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    pub target: String,
+}
+
+/// `image inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Images (names or IDs).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// `image prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all images not used by a container, not only unreferenced blobs.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation (berth never prompts).
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `save`.
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to a file instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Images to save.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// `load`.
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from a tar archive file instead of stdin.
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Platform to load from a multi-platform archive.
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+/// `import`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Platform of the image (default: the host's).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Root filesystem tarball (plain, gzip or zstd), or - for stdin.
+    #[arg(value_name = "file|-")]
+    pub file: String,
+    /// Name of the new image.
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: String,
+}
+
+/// `login`.
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Username.
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password (prefer --password-stdin).
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Take the password from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Registry (default: Docker Hub).
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+/// `logout`.
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// Registry (default: Docker Hub).
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
 }
 
 /// Runs an image command; returns the exit status.
-pub fn run(_cli: &Cli, cmd: &ImageCommand) -> anyhow::Result<u8> {
+pub fn run(cli: &Cli, cmd: &ImageCommand) -> Result<u8> {
+    let store = || {
+        Store::new(&cli.root)
+            .with_context(|| format!("open the image store {}", cli.root.display()))
+    };
     match cmd {
-        ImageCommand::Images => anyhow::bail!("not implemented yet"),
+        ImageCommand::Pull(a) | ImageCommand::Image(ImageSub::Pull(a)) => pull(&store()?, a),
+        ImageCommand::Push(a) | ImageCommand::Image(ImageSub::Push(a)) => push(&store()?, a),
+        ImageCommand::Images(a) | ImageCommand::Image(ImageSub::Ls(a)) => images(&store()?, a),
+        ImageCommand::Rmi(a) | ImageCommand::Image(ImageSub::Rm(a)) => rmi(&store()?, a),
+        ImageCommand::Tag(a) | ImageCommand::Image(ImageSub::Tag(a)) => tag(&store()?, a),
+        ImageCommand::Save(a) | ImageCommand::Image(ImageSub::Save(a)) => save(&store()?, a),
+        ImageCommand::Load(a) | ImageCommand::Image(ImageSub::Load(a)) => load(&store()?, a),
+        ImageCommand::Import(a) | ImageCommand::Image(ImageSub::Import(a)) => import(&store()?, a),
+        ImageCommand::Image(ImageSub::Inspect(a)) => inspect(&store()?, a),
+        ImageCommand::Image(ImageSub::Prune(a)) => prune(&store()?, a),
+        ImageCommand::Login(a) => login(a),
+        ImageCommand::Logout(a) => logout(a),
+    }
+}
+
+fn platform(p: &Option<String>) -> Result<Platform> {
+    match p {
+        None => Ok(Platform::host()),
+        Some(s) => Platform::parse(s)
+            .ok_or_else(|| anyhow!("invalid platform {s:?}: expected os/arch[/variant]")),
+    }
+}
+
+fn parse_ref(s: &str) -> Result<Reference> {
+    Reference::parse(s).map_err(|e| anyhow!("{e}"))
+}
+
+/// An image in the store, found by name, full or short ID (config digest, as Docker's IDs),
+/// or manifest digest.
+struct Found {
+    manifest: Digest,
+    /// The names pointing at it.
+    names: Vec<Reference>,
+    /// The name it was found by, when found by name.
+    by_name: Option<Reference>,
+}
+
+fn find_image(store: &Store, text: &str) -> Result<Found> {
+    let names = store.names()?;
+    let names_of = |manifest: &Digest| -> Vec<Reference> {
+        names
+            .iter()
+            .filter(|(_, d)| *d == manifest)
+            .filter_map(|(n, _)| Reference::parse(n).ok())
+            .collect()
+    };
+    if let Ok(r) = Reference::parse(text) {
+        match store.resolve(&r) {
+            Ok(manifest) => {
+                return Ok(Found {
+                    names: names_of(&manifest),
+                    manifest,
+                    by_name: Some(r),
+                });
+            }
+            Err(Error::ImageNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let hex = text.strip_prefix("sha256:").unwrap_or(text);
+    if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut hits: Vec<Digest> = Vec::new();
+        for manifest in names.values() {
+            if hits.contains(manifest) {
+                continue;
+            }
+            let config = Image::load(store, manifest).map(|i| i.config_digest).ok();
+            if manifest.hex().starts_with(hex) || config.is_some_and(|c| c.hex().starts_with(hex)) {
+                hits.push(manifest.clone());
+            }
+        }
+        match hits.as_slice() {
+            [one] => {
+                return Ok(Found {
+                    names: names_of(one),
+                    manifest: one.clone(),
+                    by_name: None,
+                });
+            }
+            [] => {}
+            _ => bail!("image ID {text:?} is ambiguous: give more digits"),
+        }
+    }
+    bail!("{}", not_found(text))
+}
+
+fn not_found(text: &str) -> String {
+    match Reference::parse(text) {
+        Ok(r) => format!(
+            "image not found: {} (try `berth pull {text}`)",
+            familiar_name(&r)
+        ),
+        Err(_) => format!("image not found: {text}"),
+    }
+}
+
+fn short_id(d: &Digest) -> String {
+    d.hex()[..12].to_string()
+}
+
+// ---- pull / push ----
+
+fn pull(store: &Store, a: &PullArgs) -> Result<u8> {
+    let reference = parse_ref(&a.name)?;
+    let opts = PullOptions {
+        platform: platform(&a.platform)?,
+        registry: a.registry.options(),
+        ..PullOptions::default()
+    };
+    let before = store.resolve(&reference).ok();
+    let mut out = io::stdout().lock();
+    if !a.quiet {
+        let last = a.name.rsplit('/').next().unwrap_or(&a.name);
+        if !last.contains([':', '@']) {
+            writeln!(out, "Using default tag: latest")?;
+        }
+        let what = reference
+            .tag()
+            .map(str::to_string)
+            .or_else(|| reference.digest().map(|d| d.hex().to_string()))
+            .unwrap_or_default();
+        writeln!(out, "{what}: Pulling from {}", reference.repository())?;
+        out.flush()?;
+    }
+    let progress = progress::for_terminal(a.quiet);
+    let pulled = registry::pull(store, &reference, &opts, progress.as_ref())
+        .with_context(|| format!("pull {}", familiar_name(&reference)))?;
+    if !a.quiet {
+        writeln!(out, "Digest: {}", pulled.digest)?;
+        if pulled.fetched == 0 && before.as_ref() == Some(&pulled.manifest) {
+            writeln!(
+                out,
+                "Status: Image is up to date for {}",
+                familiar_name(&reference)
+            )?;
+        } else {
+            writeln!(
+                out,
+                "Status: Downloaded newer image for {}",
+                familiar_name(&reference)
+            )?;
+        }
+    }
+    writeln!(out, "{reference}")?;
+    Ok(0)
+}
+
+fn push(store: &Store, a: &PushArgs) -> Result<u8> {
+    let reference = parse_ref(&a.name)?;
+    if let Err(Error::ImageNotFound(_)) = store.resolve(&reference) {
+        bail!(
+            "image not found: {} (tag an image with `berth tag IMAGE {}` first)",
+            familiar_name(&reference),
+            a.name
+        );
+    }
+    let opts = PushOptions {
+        registry: a.registry.options(),
+        chunk_size: std::env::var("BERTH_PUSH_CHUNK_SIZE")
+            .ok()
+            .and_then(|s| s.parse().ok()),
+    };
+    let mut out = io::stdout().lock();
+    if !a.quiet {
+        writeln!(out, "The push refers to repository [{}]", reference.name())?;
+        out.flush()?;
+    }
+    let progress = progress::for_terminal(a.quiet);
+    let pushed = registry::push(store, &reference, &opts, progress.as_ref())
+        .with_context(|| format!("push {}", familiar_name(&reference)))?;
+    if a.quiet {
+        writeln!(out, "{reference}")?;
+    } else {
+        writeln!(
+            out,
+            "{}: digest: {} size: {}",
+            reference.tag().unwrap_or("latest"),
+            pushed.digest,
+            pushed.size
+        )?;
+    }
+    Ok(0)
+}
+
+// ---- images ----
+
+struct Row {
+    repository: String,
+    tag: String,
+    digest: Digest,
+    id: Digest,
+    created: Option<String>,
+    size: u64,
+}
+
+fn repo_of(r: &Reference) -> String {
+    let f = familiar_name(&r.with_digest(&Digest::of(b"")));
+    f.split('@').next().unwrap_or(&f).to_string()
+}
+
+fn rows(store: &Store) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for (name, manifest) in store.names()? {
+        let Ok(r) = Reference::parse(&name) else {
+            continue;
+        };
+        let Ok(image) = Image::load(store, &manifest) else {
+            continue;
+        };
+        let size = image.layers.iter().map(|l| l.size).sum::<u64>()
+            + store.size(&image.config_digest).unwrap_or(0);
+        out.push(Row {
+            repository: repo_of(&r),
+            tag: r.tag().unwrap_or("<none>").to_string(),
+            digest: manifest,
+            id: image.config_digest.clone(),
+            created: image.config.created().clone(),
+            size,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.created
+            .as_deref()
+            .map(parse_time)
+            .cmp(&a.created.as_deref().map(parse_time))
+            .then(a.repository.cmp(&b.repository))
+            .then(a.tag.cmp(&b.tag))
+    });
+    Ok(out)
+}
+
+fn images(store: &Store, a: &ImagesArgs) -> Result<u8> {
+    let mut rows = rows(store)?;
+    if let Some(filter) = &a.repository {
+        let (repo, tag) = match filter.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, Some(t)),
+            _ => (filter.as_str(), None),
+        };
+        let full = Reference::parse(repo).ok().map(|r| repo_of(&r));
+        rows.retain(|row| {
+            (row.repository == repo || Some(&row.repository) == full.as_ref())
+                && tag.is_none_or(|t| row.tag == t)
+        });
+    }
+    let mut out = io::stdout().lock();
+    let id = |d: &Digest| {
+        if a.no_trunc {
+            d.to_string()
+        } else {
+            short_id(d)
+        }
+    };
+    if a.quiet {
+        let mut seen = HashSet::new();
+        for r in &rows {
+            if seen.insert(r.id.clone()) {
+                writeln!(out, "{}", id(&r.id))?;
+            }
+        }
+        return Ok(0);
+    }
+    let now = now_secs();
+    match a.format.as_str() {
+        "json" | "{{json .}}" => {
+            for r in &rows {
+                let v = serde_json::json!({
+                    "Containers": "N/A",
+                    "CreatedAt": r.created.clone().unwrap_or_default(),
+                    "CreatedSince": created_since(r.created.as_deref(), now),
+                    "Digest": r.digest.to_string(),
+                    "ID": id(&r.id),
+                    "Repository": r.repository,
+                    "SharedSize": "N/A",
+                    "Size": human_size(r.size),
+                    "Tag": r.tag,
+                    "UniqueSize": "N/A",
+                    "VirtualSize": human_size(r.size),
+                });
+                writeln!(out, "{v}")?;
+            }
+        }
+        "table" => {
+            let mut table = vec![{
+                let mut h = vec!["REPOSITORY", "TAG"];
+                if a.digests {
+                    h.push("DIGEST");
+                }
+                h.extend(["IMAGE ID", "CREATED", "SIZE"]);
+                h.into_iter().map(String::from).collect::<Vec<_>>()
+            }];
+            for r in &rows {
+                let mut line = vec![r.repository.clone(), r.tag.clone()];
+                if a.digests {
+                    line.push(r.digest.to_string());
+                }
+                line.push(id(&r.id));
+                line.push(created_since(r.created.as_deref(), now));
+                line.push(human_size(r.size));
+                table.push(line);
+            }
+            write_table(&mut out, &table)?;
+        }
+        other => bail!("unknown --format {other:?}: use table or json"),
+    }
+    Ok(0)
+}
+
+fn write_table(out: &mut impl Write, rows: &[Vec<String>]) -> io::Result<()> {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == cols {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// Docker's `units.HumanSize`: decimal units, three significant digits.
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < UNITS.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{v:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", UNITS[i])
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Seconds since the epoch of an RFC 3339 time (fractions and offsets ignored: it is for
+/// "2 days ago").
+fn parse_time(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// Docker's `units.HumanDuration` + " ago".
+fn created_since(created: Option<&str>, now: i64) -> String {
+    let Some(t) = created.and_then(parse_time) else {
+        return "N/A".into();
+    };
+    let s = (now - t).max(0);
+    let (min, hour, day) = (60, 3600, 86400);
+    let text = if s < 1 {
+        "Less than a second".to_string()
+    } else if s == 1 {
+        "1 second".to_string()
+    } else if s < min {
+        format!("{s} seconds")
+    } else if s < 2 * min {
+        "About a minute".into()
+    } else if s < hour {
+        format!("{} minutes", s / min)
+    } else if s < 2 * hour {
+        "About an hour".into()
+    } else if s < 2 * day {
+        format!("{} hours", s / hour)
+    } else if s < 14 * day {
+        format!("{} days", s / day)
+    } else if s < 60 * day {
+        format!("{} weeks", s / (7 * day))
+    } else if s < 365 * day {
+        format!("{} months", s / (30 * day))
+    } else {
+        format!("{} years", s / (365 * day))
+    };
+    format!("{text} ago")
+}
+
+// ---- rmi / tag / inspect / prune ----
+
+fn rmi(store: &Store, a: &RmiArgs) -> Result<u8> {
+    let mut out = io::stdout().lock();
+    let mut failed = false;
+    for text in &a.images {
+        let found = match find_image(store, text) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("berth: {e:#}");
+                failed = true;
+                continue;
+            }
+        };
+        let doomed = match &found.by_name {
+            Some(n) => vec![n.clone()],
+            None if found.names.len() > 1 && !a.force => {
+                eprintln!(
+                    "berth: conflict: unable to delete {} (must be forced) - image is referenced \
+                     in multiple repositories",
+                    text
+                );
+                failed = true;
+                continue;
+            }
+            None => found.names.clone(),
+        };
+        for n in &doomed {
+            store.untag(n)?;
+            writeln!(out, "Untagged: {}", familiar_name(n))?;
+        }
+        let still_named = store.names()?.values().any(|d| d == &found.manifest);
+        if !still_named {
+            let report = store.prune()?;
+            for d in report.blobs.iter().filter(|d| **d == found.manifest) {
+                writeln!(out, "Deleted: {d}")?;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn tag(store: &Store, a: &TagArgs) -> Result<u8> {
+    let found = find_image(store, &a.source)?;
+    let target = parse_ref(&a.target)?;
+    store.tag(&target, &found.manifest)?;
+    Ok(0)
+}
+
+fn inspect(store: &Store, a: &InspectArgs) -> Result<u8> {
+    let mut all = Vec::new();
+    let mut failed = false;
+    for text in &a.images {
+        let found = match find_image(store, text) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("berth: {e:#}");
+                failed = true;
+                continue;
+            }
+        };
+        let image = Image::load(store, &found.manifest)?;
+        let config = serde_json::to_value(&image.config)?;
+        let tags: Vec<String> = found
+            .names
+            .iter()
+            .filter(|n| n.tag().is_some())
+            .map(familiar_name)
+            .collect();
+        let mut digests: Vec<String> = found
+            .names
+            .iter()
+            .map(|n| format!("{}@{}", repo_of(n), found.manifest))
+            .collect();
+        digests.sort();
+        digests.dedup();
+        let size = image.layers.iter().map(|l| l.size).sum::<u64>();
+        let v = serde_json::json!({
+            "Id": image.config_digest.to_string(),
+            "RepoTags": tags,
+            "RepoDigests": digests,
+            "Parent": "",
+            "Comment": config.get("comment").cloned().unwrap_or(serde_json::json!("")),
+            "Created": config.get("created").cloned().unwrap_or(serde_json::Value::Null),
+            "Author": config.get("author").cloned().unwrap_or(serde_json::json!("")),
+            "Config": config.get("config").cloned().unwrap_or(serde_json::Value::Null),
+            "Architecture": config.get("architecture").cloned().unwrap_or_default(),
+            "Variant": config.get("variant").cloned(),
+            "Os": config.get("os").cloned().unwrap_or_default(),
+            "Size": size,
+            "RootFS": {
+                "Type": "layers",
+                "Layers": image.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>(),
+            },
+            "Descriptor": {
+                "mediaType": image.manifest_media_type,
+                "digest": image.manifest_digest.to_string(),
+                "size": store.size(&image.manifest_digest)?,
+            },
+            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        });
+        all.push(v);
+    }
+    println!("{}", serde_json::to_string_pretty(&all)?);
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn prune(store: &Store, a: &PruneArgs) -> Result<u8> {
+    let mut out = io::stdout().lock();
+    if a.all {
+        let in_use = store.images_in_use()?;
+        for (name, manifest) in store.names()? {
+            if !in_use.contains(&manifest)
+                && let Ok(r) = Reference::parse(&name)
+            {
+                store.untag(&r)?;
+                writeln!(out, "untagged: {}", familiar_name(&r))?;
+            }
+        }
+    }
+    let sizes: BTreeMap<Digest, u64> = store
+        .blobs()?
+        .into_iter()
+        .map(|d| {
+            let s = store.size(&d).unwrap_or(0);
+            (d, s)
+        })
+        .collect();
+    let report = store.prune()?;
+    let mut reclaimed = 0;
+    for d in &report.blobs {
+        writeln!(out, "deleted: {d}")?;
+        reclaimed += sizes.get(d).copied().unwrap_or(0);
+    }
+    writeln!(out, "Total reclaimed space: {}", human_size(reclaimed))?;
+    Ok(0)
+}
+
+// ---- save / load / import ----
+
+fn save(store: &Store, a: &SaveArgs) -> Result<u8> {
+    let mut names = Vec::new();
+    for text in &a.images {
+        let found = find_image(store, text)?;
+        match found.by_name {
+            Some(n) => names.push(n),
+            None => names.extend(found.names),
+        }
+    }
+    match &a.output {
+        Some(path) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let tmp = match dir {
+                Some(d) => d.join(format!(".berth-save-{}.tmp", std::process::id())),
+                None => PathBuf::from(format!(".berth-save-{}.tmp", std::process::id())),
+            };
+            let res = (|| -> Result<()> {
+                let f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+                let mut w = io::BufWriter::new(f);
+                archive::save(store, &names, &mut w)?;
+                w.into_inner()
+                    .map_err(|e| e.into_error())?
+                    .sync_all()
+                    .with_context(|| format!("write {}", tmp.display()))?;
+                std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))
+            })();
+            if res.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            res?;
+        }
+        None => {
+            if io::stdout().is_terminal() {
+                bail!("refusing to write an archive to a terminal: use -o FILE or redirect stdout");
+            }
+            let mut w = io::BufWriter::new(io::stdout().lock());
+            archive::save(store, &names, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(0)
+}
+
+fn load(store: &Store, a: &LoadArgs) -> Result<u8> {
+    let platform = platform(&a.platform)?;
+    let images = match &a.input {
+        Some(path) => {
+            let f = File::open(path).with_context(|| format!("open {}", path.display()))?;
+            archive::load(store, io::BufReader::new(f), &platform)
+                .with_context(|| format!("load {}", path.display()))?
+        }
+        None => {
+            if io::stdin().is_terminal() {
+                bail!("requested load from stdin, but stdin is empty: use -i FILE or a pipe");
+            }
+            archive::load(store, io::stdin().lock(), &platform).context("load from stdin")?
+        }
+    };
+    if !a.quiet {
+        let mut out = io::stdout().lock();
+        for i in images {
+            match i.name {
+                Some(n) => writeln!(out, "Loaded image: {}", familiar_name(&n))?,
+                None => writeln!(out, "Loaded image ID: {}", i.manifest)?,
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn import(store: &Store, a: &ImportArgs) -> Result<u8> {
+    let name = parse_ref(&a.reference)?;
+    let platform = platform(&a.platform)?;
+    let digest = if a.file == "-" {
+        archive::import_rootfs(store, io::stdin().lock(), &name, &platform)?
+    } else {
+        let f = File::open(&a.file).with_context(|| format!("open {}", a.file))?;
+        archive::import_rootfs(store, io::BufReader::new(f), &name, &platform)?
+    };
+    let image = Image::load(store, &digest)?;
+    println!("{}", image.config_digest);
+    Ok(0)
+}
+
+// ---- login / logout ----
+
+/// `docker.io`, `https://index.docker.io/v1/`, `https://host:5000/` -> the registry host.
+fn server_host(server: Option<&str>) -> String {
+    let s = server.unwrap_or("docker.io");
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    let host = s.split('/').next().unwrap_or(s);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "" => "docker.io".into(),
+        h => h.to_string(),
+    }
+}
+
+fn prompt(label: &str, hidden: bool) -> Result<String> {
+    let stdin = io::stdin();
+    if !stdin.is_terminal() {
+        bail!("cannot prompt for the {label} without a terminal: use -u and --password-stdin");
+    }
+    eprint!("{label}: ");
+    io::stderr().flush()?;
+    let echo_off = hidden
+        && std::process::Command::new("stty")
+            .arg("-echo")
+            .stdin(std::process::Stdio::inherit())
+            .status()
+            .is_ok_and(|s| s.success());
+    let mut line = String::new();
+    let res = stdin.lock().read_line(&mut line);
+    if echo_off {
+        let _ = std::process::Command::new("stty")
+            .arg("echo")
+            .stdin(std::process::Stdio::inherit())
+            .status();
+        eprintln!();
+    }
+    res?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn login(a: &LoginArgs) -> Result<u8> {
+    let host = server_host(a.server.as_deref());
+    let username = match &a.username {
+        Some(u) => u.clone(),
+        None => prompt("Username", false)?,
+    };
+    let password = if a.password_stdin {
+        if a.password.is_some() {
+            bail!("--password and --password-stdin are mutually exclusive");
+        }
+        let mut s = String::new();
+        io::stdin().read_to_string(&mut s)?;
+        s.trim_end_matches(['\n', '\r']).to_string()
+    } else if let Some(p) = &a.password {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        p.clone()
+    } else {
+        prompt("Password", true)?
+    };
+    if username.is_empty() || password.is_empty() {
+        bail!("a username and a password are needed");
+    }
+    let creds = Credentials { username, password };
+    registry::check_login(&host, &creds, &a.registry.options())
+        .with_context(|| format!("login to {host}"))?;
+    let path = registry::credentials::default_config_path();
+    let mut config = DockerConfig::load(&path)?;
+    config.store(&host, &creds)?;
+    println!("Login Succeeded");
+    Ok(0)
+}
+
+fn logout(a: &LogoutArgs) -> Result<u8> {
+    let host = server_host(a.server.as_deref());
+    let path = registry::credentials::default_config_path();
+    let mut config = DockerConfig::load(&path)?;
+    if config.erase(&host)? {
+        println!("Removing login credentials for {host}");
+    } else {
+        println!("Not logged in to {host}");
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(1_240), "1.24kB");
+        assert_eq!(human_size(4_261_000), "4.26MB");
+        assert_eq!(human_size(12_345_678), "12.3MB");
+        assert_eq!(human_size(123_456_789), "123MB");
+    }
+
+    #[test]
+    fn durations_like_docker() {
+        let t = parse_time("2023-11-14T22:13:20Z").unwrap();
+        assert_eq!(t, 1_700_000_000);
+        let c = Some("2023-11-14T22:13:20.123456789Z");
+        assert_eq!(created_since(c, t + 3 * 86400), "3 days ago");
+        assert_eq!(created_since(c, t + 90), "About a minute ago");
+        assert_eq!(created_since(None, t), "N/A");
+    }
+
+    #[test]
+    fn servers() {
+        assert_eq!(server_host(None), "docker.io");
+        assert_eq!(
+            server_host(Some("https://index.docker.io/v1/")),
+            "docker.io"
+        );
+        assert_eq!(server_host(Some("localhost:5000")), "localhost:5000");
     }
 }

@@ -147,6 +147,23 @@ pub struct NoProgress;
 
 impl Progress for NoProgress {}
 
+/// The image a name points at in the store, pulled first when the store has none (what
+/// `berth run` does).
+pub fn ensure_image(
+    store: &crate::Store,
+    reference: &crate::Reference,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<crate::Image> {
+    match crate::Image::by_name(store, reference) {
+        Err(crate::Error::ImageNotFound(_)) => {
+            let pulled = pull(store, reference, opts, progress)?;
+            crate::Image::load(store, &pulled.manifest)
+        }
+        other => other,
+    }
+}
+
 /// Checks credentials against a registry (the `/v2/` endpoint, answering its challenge with
 /// them), as `docker login` does. Nothing is stored.
 pub fn check_login(registry: &str, creds: &Credentials, opts: &RegistryOptions) -> Result<()> {
