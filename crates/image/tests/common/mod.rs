@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod fake_registry;
+pub mod registry;
+
 use std::fs;
 use std::io::Write;
 use std::path::Path;
