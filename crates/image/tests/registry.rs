@@ -382,14 +382,19 @@ fn a_registry_that_lies_about_a_digest_or_a_size_is_refused() {
         tmp_is_empty(&store);
     }
 
-    // A manifest that does not match the digest asked for.
-    let (_reg, name, _) = fake(Behaviour::default());
+    // A manifest served under a digest it does not have.
+    let lie = Digest::of(b"another manifest");
+    let (_reg, name, _) = fake(Behaviour {
+        manifest_lie: Some(lie.clone()),
+        ..Behaviour::default()
+    });
     let dst = tempfile::tempdir().unwrap();
     let store = Store::new(dst.path()).unwrap();
-    let lie = name.with_digest(&Digest::of(b"another manifest"));
-    let err = registry::pull(&store, &lie, &opts(), &NoProgress).unwrap_err();
-    // The fake serves manifests only under their own digest: this one is unknown.
-    assert!(matches!(err, Error::ManifestUnknown { .. }), "{err}");
+    let err = registry::pull(&store, &name.with_digest(&lie), &opts(), &NoProgress).unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    assert!(err.to_string().contains(&lie.to_string()), "{err}");
+    assert!(store.blobs().unwrap().is_empty());
+    tmp_is_empty(&store);
 }
 
 #[test]

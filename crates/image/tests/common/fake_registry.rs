@@ -22,6 +22,8 @@ pub struct Behaviour {
     /// Want `Authorization: Bearer <token>` on /v2/ paths; tokens from /token, given basic
     /// auth for this user and password.
     pub bearer: Option<(String, String)>,
+    /// Also serve the manifest under this (wrong) digest.
+    pub manifest_lie: Option<Digest>,
 }
 
 #[derive(Default)]
@@ -62,6 +64,12 @@ impl FakeRegistry {
             format!("/v2/{repo}/manifests/{tag}"),
             (media_type.to_string(), manifest.clone()),
         );
+        if let Some(lie) = &behaviour.manifest_lie {
+            manifests.insert(
+                format!("/v2/{repo}/manifests/{lie}"),
+                (media_type.to_string(), manifest.clone()),
+            );
+        }
         manifests.insert(
             format!("/v2/{repo}/manifests/{digest}"),
             (media_type.to_string(), manifest),
