@@ -1,3 +1,89 @@
 //! berth's container engine: turns an image and Docker-like options into a running container
 //! (an OCI bundle on an image snapshot, started through the `berth-runtime` binary), with a
 //! monitor process per container that owns its stdio, logs and exit status.
+//!
+//! The key design choice is that there is no daemon: every `berth` command reads and writes
+//! the container store under `ROOT/containers` (a flock per container), and the only
+//! long-lived process of a container is its monitor (see `monitor.rs`), started by `run` or
+//! `start` and gone when the container is. State on disk is never trusted alone: a status of
+//! running is checked against the monitor's and the init's pid and start time.
+//!
+//! What it does not do: parse command lines or print tables (the CLI does), pull images (see
+//! `create::pull_missing_image`), set up bridge networks (only `none` and `host`).
+
+mod attach;
+mod cp;
+mod create;
+mod error;
+mod logs;
+mod monitor;
+mod ops;
+mod options;
+mod record;
+mod rootpath;
+mod runtime;
+mod spec;
+mod store;
+mod user;
+mod util;
+mod volumes;
+
+use std::path::{Path, PathBuf};
+
+pub use attach::{AttachClient, AttachIo};
+pub use error::{Error, Result};
+pub use logs::{LogEntry, LogOptions};
+pub use monitor::Starting;
+pub use ops::{ContainerInfo, Stats};
+pub use options::{CreateOptions, ExecOptions};
+pub use record::{
+    Config, Health, HealthConfig, HealthLog, HostConfig, LogConfig, MountPoint, Record,
+    RestartPolicy, State, Status, Ulimit,
+};
+pub use runtime::locate_runtime;
+pub use util::{parse_duration, parse_rfc3339, parse_signal};
+
+/// The hidden subcommand of the `berth` binary that runs a monitor:
+/// `berth --root R --runtime RT __monitor [--wait-attach] [--ready-fd N] ID`.
+pub const MONITOR_COMMAND: &str = "__monitor";
+
+/// The engine over one root directory.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    root: PathBuf,
+    images: berth_image::Store,
+    containers: store::Store,
+    runtime: runtime::Runtime,
+    monitor_exe: PathBuf,
+}
+
+impl Engine {
+    /// An engine with its state under `root`, running containers with the OCI runtime binary
+    /// `runtime`; monitors are started as `monitor_exe __monitor ...` (the `berth` binary).
+    pub fn new(root: &Path, runtime: &Path, monitor_exe: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root).map_err(error::io_err("create", root))?;
+        let root = root
+            .canonicalize()
+            .map_err(error::io_err("resolve", root))?;
+        Ok(Self {
+            images: berth_image::Store::new(&root)?,
+            containers: store::Store::new(&root)?,
+            runtime: runtime::Runtime {
+                bin: runtime.to_path_buf(),
+                root: root.join("runtime"),
+            },
+            monitor_exe: monitor_exe.to_path_buf(),
+            root,
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The image store.
+    pub fn images(&self) -> &berth_image::Store {
+        &self.images
+    }
+}

@@ -1,19 +1,590 @@
-//! Container commands: run, create, start, ps, logs, exec, stop, kill, rm, wait, inspect, stats, ...
+//! Container commands: run, create, start, ps, logs, exec, stop, restart, kill, rm, wait,
+//! inspect, stats, top, pause, unpause, cp, rename, attach; and the hidden `__monitor`.
+//!
+//! Each verb parses Docker's flags, calls `berth_engine::Engine`, and prints what Docker
+//! prints. Exit statuses: 125 for berth's own errors (from main), 126/127 when the command
+//! cannot be run, else the container's or command's status.
 
-use clap::Subcommand;
+mod cp;
+mod flags;
+mod format;
+mod ps;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use berth_engine::{AttachIo, Engine, Error as EngineError, ExecOptions, LogOptions};
+use clap::{Args, Subcommand};
 
 use crate::Cli;
+use flags::CreateFlags;
 
 /// Commands on containers.
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
+    /// Create and run a new container from an image.
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+    /// Create a new container.
+    #[command(disable_help_flag = true)]
+    Create(CreateFlags),
+    /// Start one or more stopped containers.
+    Start {
+        /// Attach STDOUT/STDERR and forward signals.
+        #[arg(short, long)]
+        attach: bool,
+        /// Attach container's STDIN.
+        #[arg(short, long)]
+        interactive: bool,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// List containers.
-    Ps,
+    #[command(alias = "ls")]
+    Ps(ps::PsArgs),
+    /// Fetch the logs of a container.
+    Logs {
+        /// Follow log output.
+        #[arg(short, long)]
+        follow: bool,
+        /// Number of lines to show from the end of the logs.
+        #[arg(short = 'n', long)]
+        tail: Option<String>,
+        /// Show timestamps.
+        #[arg(short, long)]
+        timestamps: bool,
+        /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m).
+        #[arg(long)]
+        since: Option<String>,
+        /// Container.
+        container: String,
+    },
+    /// Execute a command in a running container.
+    Exec(ExecArgs),
+    /// Stop one or more running containers.
+    Stop {
+        /// Seconds to wait before killing the container.
+        #[arg(
+            short = 't',
+            long = "time",
+            alias = "timeout",
+            allow_hyphen_values = true
+        )]
+        time: Option<i64>,
+        /// Signal to send (default: the container's stop signal).
+        #[arg(short, long)]
+        signal: Option<String>,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Restart one or more containers.
+    Restart {
+        /// Seconds to wait before killing the container.
+        #[arg(
+            short = 't',
+            long = "time",
+            alias = "timeout",
+            allow_hyphen_values = true
+        )]
+        time: Option<i64>,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Kill one or more running containers.
+    Kill {
+        /// Signal to send to the container.
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove one or more containers.
+    Rm {
+        /// Force the removal of a running container (uses SIGKILL).
+        #[arg(short, long)]
+        force: bool,
+        /// Remove anonymous volumes associated with the container.
+        #[arg(short, long)]
+        volumes: bool,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Return low-level information on containers.
+    Inspect {
+        /// Format output using a Go-like template.
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Display a live stream of container(s) resource usage statistics.
+    Stats {
+        /// Disable streaming stats and only pull the first result.
+        #[arg(long)]
+        no_stream: bool,
+        /// Show all containers (default shows just running).
+        #[arg(short, long)]
+        all: bool,
+        /// Format output: table or json.
+        #[arg(long)]
+        format: Option<String>,
+        /// Do not truncate output.
+        #[arg(long)]
+        no_trunc: bool,
+        /// Containers (default: all running).
+        containers: Vec<String>,
+    },
+    /// Display the running processes of a container.
+    Top {
+        /// Container.
+        container: String,
+        /// Options for ps.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Pause all processes within one or more containers.
+    Pause {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Unpause all processes within one or more containers.
+    Unpause {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Copy files/folders between a container and the local filesystem.
+    Cp {
+        /// Source: CONTAINER:SRC_PATH, a host path, or - (a tar on stdin).
+        src: String,
+        /// Destination: CONTAINER:DEST_PATH, a host path, or - (a tar to stdout).
+        dst: String,
+    },
+    /// Rename a container.
+    Rename {
+        /// Container.
+        container: String,
+        /// New name.
+        new_name: String,
+    },
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach {
+        /// Do not attach STDIN.
+        #[arg(long)]
+        no_stdin: bool,
+        /// Container.
+        container: String,
+    },
+    /// Run a container's monitor (internal: started by run/start).
+    #[command(name = "__monitor", hide = true)]
+    Monitor {
+        /// Report on this descriptor.
+        #[arg(long)]
+        ready_fd: Option<i32>,
+        /// Start only once a client is attached.
+        #[arg(long)]
+        wait_attach: bool,
+        /// Container ID.
+        id: String,
+    },
+}
+
+/// `run` = `create` flags plus detach.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run container in background and print container ID.
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Proxy received signals to the process.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    sig_proxy: bool,
+    #[command(flatten)]
+    create: CreateFlags,
+}
+
+/// `exec` flags.
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background.
+    #[arg(short, long)]
+    detach: bool,
+    /// Keep STDIN open even if not attached.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    tty: bool,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Set environment variables.
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// Give extended privileges to the command.
+    #[arg(long)]
+    privileged: bool,
+    /// Container.
+    container: String,
+    /// Command and arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    cmd: Vec<String>,
+}
+
+fn engine(cli: &Cli) -> anyhow::Result<Engine> {
+    let rt = berth_engine::locate_runtime(cli.runtime.as_deref())?;
+    let exe = std::env::current_exe().context("find the berth binary")?;
+    Ok(Engine::new(&cli.root, &rt, &exe)?)
+}
+
+/// 126/127 errors print and become the exit status; others go up (125).
+fn command_status(e: EngineError) -> anyhow::Result<u8> {
+    match e {
+        EngineError::Command { code, message } => {
+            eprintln!("berth: {message}");
+            Ok(code)
+        }
+        e => Err(e.into()),
+    }
 }
 
 /// Runs a container command; returns the exit status.
-pub fn run(_cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
-    match cmd {
-        ContainerCommand::Ps => anyhow::bail!("not implemented yet"),
+pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
+    if let ContainerCommand::Monitor {
+        ready_fd,
+        wait_attach,
+        id,
+    } = cmd
+    {
+        let e = engine(cli)?;
+        return Ok(e.run_monitor(id, *wait_attach, *ready_fd) as u8);
     }
+    let e = engine(cli)?;
+    match cmd {
+        ContainerCommand::Monitor { .. } => unreachable!(),
+        ContainerCommand::Run(a) => run_container(&e, a),
+        ContainerCommand::Create(f) => {
+            let id = e.create(&f.options()?)?;
+            println!("{id}");
+            Ok(0)
+        }
+        ContainerCommand::Start {
+            attach,
+            interactive,
+            containers,
+        } => {
+            if *attach || *interactive {
+                let id = e.lookup(&containers[0])?;
+                return start_attached(&e, &id, *interactive, true);
+            }
+            each(containers, |c| {
+                let id = e.lookup(c)?;
+                match e.start(&id) {
+                    Ok(()) => Ok(()),
+                    Err(err) => Err(err.into()),
+                }
+            })
+        }
+        ContainerCommand::Ps(a) => ps::run(&e, a),
+        ContainerCommand::Logs {
+            follow,
+            tail,
+            timestamps,
+            since,
+            container,
+        } => logs(
+            &e,
+            container,
+            *follow,
+            tail.as_deref(),
+            *timestamps,
+            since.as_deref(),
+        ),
+        ContainerCommand::Exec(a) => {
+            let id = e.lookup(&a.container)?;
+            let o = ExecOptions {
+                cmd: a.cmd.clone(),
+                detach: a.detach,
+                interactive: a.interactive,
+                tty: a.tty,
+                user: a.user.clone(),
+                env: a.env.clone(),
+                workdir: a.workdir.clone(),
+                privileged: a.privileged,
+            };
+            match e.exec(&id, &o) {
+                Ok(code) => Ok(code as u8),
+                Err(err) => command_status(err),
+            }
+        }
+        ContainerCommand::Stop {
+            time,
+            signal,
+            containers,
+        } => each(containers, |c| {
+            let id = e.lookup(c)?;
+            if let Some(s) = signal {
+                let _ = e.kill(&id, s);
+            }
+            e.stop(&id, *time)?;
+            Ok(())
+        }),
+        ContainerCommand::Restart { time, containers } => each(containers, |c| {
+            let id = e.lookup(c)?;
+            e.stop(&id, *time)?;
+            e.start(&id)?;
+            Ok(())
+        }),
+        ContainerCommand::Kill { signal, containers } => each(containers, |c| {
+            let id = e.lookup(c)?;
+            e.kill(&id, signal)?;
+            Ok(())
+        }),
+        ContainerCommand::Rm {
+            force,
+            volumes,
+            containers,
+        } => each(containers, |c| {
+            let id = e.lookup(c)?;
+            e.remove(&id, *force, *volumes)?;
+            Ok(())
+        }),
+        ContainerCommand::Wait { containers } => {
+            let mut status = 0;
+            for c in containers {
+                match e.lookup(c).and_then(|id| e.wait(&id)) {
+                    Ok(code) => println!("{code}"),
+                    Err(err) => {
+                        eprintln!("berth: {err}");
+                        status = 1;
+                    }
+                }
+            }
+            Ok(status)
+        }
+        ContainerCommand::Inspect { format, containers } => {
+            let mut all = Vec::new();
+            let mut status = 0;
+            for c in containers {
+                match e.lookup(c).and_then(|id| e.inspect(&id)) {
+                    Ok(v) => all.push(v),
+                    Err(err) => {
+                        eprintln!("berth: {err}");
+                        status = 1;
+                    }
+                }
+            }
+            match format {
+                Some(f) => {
+                    for v in &all {
+                        println!("{}", format::render(f, v));
+                    }
+                }
+                None => println!("{}", serde_json::to_string_pretty(&all)?),
+            }
+            Ok(status)
+        }
+        ContainerCommand::Stats {
+            no_stream,
+            all,
+            format,
+            no_trunc,
+            containers,
+        } => ps::stats(
+            &e,
+            containers,
+            *all,
+            *no_stream,
+            format.as_deref(),
+            *no_trunc,
+        ),
+        ContainerCommand::Top { container, ps_args } => {
+            let id = e.lookup(container)?;
+            print!("{}", e.top(&id, ps_args)?);
+            Ok(0)
+        }
+        ContainerCommand::Pause { containers } => each(containers, |c| {
+            let id = e.lookup(c)?;
+            e.pause(&id)?;
+            Ok(())
+        }),
+        ContainerCommand::Unpause { containers } => each(containers, |c| {
+            let id = e.lookup(c)?;
+            e.unpause(&id)?;
+            Ok(())
+        }),
+        ContainerCommand::Cp { src, dst } => cp::run(&e, src, dst),
+        ContainerCommand::Rename {
+            container,
+            new_name,
+        } => {
+            let id = e.lookup(container)?;
+            e.rename(&id, new_name)?;
+            Ok(0)
+        }
+        ContainerCommand::Attach {
+            no_stdin,
+            container,
+        } => {
+            let id = e.lookup(container)?;
+            let r = e.record(&id)?;
+            let io = AttachIo {
+                stdin: r.config.open_stdin && !no_stdin,
+                tty: r.config.tty,
+                sig_proxy: true,
+            };
+            let client = e.attach(&id)?;
+            let code = client.pump(io, signal_proxy(&e, &id))?;
+            Ok(code.unwrap_or(0) as u8)
+        }
+    }
+}
+
+/// Runs `f` on each container, printing its name on success as Docker does.
+fn each(
+    containers: &[String],
+    mut f: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<u8> {
+    let mut status = 0;
+    for c in containers {
+        match f(c) {
+            Ok(()) => println!("{c}"),
+            Err(err) => {
+                eprintln!("berth: {err:#}");
+                status = 1;
+            }
+        }
+    }
+    Ok(status)
+}
+
+fn signal_proxy(e: &Engine, id: &str) -> impl Fn(i32) + Send + 'static {
+    let e = e.clone();
+    let id = id.to_string();
+    move |sig| {
+        let _ = e.kill(&id, &sig.to_string());
+    }
+}
+
+fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
+    let opts = a.create.options()?;
+    let id = e.create(&opts)?;
+    if a.detach {
+        if let Err(err) = e.start_monitor(&id, false)?.wait_started() {
+            return command_status(err);
+        }
+        println!("{id}");
+        return Ok(0);
+    }
+    start_attached(e, &id, opts.interactive, a.sig_proxy)
+}
+
+/// Starts a container attached to our stdio and returns its exit status.
+fn start_attached(e: &Engine, id: &str, stdin: bool, sig_proxy: bool) -> anyhow::Result<u8> {
+    let r = e.record(id)?;
+    e.prepare_start(id)?;
+    let mut starting = e.start_monitor(id, true)?;
+    starting.wait_listening()?;
+    let client = e.attach(id)?;
+    if let Err(err) = starting.wait_started() {
+        if r.host_config.auto_remove {
+            e.wait_removed(id, Duration::from_secs(10));
+        }
+        return command_status(err);
+    }
+    let io = AttachIo {
+        stdin: stdin && r.config.open_stdin,
+        tty: r.config.tty,
+        sig_proxy,
+    };
+    let code = client.pump(io, signal_proxy(e, id))?;
+    let code = match code {
+        Some(c) => c,
+        None => e.wait(id).unwrap_or(255),
+    };
+    if r.host_config.auto_remove {
+        e.wait_removed(id, Duration::from_secs(10));
+    }
+    Ok((code & 0xff) as u8)
+}
+
+fn parse_since(s: &str) -> anyhow::Result<std::time::SystemTime> {
+    if let Some(t) = berth_engine::parse_rfc3339(s) {
+        return Ok(t);
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs));
+    }
+    if let Some(d) = berth_engine::parse_duration(s) {
+        return Ok(std::time::SystemTime::now() - d);
+    }
+    anyhow::bail!("--since: {s:?} is not a timestamp or duration")
+}
+
+fn logs(
+    e: &Engine,
+    container: &str,
+    follow: bool,
+    tail: Option<&str>,
+    timestamps: bool,
+    since: Option<&str>,
+) -> anyhow::Result<u8> {
+    let id = e.lookup(container)?;
+    let tail = match tail {
+        None | Some("all") => None,
+        Some(n) => Some(
+            n.parse()
+                .with_context(|| format!("--tail: {n:?} is not a number"))?,
+        ),
+    };
+    let opts = LogOptions {
+        follow,
+        tail,
+        since: since.map(parse_since).transpose()?,
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    e.logs(&id, &opts, &mut |entry| {
+        let line = if timestamps {
+            format!("{} {}", entry.time, entry.log)
+        } else {
+            entry.log.clone()
+        };
+        if entry.stream == "stderr" {
+            let mut w = stderr.lock();
+            w.write_all(line.as_bytes())?;
+            w.flush()
+        } else {
+            let mut w = stdout.lock();
+            w.write_all(line.as_bytes())?;
+            w.flush()
+        }
+    })?;
+    Ok(0)
+}
+
+/// Whether `p` names a file on the host rather than `CONTAINER:PATH`.
+fn is_host_path(p: &str) -> bool {
+    p == "-"
+        || p.starts_with('/')
+        || p.starts_with('.')
+        || !p.contains(':')
+        || Path::new(p).exists()
 }

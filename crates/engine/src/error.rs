@@ -1,0 +1,107 @@
+//! The engine's error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the engine. Messages stand on their own (they name the
+/// container, the file or the flag).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call or file operation failed on `path`.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file it was done to.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// No container has this name or ID (prefix).
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    /// An ID prefix matches more than one container.
+    #[error("multiple containers match {0:?}: use more characters of the ID")]
+    Ambiguous(String),
+    /// The name is taken by another container.
+    #[error("the container name \"/{name}\" is already in use by container \"{id}\"")]
+    NameInUse {
+        /// The name asked for.
+        name: String,
+        /// The container that has it.
+        id: String,
+    },
+    /// The image is not in the store.
+    #[error("image not found: {0} (try `berth pull {0}`)")]
+    ImageNotFound(String),
+    /// A flag's value is invalid.
+    #[error("{flag}: {reason}")]
+    InvalidOption {
+        /// The flag, e.g. `--memory`.
+        flag: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The operation needs the container in another state.
+    #[error("container {id} is {status}: {what}")]
+    WrongState {
+        /// The container.
+        id: String,
+        /// Its status.
+        status: String,
+        /// What was refused.
+        what: String,
+    },
+    /// berth-runtime failed; `message` is its error line.
+    #[error("berth-runtime {verb}: {message}")]
+    Runtime {
+        /// The verb run (`create`, `start`, ...).
+        verb: String,
+        /// What it printed on stderr.
+        message: String,
+    },
+    /// The container's command could not be run: not found (127) or not executable (126).
+    #[error("{message}")]
+    Command {
+        /// 126 or 127, the exit status Docker gives.
+        code: u8,
+        /// The runtime's message.
+        message: String,
+    },
+    /// The image store failed.
+    #[error(transparent)]
+    Image(#[from] berth_image::Error),
+    /// A JSON file of the engine could not be read or written.
+    #[error("{what}: {source}")]
+    Json {
+        /// Which file.
+        what: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Anything else, with its message.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Wraps an `io::Error` with the operation and path.
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { op, path, source }
+}
+
+/// An [`Error::InvalidOption`].
+pub(crate) fn invalid(flag: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidOption {
+        flag: flag.to_string(),
+        reason: reason.into(),
+    }
+}

@@ -1,0 +1,783 @@
+//! The monitor: one process per running container, like Podman's conmon.
+//!
+//! `berth run`/`start` spawn it (the hidden `berth __monitor` command) and wait on a pipe for
+//! `started PID` or `error CODE MESSAGE`. The monitor leaves the caller's session, becomes a
+//! child subreaper (so the container's init, forked by `berth-runtime create`, becomes its
+//! child when the runtime exits), and then for each run of the container:
+//!
+//! ```text
+//! berth-runtime create --pid-file --log (--console-socket)   stdio = pipes we hold (or a pty)
+//! berth-runtime start
+//!   pumps: stdout/stderr -> json-file log + attached clients     health checks: runtime exec
+//! waitpid(init) -> exit code, OOM kill count from the cgroup, berth-runtime delete
+//! restart policy? back-off, again : --rm? remove : exit
+//! ```
+//!
+//! Its state goes to state.json under the container's lock; readers never trust it alone
+//! (see `Engine::state`): a SIGKILLed monitor is noticed by its pid and start time.
+
+use std::fs::{self, File};
+use std::io::{BufRead, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::Engine;
+use crate::attach::{
+    self, CLOSE_STDIN, EXIT, RESIZE, STDERR, STDIN, STDOUT, read_frame, write_frame,
+};
+use crate::error::{Error, Result, io_err};
+use crate::logs::{LogWriter, log_path};
+use crate::record::{Health, HealthLog, Record, Status};
+use crate::runtime::runtime_error;
+use crate::util::{parse_bytes, pid_start_time, rfc3339};
+
+/// What the monitor shares between its threads.
+struct Shared {
+    clients: Mutex<Vec<UnixStream>>,
+    stdin: Mutex<Option<File>>,
+    master: Mutex<Option<File>>,
+    log: Mutex<LogWriter>,
+    first_client: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+impl Shared {
+    fn broadcast(&self, kind: u8, data: &[u8]) {
+        let mut c = self.clients.lock().unwrap();
+        c.retain_mut(|s| write_frame(s, kind, data).is_ok());
+    }
+}
+
+/// The pipe back to the process that started the monitor.
+struct Ready(Option<File>);
+
+impl Ready {
+    fn send(&mut self, line: &str) {
+        if let Some(f) = &mut self.0 {
+            let _ = f.write_all(format!("{}\n", line.replace('\n', " ")).as_bytes());
+        }
+    }
+    fn close(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// How one run of the container ended.
+struct Exit {
+    code: i32,
+    oom: bool,
+}
+
+fn pipe() -> Result<(File, File)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io_err("pipe", "")(std::io::Error::last_os_error()));
+    }
+    // SAFETY: both descriptors are new and ours.
+    Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
+}
+
+/// Receives one descriptor sent with SCM_RIGHTS.
+fn recv_fd(sock: &UnixStream) -> std::io::Result<OwnedFd> {
+    let mut data = [0u8; 256];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr is plain data; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    // SAFETY: recvmsg into the buffers described by msg.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: msg was filled by recvmsg; CMSG_FIRSTHDR checks the control length.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    if cmsg.is_null() {
+        return Err(std::io::Error::other("no descriptor received"));
+    }
+    // SAFETY: cmsg points into cbuf; SCM_RIGHTS data is an array of ints.
+    unsafe {
+        if (*cmsg).cmsg_level != libc::SOL_SOCKET || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
+            return Err(std::io::Error::other("unexpected control message"));
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Reads the last error of `berth-runtime --log-format json`.
+fn runtime_log_error(path: &Path) -> String {
+    let s = fs::read_to_string(path).unwrap_or_default();
+    s.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "error")
+        .and_then(|v| v["msg"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "failed (no message)".into())
+}
+
+/// Whether the container's memory cgroup saw an OOM kill.
+fn oom_killed(id: &str) -> bool {
+    let count = |path: &str, key: &str| -> u64 {
+        fs::read_to_string(path)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix(key).map(|v| v.trim().parse().unwrap_or(0)))
+            })
+            .unwrap_or(0)
+    };
+    count(
+        &format!("/sys/fs/cgroup/memory/berth/{id}/memory.oom_control"),
+        "oom_kill ",
+    ) > 0
+        || count(
+            &format!("/sys/fs/cgroup/berth/{id}/memory.events"),
+            "oom_kill ",
+        ) > 0
+}
+
+/// Brings `lo` up in the network namespace of `pid` (Docker does this for every container).
+fn loopback_up(pid: i32) {
+    let path = format!("/proc/{pid}/ns/net");
+    let _ = std::thread::spawn(move || {
+        let Ok(ns) = File::open(&path) else { return };
+        // SAFETY: setns on this thread only (the thread ends right after).
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return;
+        }
+        // SAFETY: a plain socket for the ioctl.
+        let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if s < 0 {
+            return;
+        }
+        // SAFETY: ifreq is plain data; the name is NUL-terminated within IFNAMSIZ.
+        unsafe {
+            let mut ifr: libc::ifreq = std::mem::zeroed();
+            for (i, b) in b"lo\0".iter().enumerate() {
+                ifr.ifr_name[i] = *b as libc::c_char;
+            }
+            if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) == 0 {
+                ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+                libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr);
+            }
+            libc::close(s);
+        }
+    })
+    .join();
+}
+
+fn pump(
+    shared: Arc<Shared>,
+    mut from: File,
+    stream: &'static str,
+    kind: u8,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let data = &buf[..n];
+            shared.broadcast(kind, data);
+            pending.extend_from_slice(data);
+            let cut = match pending.iter().rposition(|b| *b == b'\n') {
+                Some(i) => i + 1,
+                None if pending.len() >= 16 * 1024 => pending.len(),
+                None => 0,
+            };
+            if cut > 0 {
+                let _ = shared.log.lock().unwrap().write(stream, &pending[..cut]);
+                pending.drain(..cut);
+            }
+        }
+        if !pending.is_empty() {
+            let _ = shared.log.lock().unwrap().write(stream, &pending);
+        }
+    })
+}
+
+fn accept_loop(shared: Arc<Shared>, listener: UnixListener) {
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let Ok(mut reader) = conn.try_clone() else {
+                continue;
+            };
+            shared.clients.lock().unwrap().push(conn);
+            if let Some(tx) = shared.first_client.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                while let Ok(Some((kind, data))) = read_frame(&mut reader) {
+                    match kind {
+                        STDIN => {
+                            if let Some(f) = shared.stdin.lock().unwrap().as_mut() {
+                                let _ = f.write_all(&data);
+                            }
+                        }
+                        CLOSE_STDIN => {
+                            shared.stdin.lock().unwrap().take();
+                        }
+                        RESIZE if data.len() == 4 => {
+                            let ws = libc::winsize {
+                                ws_row: u16::from_be_bytes([data[0], data[1]]),
+                                ws_col: u16::from_be_bytes([data[2], data[3]]),
+                                ws_xpixel: 0,
+                                ws_ypixel: 0,
+                            };
+                            if let Some(m) = shared.master.lock().unwrap().as_ref() {
+                                // SAFETY: TIOCSWINSZ reads a winsize.
+                                unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn wait_init(pid: i32, start: u64) -> i32 {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes the status int.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            if libc::WIFEXITED(status) {
+                return libc::WEXITSTATUS(status);
+            }
+            if libc::WIFSIGNALED(status) {
+                return 128 + libc::WTERMSIG(status);
+            }
+            continue;
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        // Not our child (should not happen as a subreaper): poll until it is gone.
+        while pid_start_time(pid) == Some(start) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        return 255;
+    }
+}
+
+impl Engine {
+    /// The monitor's main function (the hidden `berth __monitor ID` command). `ready_fd` is
+    /// the pipe to report `listening`, `started PID` or `error CODE MSG` on; with
+    /// `wait_attach`, the container starts only once a client is attached (or after 30 s).
+    /// Returns the monitor's exit status.
+    pub fn run_monitor(&self, id: &str, wait_attach: bool, ready_fd: Option<RawFd>) -> i32 {
+        // SAFETY: ready_fd was given to us by our parent, for us alone.
+        let mut ready = Ready(ready_fd.map(|fd| unsafe { File::from_raw_fd(fd) }));
+        match self.monitor(id, wait_attach, &mut ready) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("berth monitor {id}: {e}");
+                ready.send(&format!("error 125 {e}"));
+                1
+            }
+        }
+    }
+
+    fn monitor(&self, id: &str, wait_attach: bool, ready: &mut Ready) -> Result<()> {
+        // SAFETY: setsid and prctl have no memory arguments.
+        unsafe {
+            libc::setsid();
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+        let record = self.containers.record(id)?;
+        let dir = self.containers.dir(id);
+        let sock = dir.join("attach.sock");
+        let _ = fs::remove_file(&sock);
+        let dirf = File::open(&dir).map_err(io_err("open", &dir))?;
+        let short = PathBuf::from(format!("/proc/self/fd/{}/attach.sock", dirf.as_raw_fd()));
+        let listener = UnixListener::bind(&short).map_err(io_err("listen", &sock))?;
+
+        let lc = &record.host_config.log_config.config;
+        let max_size = lc.get("max-size").and_then(|s| parse_bytes(s)).unwrap_or(0) as u64;
+        let max_file = lc.get("max-file").and_then(|s| s.parse().ok()).unwrap_or(1);
+        let log = LogWriter::open(log_path(&dir, id), max_size, max_file)
+            .map_err(io_err("open", log_path(&dir, id)))?;
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            clients: Mutex::new(Vec::new()),
+            stdin: Mutex::new(None),
+            master: Mutex::new(None),
+            log: Mutex::new(log),
+            first_client: Mutex::new(Some(tx)),
+        });
+        let me = std::process::id() as i32;
+        self.containers.update_state(id, |s| {
+            s.monitor_pid = me;
+            s.monitor_start = pid_start_time(me).unwrap_or(0);
+        })?;
+        accept_loop(shared.clone(), listener);
+        if wait_attach {
+            ready.send("listening");
+            let _ = rx.recv_timeout(Duration::from_secs(30));
+        }
+
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let began = Instant::now();
+            match self.run_once(&record, &dir, &dirf, &shared, ready) {
+                Err(e) => {
+                    let code = match &e {
+                        Error::Command { code, .. } => *code as i32,
+                        _ => 128,
+                    };
+                    let msg = e.to_string();
+                    self.containers.update_state(id, |s| {
+                        s.error = msg.clone();
+                        s.exit_code = code;
+                        s.pid = 0;
+                        if s.status != Status::Created {
+                            s.status = Status::Exited;
+                            s.finished_at = rfc3339(SystemTime::now());
+                        }
+                    })?;
+                    ready.send(&format!("error {code} {msg}"));
+                    shared.broadcast(EXIT, &code.to_be_bytes());
+                    break;
+                }
+                Ok(exit) => {
+                    let s = self.containers.update_state(id, |s| {
+                        s.status = Status::Exited;
+                        s.exit_code = exit.code;
+                        s.oom_killed = exit.oom;
+                        s.pid = 0;
+                        s.finished_at = rfc3339(SystemTime::now());
+                        s.clone()
+                    })?;
+                    shared.broadcast(EXIT, &exit.code.to_be_bytes());
+                    let p = &record.host_config.restart_policy;
+                    let restart = !s.manual_stop
+                        && match p.name.as_str() {
+                            "always" | "unless-stopped" => true,
+                            "on-failure" => {
+                                exit.code != 0
+                                    && (p.maximum_retry_count == 0
+                                        || s.restart_count < p.maximum_retry_count)
+                            }
+                            _ => false,
+                        };
+                    if !restart {
+                        break;
+                    }
+                    if began.elapsed() > Duration::from_secs(10) {
+                        backoff = Duration::from_millis(100);
+                    }
+                    self.containers
+                        .update_state(id, |s| s.status = Status::Restarting)?;
+                    let until = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    let mut stopped = false;
+                    while Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(50));
+                        if self.containers.state(id).is_ok_and(|s| s.manual_stop) {
+                            stopped = true;
+                            break;
+                        }
+                    }
+                    if stopped {
+                        self.containers
+                            .update_state(id, |s| s.status = Status::Exited)?;
+                        break;
+                    }
+                    self.containers.update_state(id, |s| s.restart_count += 1)?;
+                }
+            }
+        }
+        ready.close();
+        let _ = fs::remove_file(&sock);
+        if record.host_config.auto_remove {
+            self.remove_stopped(id, false)?;
+        }
+        Ok(())
+    }
+
+    fn run_once(
+        &self,
+        r: &Record,
+        dir: &Path,
+        dirf: &File,
+        shared: &Arc<Shared>,
+        ready: &mut Ready,
+    ) -> Result<Exit> {
+        let id = &r.id;
+        self.mount_rootfs(id)?;
+        self.write_bundle(r)?;
+        let _ = self.runtime.delete(id);
+        let pidfile = dir.join("init.pid");
+        let rtlog = dir.join("runtime.log");
+        let _ = fs::remove_file(&pidfile);
+        let _ = fs::remove_file(&rtlog);
+        let mut cmd = self.runtime.command();
+        cmd.arg("--log")
+            .arg(&rtlog)
+            .arg("--log-format")
+            .arg("json")
+            .arg("create")
+            .arg("--bundle")
+            .arg(dir.join("bundle"))
+            .arg("--pid-file")
+            .arg(&pidfile);
+        let tty = r.config.tty;
+        let mut outputs: Vec<(File, &'static str, u8)> = Vec::new();
+        let console = if tty {
+            let name = "console.sock";
+            let _ = fs::remove_file(dir.join(name));
+            let l = UnixListener::bind(format!("/proc/self/fd/{}/{name}", dirf.as_raw_fd()))
+                .map_err(io_err("listen", dir.join(name)))?;
+            cmd.arg("--console-socket").arg(format!(
+                "/proc/{}/fd/{}/{name}",
+                std::process::id(),
+                dirf.as_raw_fd()
+            ));
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            Some(l)
+        } else {
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            if r.config.open_stdin {
+                let (in_r, in_w) = pipe()?;
+                cmd.stdin(in_r);
+                *shared.stdin.lock().unwrap() = Some(in_w);
+            } else {
+                cmd.stdin(Stdio::null());
+            }
+            cmd.stdout(out_w).stderr(err_w);
+            outputs.push((out_r, "stdout", STDOUT));
+            outputs.push((err_r, "stderr", STDERR));
+            None
+        };
+        cmd.arg(id);
+        let status = cmd
+            .status()
+            .map_err(|e| Error::Other(format!("run {}: {e}", self.runtime.bin.display())))?;
+        drop(cmd);
+        if !status.success() {
+            shared.stdin.lock().unwrap().take();
+            let _ = fs::remove_file(dir.join("console.sock"));
+            let _ = self.runtime.delete(id);
+            return Err(runtime_error("create", &runtime_log_error(&rtlog)));
+        }
+        if let Some(l) = console {
+            l.set_nonblocking(true).ok();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let conn = loop {
+                match l.accept() {
+                    Ok((c, _)) => break c,
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Err(e) => return Err(io_err("accept console", dir.join("console.sock"))(e)),
+                }
+            };
+            conn.set_nonblocking(false).ok();
+            let master =
+                recv_fd(&conn).map_err(io_err("receive console", dir.join("console.sock")))?;
+            let _ = fs::remove_file(dir.join("console.sock"));
+            let master = File::from(master);
+            let dup = master.try_clone().map_err(io_err("dup", "console"))?;
+            if r.config.open_stdin {
+                *shared.stdin.lock().unwrap() =
+                    Some(master.try_clone().map_err(io_err("dup", "console"))?);
+            }
+            *shared.master.lock().unwrap() = Some(master);
+            outputs.push((dup, "stdout", STDOUT));
+        }
+        let pid: i32 = fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| Error::Other(format!("no pid in {}", pidfile.display())))?;
+        let pid_start = pid_start_time(pid).unwrap_or(0);
+        if r.host_config.network_mode != "host" {
+            loopback_up(pid);
+        }
+        let pumps: Vec<_> = outputs
+            .into_iter()
+            .map(|(f, stream, kind)| pump(shared.clone(), f, stream, kind))
+            .collect();
+        if let Err(e) = self.runtime.run("start", &[id]) {
+            let _ = self.runtime.delete(id);
+            return Err(e);
+        }
+        self.containers.update_state(id, |s| {
+            s.status = Status::Running;
+            s.pid = pid;
+            s.pid_start = pid_start;
+            s.started_at = rfc3339(SystemTime::now());
+            s.error.clear();
+            s.exit_code = 0;
+            s.oom_killed = false;
+            if r.config
+                .healthcheck
+                .as_ref()
+                .is_some_and(|h| h.test.first().is_some_and(|t| t != "NONE"))
+            {
+                s.health = Some(Health {
+                    status: "starting".into(),
+                    ..Default::default()
+                });
+            }
+        })?;
+        ready.send(&format!("started {pid}"));
+        let stop_health = Arc::new(AtomicBool::new(false));
+        let health = r
+            .config
+            .healthcheck
+            .clone()
+            .filter(|h| h.test.first().is_some_and(|t| t != "NONE"))
+            .map(|h| self.health_loop(id.clone(), h, stop_health.clone()));
+
+        let code = wait_init(pid, pid_start);
+        stop_health.store(true, Ordering::SeqCst);
+        // Give the pumps a bounded time to drain what the container wrote last.
+        let (dtx, drx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for p in pumps {
+                let _ = p.join();
+            }
+            let _ = dtx.send(());
+        });
+        let _ = drx.recv_timeout(Duration::from_secs(5));
+        if let Some(h) = health {
+            let _ = h.join();
+        }
+        shared.stdin.lock().unwrap().take();
+        shared.master.lock().unwrap().take();
+        let oom = oom_killed(id);
+        let _ = self.runtime.delete(id);
+        Ok(Exit { code, oom })
+    }
+
+    /// Runs the health check every interval through `berth-runtime exec` until `stop`.
+    fn health_loop(
+        &self,
+        id: String,
+        h: crate::record::HealthConfig,
+        stop: Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
+        let engine = self.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let interval = Duration::from_nanos(h.interval.max(1_000_000));
+            let timeout = Duration::from_nanos(h.timeout.max(1_000_000));
+            let start_period = Duration::from_nanos(h.start_period);
+            let args: Vec<String> = match h.test.first().map(String::as_str) {
+                Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), h.test[1..].join(" ")],
+                Some("CMD") => h.test[1..].to_vec(),
+                _ => return,
+            };
+            loop {
+                let wake = Instant::now() + interval;
+                while Instant::now() < wake {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let t0 = SystemTime::now();
+                let (code, output) = engine.health_probe(&id, &args, timeout, &stop);
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let entry = HealthLog {
+                    start: rfc3339(t0),
+                    end: rfc3339(SystemTime::now()),
+                    exit_code: code,
+                    output,
+                };
+                let in_start_period = started.elapsed() < start_period;
+                let _ = engine.containers.update_state(&id, |s| {
+                    let hs = s.health.get_or_insert_with(Health::default);
+                    hs.log.push(entry);
+                    if hs.log.len() > 5 {
+                        hs.log.remove(0);
+                    }
+                    if code == 0 {
+                        hs.status = "healthy".into();
+                        hs.failing_streak = 0;
+                    } else if !in_start_period || hs.status != "starting" {
+                        hs.failing_streak += 1;
+                        if hs.failing_streak >= h.retries.max(1) {
+                            hs.status = "unhealthy".into();
+                        }
+                    }
+                });
+            }
+        })
+    }
+
+    fn health_probe(
+        &self,
+        id: &str,
+        args: &[String],
+        timeout: Duration,
+        stop: &AtomicBool,
+    ) -> (i32, String) {
+        let child = self
+            .runtime
+            .command()
+            .arg("exec")
+            .arg(id)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => return (-1, e.to_string()),
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => {
+                    let mut out = String::new();
+                    if let Some(mut o) = child.stdout.take() {
+                        let _ = o.read_to_string(&mut out);
+                    }
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut out);
+                    }
+                    out.truncate(4096);
+                    return (st.code().unwrap_or(-1), out);
+                }
+                Ok(None) if Instant::now() < deadline && !stop.load(Ordering::SeqCst) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return (-1, format!("Health check exceeded timeout ({timeout:?})"));
+                }
+            }
+        }
+    }
+}
+
+/// A started monitor, reporting on its ready pipe.
+pub struct Starting {
+    ready: std::io::BufReader<File>,
+    child: std::process::Child,
+}
+
+impl Starting {
+    fn line(&mut self) -> Result<String> {
+        let mut l = String::new();
+        self.ready
+            .read_line(&mut l)
+            .map_err(io_err("read", "monitor pipe"))?;
+        if l.is_empty() {
+            let _ = self.child.try_wait();
+            return Err(Error::Other(
+                "the container's monitor exited before reporting (see monitor.log in the container's directory)".into(),
+            ));
+        }
+        Ok(l.trim_end().to_string())
+    }
+
+    /// Waits until the monitor listens for the attach (`start_monitor(.., true)`).
+    pub fn wait_listening(&mut self) -> Result<()> {
+        let l = self.line()?;
+        if l == "listening" {
+            return Ok(());
+        }
+        Err(parse_error(&l))
+    }
+
+    /// Waits until the container runs; returns the pid of its init.
+    pub fn wait_started(mut self) -> Result<i32> {
+        let l = self.line()?;
+        if let Some(p) = l.strip_prefix("started ") {
+            return Ok(p.parse().unwrap_or(0));
+        }
+        Err(parse_error(&l))
+    }
+}
+
+fn parse_error(l: &str) -> Error {
+    let rest = l.strip_prefix("error ").unwrap_or(l);
+    let (code, msg) = rest.split_once(' ').unwrap_or(("125", rest));
+    match code.parse::<u8>() {
+        Ok(c @ (126 | 127)) => Error::Command {
+            code: c,
+            message: msg.to_string(),
+        },
+        _ => Error::Other(msg.to_string()),
+    }
+}
+
+impl Engine {
+    /// Spawns the container's monitor (`berth __monitor`), which starts the container.
+    pub fn start_monitor(&self, id: &str, wait_attach: bool) -> Result<Starting> {
+        let dir = self.containers.dir(id);
+        let (r, w) = pipe()?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("monitor.log"))
+            .map_err(io_err("open", dir.join("monitor.log")))?;
+        let mut cmd = Command::new(&self.monitor_exe);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--runtime")
+            .arg(&self.runtime.bin)
+            .arg(crate::MONITOR_COMMAND)
+            .arg("--ready-fd")
+            .arg("3");
+        if wait_attach {
+            cmd.arg("--wait-attach");
+        }
+        cmd.arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let wfd = w.as_raw_fd();
+        // SAFETY: between fork and exec only async-signal-safe calls (dup2).
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::dup2(wfd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| {
+            Error::Other(format!("start monitor {}: {e}", self.monitor_exe.display()))
+        })?;
+        drop(w);
+        Ok(Starting {
+            ready: std::io::BufReader::new(r),
+            child,
+        })
+    }
+
+    /// Connects to a running container's monitor to attach to its stdio.
+    pub fn attach(&self, id: &str) -> Result<attach::AttachClient> {
+        attach::AttachClient::connect(&self.containers.dir(id).join("attach.sock"))
+    }
+}

@@ -1,0 +1,612 @@
+//! The container verbs after create/start: state, list, inspect, stop, kill, rm, wait, exec,
+//! pause, logs, top, stats, rename.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Value, json};
+
+use crate::Engine;
+use crate::error::{Error, Result, io_err};
+use crate::logs::{LogEntry, LogOptions, log_path};
+use crate::options::ExecOptions;
+use crate::record::{Record, State, Status};
+use crate::runtime::runtime_error;
+use crate::store::valid_name;
+use crate::util::{ZERO_TIME, parse_signal, pid_alive, rfc3339};
+
+/// A container as `ps` and `inspect` see it.
+#[derive(Clone, Debug)]
+pub struct ContainerInfo {
+    /// What it is.
+    pub record: Record,
+    /// Its state, checked against the processes.
+    pub state: State,
+}
+
+/// One sample of a container's resource usage.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// CPU time used, nanoseconds.
+    pub cpu_ns: u64,
+    /// Memory used (without the inactive page cache), bytes.
+    pub mem_usage: u64,
+    /// Memory limit (the host's memory when unlimited), bytes.
+    pub mem_limit: u64,
+    /// Bytes read from block devices.
+    pub blk_read: u64,
+    /// Bytes written to block devices.
+    pub blk_write: u64,
+    /// Processes.
+    pub pids: u64,
+}
+
+fn is_active(s: Status) -> bool {
+    matches!(s, Status::Running | Status::Paused | Status::Restarting)
+}
+
+fn host_mem() -> u64 {
+    fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+impl Engine {
+    /// The ID of the container named `key` (full ID, name, or unique ID prefix).
+    pub fn lookup(&self, key: &str) -> Result<String> {
+        self.containers.lookup(key)
+    }
+
+    /// The container's record.
+    pub fn record(&self, id: &str) -> Result<Record> {
+        self.containers.record(id)
+    }
+
+    /// The container's state, checked: a container recorded as running whose monitor is gone
+    /// is running only while its init lives; otherwise it is recorded as exited (255, as the
+    /// real status was lost with the monitor).
+    pub fn state(&self, id: &str) -> Result<State> {
+        let s = self.containers.state(id)?;
+        if !is_active(s.status) || pid_alive(s.monitor_pid, s.monitor_start) {
+            return Ok(s);
+        }
+        if s.status != Status::Restarting && pid_alive(s.pid, s.pid_start) {
+            return Ok(s);
+        }
+        let _lock = self.containers.lock(id)?;
+        let mut s = self.containers.state(id)?;
+        if !is_active(s.status)
+            || pid_alive(s.monitor_pid, s.monitor_start)
+            || (s.status != Status::Restarting && pid_alive(s.pid, s.pid_start))
+        {
+            return Ok(s);
+        }
+        s.status = Status::Exited;
+        s.exit_code = 255;
+        s.error = "the container's monitor died; its exit status is unknown".into();
+        s.pid = 0;
+        s.finished_at = rfc3339(SystemTime::now());
+        self.containers.save_state(id, &s)?;
+        let _ = self.runtime.delete(id);
+        Ok(s)
+    }
+
+    /// Record and checked state of one container.
+    pub fn info(&self, id: &str) -> Result<ContainerInfo> {
+        Ok(ContainerInfo {
+            record: self.containers.record(id)?,
+            state: self.state(id)?,
+        })
+    }
+
+    /// All containers, newest first.
+    pub fn list(&self) -> Result<Vec<ContainerInfo>> {
+        let mut out = Vec::new();
+        for id in self.containers.ids()? {
+            match self.info(&id) {
+                Ok(i) => out.push(i),
+                Err(Error::NoSuchContainer(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| b.record.created.cmp(&a.record.created));
+        Ok(out)
+    }
+
+    /// `inspect` output, in Docker's shape.
+    pub fn inspect(&self, id: &str) -> Result<Value> {
+        let ContainerInfo {
+            record: r,
+            state: s,
+        } = self.info(id)?;
+        let dir = self.containers.dir(id);
+        let time = |t: &str| {
+            if t.is_empty() {
+                ZERO_TIME.to_string()
+            } else {
+                t.to_string()
+            }
+        };
+        let mut state = json!({
+            "Status": s.status.as_str(),
+            "Running": matches!(s.status, Status::Running | Status::Paused),
+            "Paused": s.status == Status::Paused,
+            "Restarting": s.status == Status::Restarting,
+            "OOMKilled": s.oom_killed,
+            "Dead": s.status == Status::Dead,
+            "Pid": s.pid,
+            "ExitCode": s.exit_code,
+            "Error": s.error,
+            "StartedAt": time(&s.started_at),
+            "FinishedAt": time(&s.finished_at),
+        });
+        if let Some(h) = &s.health {
+            state["Health"] = serde_json::to_value(h).unwrap_or(Value::Null);
+        }
+        let mut hc = serde_json::to_value(&r.host_config).unwrap_or(Value::Null);
+        if let Some(o) = hc.as_object_mut() {
+            o.remove("MountSpecs");
+        }
+        Ok(json!({
+            "Id": r.id,
+            "Created": r.created,
+            "Path": r.path,
+            "Args": r.args,
+            "State": state,
+            "Image": r.image,
+            "ResolvConfPath": dir.join("resolv.conf"),
+            "HostnamePath": dir.join("hostname"),
+            "HostsPath": dir.join("hosts"),
+            "LogPath": log_path(&dir, id),
+            "Name": format!("/{}", r.name),
+            "RestartCount": s.restart_count,
+            "Driver": "overlay",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "HostConfig": hc,
+            "GraphDriver": {"Name": "overlay", "Data": {"MergedDir": dir.join("rootfs")}},
+            "Mounts": r.mounts,
+            "Config": r.config,
+            "NetworkSettings": {"Networks": {r.host_config.network_mode.clone(): {}}},
+        }))
+    }
+
+    fn wait_inactive(&self, id: &str, timeout: Option<Duration>) -> Result<bool> {
+        let until = timeout.map(|t| Instant::now() + t);
+        loop {
+            match self.state(id) {
+                Ok(s) if is_active(s.status) => {}
+                Ok(_) | Err(Error::NoSuchContainer(_)) => return Ok(true),
+                Err(e) => return Err(e),
+            }
+            if until.is_some_and(|u| Instant::now() >= u) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts a created or exited container with its monitor, not attached (`start`).
+    /// Does nothing if it already runs.
+    pub fn start(&self, id: &str) -> Result<()> {
+        if is_active(self.state(id)?.status) {
+            return Ok(());
+        }
+        self.prepare_start(id)?;
+        self.start_monitor(id, false)?.wait_started().map(drop)
+    }
+
+    /// Resets what a new start must not inherit (the manual-stop flag, the last error);
+    /// call before [`Engine::start_monitor`].
+    pub fn prepare_start(&self, id: &str) -> Result<()> {
+        let s = self.state(id)?;
+        if is_active(s.status) {
+            return Err(Error::WrongState {
+                id: id.to_string(),
+                status: s.status.as_str().into(),
+                what: "it is already running".into(),
+            });
+        }
+        self.containers.update_state(id, |s| {
+            s.manual_stop = false;
+            s.error.clear();
+        })
+    }
+
+    /// Stops a container: its stop signal, then SIGKILL after `timeout` seconds (default
+    /// the container's `--stop-timeout`, else 10; negative waits forever).
+    pub fn stop(&self, id: &str, timeout: Option<i64>) -> Result<()> {
+        let r = self.containers.record(id)?;
+        self.containers.update_state(id, |s| s.manual_stop = true)?;
+        let s = self.state(id)?;
+        if !is_active(s.status) {
+            return Ok(());
+        }
+        if s.status == Status::Paused {
+            let _ = self.unpause(id);
+        }
+        let sig = r
+            .config
+            .stop_signal
+            .as_deref()
+            .and_then(parse_signal)
+            .unwrap_or(libc::SIGTERM);
+        let t = timeout.or(r.config.stop_timeout).unwrap_or(10);
+        let _ = self.runtime.kill(id, sig, false);
+        let wait = (t >= 0).then(|| Duration::from_secs(t as u64));
+        if self.wait_inactive(id, wait)? {
+            return Ok(());
+        }
+        let _ = self.runtime.kill(id, libc::SIGKILL, false);
+        if self.wait_inactive(id, Some(Duration::from_secs(30)))? {
+            return Ok(());
+        }
+        Err(Error::Other(format!(
+            "container {id} did not stop after SIGKILL"
+        )))
+    }
+
+    /// Sends a signal to the container's init.
+    pub fn kill(&self, id: &str, sig: &str) -> Result<()> {
+        let n = parse_signal(sig)
+            .ok_or_else(|| crate::error::invalid("--signal", format!("invalid signal {sig:?}")))?;
+        let s = self.state(id)?;
+        if !matches!(s.status, Status::Running | Status::Paused) {
+            return Err(Error::WrongState {
+                id: id.to_string(),
+                status: s.status.as_str().into(),
+                what: "cannot kill a container that is not running".into(),
+            });
+        }
+        self.runtime.kill(id, n, false)
+    }
+
+    /// Removes a container (`rm`; `force` kills a running one; `volumes` removes its
+    /// anonymous volumes): runtime state, snapshot mount, snapshot, directory.
+    pub fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
+        let s = self.state(id)?;
+        if is_active(s.status) {
+            if !force {
+                return Err(Error::WrongState {
+                    id: id.to_string(),
+                    status: s.status.as_str().into(),
+                    what: "cannot remove a running container: stop it first or use rm -f".into(),
+                });
+            }
+            self.containers.update_state(id, |s| s.manual_stop = true)?;
+            if s.status == Status::Paused {
+                let _ = self.unpause(id);
+            }
+            let _ = self.runtime.kill(id, libc::SIGKILL, false);
+            if !self.wait_inactive(id, Some(Duration::from_secs(30)))? {
+                return Err(Error::Other(format!(
+                    "container {id} did not die after SIGKILL"
+                )));
+            }
+        }
+        // Let the monitor finish (it may be removing the container itself, for --rm).
+        let until = Instant::now() + Duration::from_secs(10);
+        let s = match self.containers.state(id) {
+            Ok(s) => s,
+            Err(Error::NoSuchContainer(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        while pid_alive(s.monitor_pid, s.monitor_start) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if pid_alive(s.monitor_pid, s.monitor_start) {
+            // SAFETY: kill has no memory arguments; the pid was checked with its start time.
+            unsafe { libc::kill(s.monitor_pid, libc::SIGKILL) };
+        }
+        self.remove_stopped(id, volumes)
+    }
+
+    /// Removes a container that does not run.
+    pub(crate) fn remove_stopped(&self, id: &str, volumes: bool) -> Result<()> {
+        let _all = self.containers.lock_all()?;
+        let dir = self.containers.dir(id);
+        let record = match self.containers.record(id) {
+            Ok(r) => r,
+            Err(Error::NoSuchContainer(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        self.runtime.delete(id)?;
+        let rootfs = dir.join("rootfs");
+        for _ in 0..10 {
+            if !crate::util::is_mountpoint(&rootfs) {
+                break;
+            }
+            crate::util::umount(&rootfs).map_err(io_err("unmount", &rootfs))?;
+        }
+        let snap = berth_image::Snapshotter::new(&self.images, berth_image::SnapshotMode::detect());
+        match snap.remove(id) {
+            Ok(()) | Err(berth_image::Error::SnapshotNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if volumes {
+            for m in &record.mounts {
+                if m.kind == "volume" && m.name.len() == 64 {
+                    let _ = fs::remove_dir_all(self.root.join("volumes").join(&m.name));
+                }
+            }
+        }
+        // Rename first so a half-removed container never shows up in listings.
+        let gone = self.root.join("containers").join(format!(".rm-{id}"));
+        fs::rename(&dir, &gone).map_err(io_err("rename", &dir))?;
+        fs::remove_dir_all(&gone).map_err(io_err("remove", &gone))
+    }
+
+    /// Waits until the container is not running and returns its exit code.
+    pub fn wait(&self, id: &str) -> Result<i32> {
+        let mut last = 0;
+        loop {
+            match self.state(id) {
+                Ok(s) if is_active(s.status) => last = s.exit_code,
+                Ok(s) => return Ok(s.exit_code),
+                Err(Error::NoSuchContainer(_)) => return Ok(last),
+                Err(e) => return Err(e),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the container's directory is gone (after `--rm`), at most `timeout`.
+    pub fn wait_removed(&self, id: &str, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while self.containers.dir(id).exists() {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// Runs a command in a running container (`exec`), with our stdio; returns its status.
+    pub fn exec(&self, id: &str, o: &ExecOptions) -> Result<i32> {
+        let s = self.state(id)?;
+        if s.status != Status::Running {
+            return Err(Error::WrongState {
+                id: id.to_string(),
+                status: s.status.as_str().into(),
+                what: "exec needs a running container".into(),
+            });
+        }
+        if o.cmd.is_empty() {
+            return Err(crate::error::invalid("exec", "no command given"));
+        }
+        if o.detach && o.tty {
+            return Err(crate::error::invalid(
+                "exec",
+                "-d with -t is not supported yet",
+            ));
+        }
+        let r = self.containers.record(id)?;
+        let rootfs = self.containers.dir(id).join("rootfs");
+        let user = crate::user::resolve(&rootfs, o.user.as_deref().unwrap_or(&r.config.user))?;
+        let mut cmd = self.runtime.command();
+        cmd.arg("exec");
+        if o.tty {
+            cmd.arg("--tty");
+        }
+        if o.detach {
+            cmd.arg("--detach");
+        }
+        let cwd = o
+            .workdir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .or_else(|| Some(r.config.working_dir.clone()).filter(|w| !w.is_empty()))
+            .unwrap_or_else(|| "/".into());
+        cmd.arg("--cwd").arg(cwd);
+        let mut env = r.config.env.clone();
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!(
+                "HOME={}",
+                if user.uid == 0 { "/root" } else { &user.home }
+            ));
+        }
+        for e in &o.env {
+            let kv = if e.contains('=') {
+                e.clone()
+            } else if let Ok(v) = std::env::var(e) {
+                format!("{e}={v}")
+            } else {
+                continue;
+            };
+            let k = kv.split('=').next().unwrap_or("").to_string();
+            env.retain(|x| x.split('=').next() != Some(k.as_str()));
+            env.push(kv);
+        }
+        for e in &env {
+            cmd.arg("--env").arg(e);
+        }
+        cmd.arg("--user").arg(format!("{}:{}", user.uid, user.gid));
+        for g in &user.additional_gids {
+            cmd.arg("--additional-gids").arg(g.to_string());
+        }
+        if o.privileged {
+            for c in ["CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SYS_PTRACE"] {
+                cmd.arg("--cap").arg(c);
+            }
+        }
+        cmd.arg(id).args(&o.cmd);
+        if !o.interactive {
+            cmd.stdin(Stdio::null());
+        }
+        cmd.stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Other(format!("run {}: {e}", self.runtime.bin.display())))?;
+        // The runtime's own errors come on stderr prefixed with "berth-runtime: "; the
+        // process's stderr is passed through.
+        let err = child.stderr.take().expect("piped");
+        let filter = std::thread::spawn(move || {
+            let mut errors = String::new();
+            let mut r = BufReader::new(err);
+            let mut line = Vec::new();
+            let mut out = std::io::stderr();
+            while r.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                if line.starts_with(b"berth-runtime: ") {
+                    errors.push_str(&String::from_utf8_lossy(&line));
+                } else {
+                    let _ = out.write_all(&line);
+                    let _ = out.flush();
+                }
+                line.clear();
+            }
+            errors
+        });
+        let status = child.wait().map_err(io_err("wait", &self.runtime.bin))?;
+        let errors = filter.join().unwrap_or_default();
+        let code = status.code().unwrap_or(255);
+        if code != 0 && !errors.is_empty() {
+            return match runtime_error("exec", &errors) {
+                e @ Error::Command { .. } => Err(e),
+                Error::Runtime { message, .. } if code == 1 => Err(Error::Runtime {
+                    verb: "exec".into(),
+                    message,
+                }),
+                _ => Ok(code),
+            };
+        }
+        Ok(code)
+    }
+
+    /// Freezes the container.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let s = self.state(id)?;
+        if s.status != Status::Running {
+            return Err(Error::WrongState {
+                id: id.to_string(),
+                status: s.status.as_str().into(),
+                what: "only a running container can be paused".into(),
+            });
+        }
+        self.runtime.run("pause", &[id])?;
+        self.containers
+            .update_state(id, |s| s.status = Status::Paused)
+    }
+
+    /// Thaws the container.
+    pub fn unpause(&self, id: &str) -> Result<()> {
+        let s = self.state(id)?;
+        if s.status != Status::Paused {
+            return Err(Error::WrongState {
+                id: id.to_string(),
+                status: s.status.as_str().into(),
+                what: "the container is not paused".into(),
+            });
+        }
+        self.runtime.run("resume", &[id])?;
+        self.containers
+            .update_state(id, |s| s.status = Status::Running)
+    }
+
+    /// Reads the container's logs, calling `out` per entry (`-f` follows while it runs).
+    pub fn logs(
+        &self,
+        id: &str,
+        opts: &LogOptions,
+        out: &mut dyn FnMut(&LogEntry) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let p = log_path(&self.containers.dir(id), id);
+        if !p.exists() {
+            return Ok(());
+        }
+        let running = || self.state(id).is_ok_and(|s| is_active(s.status));
+        crate::logs::read(&p, opts, &running, out).map_err(io_err("read", p))
+    }
+
+    /// The processes of the container, as `ps` prints them (`ps_args` default `-ef`).
+    pub fn top(&self, id: &str, ps_args: &[String]) -> Result<String> {
+        let s = self.state(id)?;
+        if !matches!(s.status, Status::Running | Status::Paused) {
+            return Err(Error::WrongState {
+                id: id.to_string(),
+                status: s.status.as_str().into(),
+                what: "top needs a running container".into(),
+            });
+        }
+        let mut args = vec![id.to_string()];
+        args.extend(ps_args.iter().cloned());
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.runtime.run("ps", &a)
+    }
+
+    /// One sample of the container's resource usage.
+    pub fn stats(&self, id: &str) -> Result<Stats> {
+        let out = self.runtime.run("events", &["--stats", id])?;
+        let v: Value = serde_json::from_str(out.lines().next().unwrap_or("{}")).unwrap_or_default();
+        let d = &v["data"];
+        let mem = &d["memory"];
+        let usage = mem["usage"]["usage"].as_u64().unwrap_or(0);
+        let inactive = mem["raw"]["total_inactive_file"]
+            .as_u64()
+            .or_else(|| mem["raw"]["inactive_file"].as_u64())
+            .unwrap_or(0);
+        let mut limit = mem["usage"]["limit"].as_u64().unwrap_or(0);
+        let host = host_mem();
+        if limit == 0 || limit > host {
+            limit = host;
+        }
+        let mut st = Stats {
+            cpu_ns: d["cpu"]["usage"]["total"].as_u64().unwrap_or(0),
+            mem_usage: usage.saturating_sub(inactive),
+            mem_limit: limit,
+            pids: d["pids"]["current"].as_u64().unwrap_or(0),
+            ..Default::default()
+        };
+        for e in d["blkio"]["ioServiceBytesRecursive"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let val = e["value"].as_u64().unwrap_or(0);
+            match e["op"].as_str().map(str::to_ascii_lowercase).as_deref() {
+                Some("read") => st.blk_read += val,
+                Some("write") => st.blk_write += val,
+                _ => {}
+            }
+        }
+        Ok(st)
+    }
+
+    /// Renames a container.
+    pub fn rename(&self, id: &str, new: &str) -> Result<()> {
+        let new = new.strip_prefix('/').unwrap_or(new);
+        if !valid_name(new) {
+            return Err(crate::error::invalid(
+                "rename",
+                format!("invalid container name {new:?}"),
+            ));
+        }
+        let _all = self.containers.lock_all()?;
+        if let Some(other) = self.containers.by_name(new)? {
+            return Err(Error::NameInUse {
+                name: new.to_string(),
+                id: other,
+            });
+        }
+        let mut r = self.containers.record(id)?;
+        r.name = new.to_string();
+        self.containers.save_record(&r)
+    }
+
+    /// The host path of the container's mounted root filesystem (mounted if it is not).
+    pub fn rootfs(&self, id: &str) -> Result<std::path::PathBuf> {
+        self.mount_rootfs(id)?;
+        Ok(self.containers.dir(id).join("rootfs"))
+    }
+}

@@ -1,0 +1,277 @@
+//! What the engine records about a container, in Docker's shapes and field names so `inspect`
+//! can print them as they are: the [`Record`] (config.json, written once at create, changed
+//! only by rename) and the [`State`] (state.json, rewritten under the container's lock).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Docker's `Config`: what runs, from the image and the flags.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Config {
+    /// Hostname in the UTS namespace.
+    pub hostname: String,
+    /// `USER[:GROUP]` as given (or the image's).
+    pub user: String,
+    /// Whether a terminal is allocated (`-t`).
+    pub tty: bool,
+    /// Whether stdin is kept open (`-i`).
+    pub open_stdin: bool,
+    /// Environment, `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// Command (after the entrypoint).
+    pub cmd: Vec<String>,
+    /// Entrypoint.
+    pub entrypoint: Vec<String>,
+    /// The image as the user named it.
+    pub image: String,
+    /// Working directory.
+    pub working_dir: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Signal for `stop` (default SIGTERM).
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    pub stop_timeout: Option<i64>,
+    /// Health check.
+    pub healthcheck: Option<HealthConfig>,
+}
+
+/// Docker's `Healthcheck` (durations in nanoseconds).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthConfig {
+    /// `["CMD-SHELL", "cmd"]`, `["CMD", args...]` or `["NONE"]`.
+    pub test: Vec<String>,
+    /// Time between checks.
+    pub interval: u64,
+    /// Time a check may take.
+    pub timeout: u64,
+    /// Failures in a row before unhealthy.
+    pub retries: u32,
+    /// Time after start when failures do not count.
+    pub start_period: u64,
+}
+
+/// Docker's `RestartPolicy`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    /// `no`, `on-failure`, `always`, `unless-stopped` (empty is `no`).
+    pub name: String,
+    /// For on-failure: most restarts (0 = unlimited).
+    pub maximum_retry_count: u32,
+}
+
+/// Docker's `LogConfig`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LogConfig {
+    /// Always `json-file`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// `max-size`, `max-file`.
+    pub config: BTreeMap<String, String>,
+}
+
+/// One `--ulimit`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ulimit {
+    /// `nofile`, `nproc`, ...
+    pub name: String,
+    /// Soft limit.
+    pub soft: i64,
+    /// Hard limit.
+    pub hard: i64,
+}
+
+/// Docker's `HostConfig`: how it runs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    /// `-v` specs as given.
+    pub binds: Vec<String>,
+    /// `--mount` specs as given.
+    #[serde(rename = "MountSpecs")]
+    pub mount_specs: Vec<String>,
+    /// `--tmpfs` path -> options.
+    pub tmpfs: BTreeMap<String, String>,
+    /// Memory limit in bytes (0 = none).
+    pub memory: i64,
+    /// Memory + swap limit in bytes (0 = unset, -1 = unlimited).
+    pub memory_swap: i64,
+    /// CPUs in units of 1e-9.
+    pub nano_cpus: i64,
+    /// CPU shares.
+    pub cpu_shares: i64,
+    /// CPUs allowed.
+    pub cpuset_cpus: String,
+    /// Most processes (None or <= 0 = unlimited).
+    pub pids_limit: Option<i64>,
+    /// Resource limits.
+    pub ulimits: Vec<Ulimit>,
+    /// All capabilities, devices, no seccomp, no masked paths.
+    pub privileged: bool,
+    /// Capabilities added.
+    pub cap_add: Vec<String>,
+    /// Capabilities dropped.
+    pub cap_drop: Vec<String>,
+    /// `seccomp=`, `no-new-privileges`, `apparmor=`.
+    pub security_opt: Vec<String>,
+    /// Read-only root filesystem.
+    pub readonly_rootfs: bool,
+    /// `none` or `host`.
+    pub network_mode: String,
+    /// Restart policy.
+    pub restart_policy: RestartPolicy,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// Logging.
+    pub log_config: LogConfig,
+    /// Run an init (tini/catatonit) as pid 1.
+    pub init: bool,
+}
+
+/// Docker's `MountPoint` in `Mounts`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct MountPoint {
+    /// `bind`, `volume` or `tmpfs`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Volume name (volumes only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Host path (empty for tmpfs).
+    pub source: String,
+    /// Path in the container.
+    pub destination: String,
+    /// Options (tmpfs: size=..., mode=...).
+    #[serde(default)]
+    pub mode: String,
+    /// Writable.
+    #[serde(rename = "RW")]
+    pub rw: bool,
+}
+
+/// The engine's own record of a container (`containers/<id>/config.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Record {
+    /// 64 hex digits.
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    /// Creation time (RFC 3339).
+    pub created: String,
+    /// argv[0] of the process.
+    pub path: String,
+    /// The rest of argv.
+    pub args: Vec<String>,
+    /// Image manifest digest.
+    pub image: String,
+    /// What runs.
+    pub config: Config,
+    /// How it runs.
+    pub host_config: HostConfig,
+    /// Resolved mounts.
+    pub mounts: Vec<MountPoint>,
+}
+
+/// A container's status, as Docker names them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Created, never started.
+    #[default]
+    Created,
+    /// Its process runs.
+    Running,
+    /// Frozen.
+    Paused,
+    /// Exited, waiting for the restart policy's back-off.
+    Restarting,
+    /// Its process has exited.
+    Exited,
+    /// Being removed.
+    Removing,
+    /// Could not be stopped or removed.
+    Dead,
+}
+
+impl Status {
+    /// The name Docker prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Exited => "exited",
+            Status::Removing => "removing",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+/// One health check result.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthLog {
+    /// When it started.
+    pub start: String,
+    /// When it ended.
+    pub end: String,
+    /// Its exit code (0 healthy, else unhealthy).
+    pub exit_code: i32,
+    /// Its output (truncated).
+    pub output: String,
+}
+
+/// Docker's `State.Health`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// `starting`, `healthy`, `unhealthy`.
+    pub status: String,
+    /// Failures in a row.
+    pub failing_streak: u32,
+    /// The last results (at most 5).
+    pub log: Vec<HealthLog>,
+}
+
+/// The state of a container (`containers/<id>/state.json`), Docker's `State` plus what the
+/// engine needs to check it (the monitor's identity).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct State {
+    /// Status.
+    pub status: Status,
+    /// Pid of the container's init on the host (0 when not running).
+    pub pid: i32,
+    /// Exit code of the last run.
+    pub exit_code: i32,
+    /// Error of the last start, if any.
+    pub error: String,
+    /// Last start.
+    pub started_at: String,
+    /// Last exit.
+    pub finished_at: String,
+    /// Whether the last run ended by the OOM killer.
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    /// Health, when a health check is configured.
+    pub health: Option<Health>,
+    /// Restarts done by the restart policy.
+    pub restart_count: u32,
+    /// Set by stop/kill so the restart policy does not restart it.
+    pub manual_stop: bool,
+    /// Pid of the monitor.
+    pub monitor_pid: i32,
+    /// Start time of the monitor (/proc/PID/stat field 22).
+    pub monitor_start: u64,
+    /// Start time of the init.
+    pub pid_start: u64,
+}

@@ -1,0 +1,457 @@
+//! The container store on disk.
+//!
+//! ```text
+//! ROOT/containers/.lock                  flock: names are unique (create, rename, rm)
+//! ROOT/containers/<id>/config.json       Record (written atomically)
+//! ROOT/containers/<id>/state.json        State (read-modify-write under <id>/lock)
+//! ROOT/containers/<id>/bundle/config.json  the OCI config given to berth-runtime
+//! ROOT/containers/<id>/rootfs            the snapshot is mounted here
+//! ROOT/containers/<id>/hosts, hostname, resolv.conf   bind-mounted into the container
+//! ROOT/containers/<id>/<id>-json.log     logs (json-file, rotated to .1, .2, ...)
+//! ROOT/containers/<id>/attach.sock       the monitor's attach socket
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result, io_err};
+use crate::record::{Record, State};
+use crate::util::{Flock, write_atomic};
+
+/// The containers directory of a root.
+#[derive(Clone, Debug)]
+pub(crate) struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub(crate) fn new(root: &Path) -> Result<Self> {
+        let dir = root.join("containers");
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        Ok(Self { dir })
+    }
+
+    pub(crate) fn dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// The store-wide lock (names).
+    pub(crate) fn lock_all(&self) -> Result<Flock> {
+        let p = self.dir.join(".lock");
+        Flock::exclusive(&p).map_err(io_err("lock", p))
+    }
+
+    /// The lock of one container (its state).
+    pub(crate) fn lock(&self, id: &str) -> Result<Flock> {
+        let p = self.dir(id).join("lock");
+        if !self.dir(id).is_dir() {
+            return Err(Error::NoSuchContainer(id.to_string()));
+        }
+        Flock::exclusive(&p).map_err(io_err("lock", p))
+    }
+
+    /// IDs of all containers (complete ones: with a config.json).
+    pub(crate) fn ids(&self) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for e in fs::read_dir(&self.dir).map_err(io_err("read", &self.dir))? {
+            let e = e.map_err(io_err("read", &self.dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.len() == 64 && e.path().join("config.json").is_file() {
+                ids.push(name);
+            }
+        }
+        Ok(ids)
+    }
+
+    pub(crate) fn record(&self, id: &str) -> Result<Record> {
+        let p = self.dir(id).join("config.json");
+        let data = match fs::read(&p) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoSuchContainer(id.to_string()));
+            }
+            Err(e) => return Err(io_err("read", p)(e)),
+        };
+        serde_json::from_slice(&data).map_err(|source| Error::Json {
+            what: p.display().to_string(),
+            source,
+        })
+    }
+
+    pub(crate) fn save_record(&self, r: &Record) -> Result<()> {
+        let p = self.dir(&r.id).join("config.json");
+        let data = serde_json::to_vec_pretty(r).expect("a record serialises");
+        write_atomic(&p, &data).map_err(io_err("write", p))
+    }
+
+    /// The recorded state (not checked against the processes; see `Engine::state`).
+    pub(crate) fn state(&self, id: &str) -> Result<State> {
+        let p = self.dir(id).join("state.json");
+        match fs::read(&p) {
+            Ok(d) => serde_json::from_slice(&d).map_err(|source| Error::Json {
+                what: p.display().to_string(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if self.dir(id).is_dir() {
+                    Ok(State::default())
+                } else {
+                    Err(Error::NoSuchContainer(id.to_string()))
+                }
+            }
+            Err(e) => Err(io_err("read", p)(e)),
+        }
+    }
+
+    /// Writes the state; the caller holds the container's lock.
+    pub(crate) fn save_state(&self, id: &str, s: &State) -> Result<()> {
+        let p = self.dir(id).join("state.json");
+        let data = serde_json::to_vec_pretty(s).expect("a state serialises");
+        write_atomic(&p, &data).map_err(io_err("write", p))
+    }
+
+    /// Changes the state under the container's lock.
+    pub(crate) fn update_state<T>(&self, id: &str, f: impl FnOnce(&mut State) -> T) -> Result<T> {
+        let _lock = self.lock(id)?;
+        let mut s = self.state(id)?;
+        let out = f(&mut s);
+        self.save_state(id, &s)?;
+        Ok(out)
+    }
+
+    /// Finds a container by full ID, name (with or without `/`), or unique ID prefix.
+    pub(crate) fn lookup(&self, key: &str) -> Result<String> {
+        let ids = self.ids()?;
+        if ids.iter().any(|i| i == key) {
+            return Ok(key.to_string());
+        }
+        let name = key.strip_prefix('/').unwrap_or(key);
+        for id in &ids {
+            if self.record(id).is_ok_and(|r| r.name == name) {
+                return Ok(id.clone());
+            }
+        }
+        if !key.is_empty() && key.chars().all(|c| c.is_ascii_hexdigit()) {
+            let m: Vec<&String> = ids.iter().filter(|i| i.starts_with(key)).collect();
+            match m.len() {
+                1 => return Ok(m[0].clone()),
+                0 => {}
+                _ => return Err(Error::Ambiguous(key.to_string())),
+            }
+        }
+        Err(Error::NoSuchContainer(key.to_string()))
+    }
+
+    /// The ID of the container named `name`, if any.
+    pub(crate) fn by_name(&self, name: &str) -> Result<Option<String>> {
+        for id in self.ids()? {
+            if self.record(&id).is_ok_and(|r| r.name == name) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+}
+
+const ADJECTIVES: &[&str] = &[
+    "admiring",
+    "adoring",
+    "affectionate",
+    "agitated",
+    "amazing",
+    "angry",
+    "awesome",
+    "blissful",
+    "bold",
+    "boring",
+    "brave",
+    "busy",
+    "charming",
+    "clever",
+    "compassionate",
+    "competent",
+    "confident",
+    "cool",
+    "cranky",
+    "crazy",
+    "dazzling",
+    "determined",
+    "distracted",
+    "dreamy",
+    "eager",
+    "ecstatic",
+    "elastic",
+    "elated",
+    "elegant",
+    "eloquent",
+    "epic",
+    "exciting",
+    "fervent",
+    "festive",
+    "flamboyant",
+    "focused",
+    "friendly",
+    "frosty",
+    "funny",
+    "gallant",
+    "gifted",
+    "goofy",
+    "gracious",
+    "great",
+    "happy",
+    "hardcore",
+    "heuristic",
+    "hopeful",
+    "hungry",
+    "infallible",
+    "inspiring",
+    "intelligent",
+    "interesting",
+    "jolly",
+    "jovial",
+    "keen",
+    "kind",
+    "laughing",
+    "loving",
+    "lucid",
+    "magical",
+    "modest",
+    "musing",
+    "mystifying",
+    "naughty",
+    "nervous",
+    "nice",
+    "nifty",
+    "nostalgic",
+    "objective",
+    "optimistic",
+    "peaceful",
+    "pedantic",
+    "pensive",
+    "practical",
+    "priceless",
+    "quirky",
+    "quizzical",
+    "relaxed",
+    "reverent",
+    "romantic",
+    "sad",
+    "serene",
+    "sharp",
+    "silly",
+    "sleepy",
+    "stoic",
+    "strange",
+    "stupefied",
+    "suspicious",
+    "sweet",
+    "tender",
+    "thirsty",
+    "trusting",
+    "unruffled",
+    "upbeat",
+    "vibrant",
+    "vigilant",
+    "vigorous",
+    "wizardly",
+    "wonderful",
+    "xenodochial",
+    "youthful",
+    "zealous",
+    "zen",
+];
+
+const NOUNS: &[&str] = &[
+    "agnesi",
+    "albattani",
+    "allen",
+    "almeida",
+    "archimedes",
+    "ardinghelli",
+    "aryabhata",
+    "austin",
+    "babbage",
+    "banach",
+    "bardeen",
+    "bartik",
+    "bassi",
+    "bell",
+    "benz",
+    "bhabha",
+    "black",
+    "blackwell",
+    "bohr",
+    "booth",
+    "borg",
+    "bose",
+    "boyd",
+    "brahmagupta",
+    "brattain",
+    "brown",
+    "carson",
+    "chandrasekhar",
+    "clarke",
+    "colden",
+    "cori",
+    "cray",
+    "curie",
+    "darwin",
+    "davinci",
+    "dijkstra",
+    "dubinsky",
+    "easley",
+    "einstein",
+    "elion",
+    "engelbart",
+    "euclid",
+    "euler",
+    "fermat",
+    "fermi",
+    "feynman",
+    "franklin",
+    "galileo",
+    "gates",
+    "goldberg",
+    "goldstine",
+    "goldwasser",
+    "golick",
+    "goodall",
+    "haibt",
+    "hamilton",
+    "hawking",
+    "heisenberg",
+    "hermann",
+    "hodgkin",
+    "hoover",
+    "hopper",
+    "hugle",
+    "hypatia",
+    "jackson",
+    "jang",
+    "jennings",
+    "jepsen",
+    "johnson",
+    "joliot",
+    "jones",
+    "kalam",
+    "kare",
+    "keller",
+    "kepler",
+    "khorana",
+    "kilby",
+    "kirch",
+    "knuth",
+    "kowalevski",
+    "lalande",
+    "lamarr",
+    "lamport",
+    "leakey",
+    "leavitt",
+    "lewin",
+    "lichterman",
+    "liskov",
+    "lovelace",
+    "lumiere",
+    "mahavira",
+    "mayer",
+    "mccarthy",
+    "mcclintock",
+    "mclean",
+    "mcnulty",
+    "meitner",
+    "meninsky",
+    "mestorf",
+    "minsky",
+    "mirzakhani",
+    "morse",
+    "murdock",
+    "napier",
+    "nash",
+    "neumann",
+    "newton",
+    "nightingale",
+    "nobel",
+    "noether",
+    "northcutt",
+    "noyce",
+    "panini",
+    "pare",
+    "pasteur",
+    "payne",
+    "perlman",
+    "pike",
+    "poincare",
+    "poitras",
+    "ptolemy",
+    "raman",
+    "ramanujan",
+    "ride",
+    "ritchie",
+    "roentgen",
+    "rosalind",
+    "saha",
+    "sammet",
+    "shannon",
+    "shaw",
+    "shirley",
+    "shockley",
+    "sinoussi",
+    "snyder",
+    "spence",
+    "stallman",
+    "stonebraker",
+    "swanson",
+    "swartz",
+    "swirles",
+    "tesla",
+    "thompson",
+    "torvalds",
+    "turing",
+    "varahamihira",
+    "visvesvaraya",
+    "volhard",
+    "wescoff",
+    "wiles",
+    "williams",
+    "wilson",
+    "wing",
+    "wozniak",
+    "wright",
+    "yalow",
+    "yonath",
+];
+
+/// A Docker-style random name, `adjective_noun` (Docker never makes `boring_wozniak`).
+pub(crate) fn random_name() -> String {
+    loop {
+        let a = ADJECTIVES[crate::util::random_below(ADJECTIVES.len())];
+        let n = NOUNS[crate::util::random_below(NOUNS.len())];
+        if !(a == "boring" && n == "wozniak") {
+            return format!("{a}_{n}");
+        }
+    }
+}
+
+/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub(crate) fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let n = random_name();
+        assert!(valid_name(&n), "{n}");
+        assert!(n.contains('_'));
+        assert!(!valid_name("-x") && !valid_name("a") && !valid_name("a/b"));
+        assert!(valid_name("web-1.x_y"));
+    }
+}
