@@ -1,0 +1,308 @@
+//! `berth run` in the foreground: output, exit statuses, the config from image and flags,
+//! users, read-only rootfs, networks, stdin and terminals. Real containers; needs root.
+
+mod common;
+
+use common::{Berth, IMAGE};
+
+fn out(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_rm_echo_prints_and_leaves_nothing() {
+    let b = Berth::new();
+    let o = b.run(&["run", "--rm", IMAGE, "echo", "hi"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o), "hi\n");
+    assert!(b.container_ids().is_empty(), "--rm left a container");
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn exit_statuses_propagate_like_docker() {
+    let b = Berth::new();
+    let o = b.run(&["run", "--rm", IMAGE, "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    let o = b.run(&["run", "--rm", IMAGE, "no-such-command"]);
+    assert_eq!(o.status.code(), Some(127), "{}", err(&o));
+    assert!(err(&o).contains("no-such-command"), "{}", err(&o));
+    let o = b.run(&["run", "--rm", IMAGE, "/etc/passwd"]);
+    assert_eq!(o.status.code(), Some(126), "{}", err(&o));
+    let o = b.run(&["run", "--rm", "no/such-image"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        err(&o).contains("image not found: no/such-image"),
+        "{}",
+        err(&o)
+    );
+    let o = b.run(&["run", "--rm", "--memory", "lots", IMAGE, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    // Killed by a signal: 128 + n (pid 1 cannot get SIGKILL from inside, so under --init).
+    let o = b.run(&["run", "--rm", "--init", IMAGE, "sh", "-c", "kill -9 $$"]);
+    assert_eq!(o.status.code(), Some(137));
+    b.wait_for(10, "--rm cleanup", || b.container_ids().is_empty());
+}
+
+#[test]
+fn config_from_image_and_flags() {
+    let b = Berth::new();
+    // Image Env, WorkingDir and Cmd; -e overrides; HOSTNAME is the short ID.
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "-e",
+        "IMAGE_VAR=over",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo $A $IMAGE_VAR $PWD $HOME",
+    ]);
+    assert_eq!(o, "1 over /work /root\n");
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "-w",
+        "/tmp/new",
+        "-h",
+        "box",
+        IMAGE,
+        "sh",
+        "-c",
+        "pwd; hostname; cat /etc/hostname",
+    ]);
+    assert_eq!(o, "/tmp/new\nbox\nbox\n");
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "echo",
+        IMAGE,
+        "from",
+        "entrypoint",
+    ]);
+    assert_eq!(o, "from entrypoint\n");
+    let envfile = b.root.path().join("env.list");
+    std::fs::write(&envfile, "# comment\nFROM_FILE=yes\n").unwrap();
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--env-file",
+        envfile.to_str().unwrap(),
+        IMAGE,
+        "sh",
+        "-c",
+        "echo $FROM_FILE",
+    ]);
+    assert_eq!(o, "yes\n");
+    // Docker's default capabilities: no CAP_SYS_ADMIN (bit 21) unless added.
+    let caps = |extra: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&[IMAGE, "sh", "-c", "grep CapEff /proc/self/status"]);
+        let s = b.ok(&a);
+        u64::from_str_radix(s.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(caps(&[]) & (1 << 21), 0);
+    assert_ne!(caps(&["--cap-add", "SYS_ADMIN"]) & (1 << 21), 0);
+    assert_eq!(caps(&["--cap-drop", "ALL"]), 0);
+    // Seccomp on by default, off with seccomp=unconfined.
+    let seccomp = |extra: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&[IMAGE, "sh", "-c", "grep Seccomp: /proc/self/status"]);
+        b.ok(&a)
+    };
+    assert!(seccomp(&[]).contains('2'));
+    assert!(seccomp(&["--security-opt", "seccomp=unconfined"]).contains('0'));
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "no-new-privileges",
+        IMAGE,
+        "sh",
+        "-c",
+        "grep NoNewPrivs /proc/self/status",
+    ]);
+    assert!(o.contains('1'), "{o}");
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=123:456",
+        IMAGE,
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]);
+    assert_eq!(o, "123\n456\n");
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "50",
+        "--cpus",
+        "0.5",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(o, "");
+}
+
+#[test]
+fn users_resolve_against_the_image() {
+    let b = Berth::new();
+    let o = b.ok(&["run", "--rm", "-u", "1000:1000", IMAGE, "id"]);
+    assert_eq!(o.trim(), "uid=1000(user) gid=1000(user)");
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "user",
+        IMAGE,
+        "sh",
+        "-c",
+        "id; echo $HOME",
+    ]);
+    assert_eq!(
+        o,
+        "uid=1000(user) gid=1000(user) groups=50(staff)\n/home/user\n"
+    );
+    let o = b.ok(&["run", "--rm", "-u", "4242", IMAGE, "id"]);
+    assert_eq!(o.trim(), "uid=4242 gid=0(root)");
+    let o = b.run(&["run", "--rm", "-u", "nosuchuser", IMAGE, "id"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        err(&o).contains("unable to find user nosuchuser"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn read_only_rootfs_refuses_writes() {
+    let b = Berth::new();
+    let o = b.run(&["run", "--rm", "--read-only", IMAGE, "touch", "/x"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(err(&o).contains("Read-only file system"), "{}", err(&o));
+    // A tmpfs stays writable.
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        IMAGE,
+        "sh",
+        "-c",
+        "touch /scratch/x && echo ok",
+    ]);
+    assert_eq!(o, "ok\n");
+    let o = b.ok(&["run", "--rm", IMAGE, "sh", "-c", "touch /x && echo ok"]);
+    assert_eq!(o, "ok\n");
+}
+
+#[test]
+fn network_none_has_only_loopback_and_host_shares() {
+    let b = Berth::new();
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+    ]);
+    assert_eq!(o, "lo\n");
+    let o = b.ok(&["run", "--rm", IMAGE, "cat", "/sys/class/net/lo/operstate"]);
+    assert_ne!(o.trim(), "down", "lo is up");
+    let host_ifaces = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .count();
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        IMAGE,
+        "cat",
+        "/proc/net/dev",
+    ]);
+    assert_eq!(o.lines().count(), host_ifaces);
+    let o = b.ok(&["run", "--rm", IMAGE, "cat", "/etc/hosts"]);
+    assert!(o.contains("localhost"), "{o}");
+}
+
+#[test]
+fn stdin_with_i_and_a_terminal_with_t() {
+    let b = Berth::new();
+    let o = b.run_input(
+        &["run", "--rm", "-i", IMAGE, "sh", "-c", "cat; echo done"],
+        b"hello\n",
+    );
+    assert_eq!(out(&o), "hello\ndone\n", "{}", err(&o));
+    // Without -t there is no terminal.
+    let o = b.run_input(
+        &[
+            "run",
+            "--rm",
+            "-i",
+            IMAGE,
+            "sh",
+            "-c",
+            "test -t 0 || echo notty",
+        ],
+        b"",
+    );
+    assert_eq!(out(&o), "notty\n");
+    // -it under a pty made by script(1): the container sees a terminal and our input.
+    let cmd = format!(
+        "{} --root {} --runtime {} run --rm -it {IMAGE} sh -c 'test -t 0 && tty; read x; echo got:$x'",
+        common::berth_bin().display(),
+        b.root.path().display(),
+        common::runtime_bin().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    {
+        use std::io::Write;
+        let mut i = child.stdin.take().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        i.write_all(b"abc\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let o = child.wait_with_output().unwrap();
+    let s = out(&o);
+    assert!(s.contains("/dev/pts/"), "{s}");
+    assert!(s.contains("got:abc"), "{s}");
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn init_runs_as_pid_one() {
+    let b = Berth::new();
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '",
+    ]);
+    assert!(o.starts_with("/sbin/docker-init -- sh"), "{o}");
+}
