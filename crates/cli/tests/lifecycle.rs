@@ -101,7 +101,7 @@ fn exec_shares_the_container_namespaces() {
     let id = run_d(&b, &["-h", "exechost", IMAGE, "sleep", "100"]);
     assert_eq!(b.ok(&["exec", &id, "hostname"]).trim(), "exechost");
     let ps = b.ok(&["exec", &id, "cat", "/proc/1/cmdline"]);
-    assert_eq!(ps, "sleep\0100\0");
+    assert_eq!(ps, "sleep\x00100\x00");
     assert_eq!(
         b.run(&["exec", &id, "sh", "-c", "exit 5"]).status.code(),
         Some(5)

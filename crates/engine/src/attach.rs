@@ -162,10 +162,10 @@ impl AttachClient {
             }
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         }
-        if io.tty {
-            if let Some((r, c)) = term_size(1).or_else(|| term_size(0)) {
-                let _ = write_frame(&mut *writer.lock().unwrap(), RESIZE, &resize_frame(r, c));
-            }
+        if io.tty
+            && let Some((r, c)) = term_size(1).or_else(|| term_size(0))
+        {
+            let _ = write_frame(&mut *writer.lock().unwrap(), RESIZE, &resize_frame(r, c));
         }
         {
             let writer = writer.clone();
@@ -178,14 +178,12 @@ impl AttachClient {
                         return;
                     }
                     if sig == libc::SIGWINCH {
-                        if tty {
-                            if let Some((r, c)) = term_size(1).or_else(|| term_size(0)) {
-                                let _ = write_frame(
-                                    &mut *writer.lock().unwrap(),
-                                    RESIZE,
-                                    &resize_frame(r, c),
-                                );
-                            }
+                        if tty && let Some((r, c)) = term_size(1).or_else(|| term_size(0)) {
+                            let _ = write_frame(
+                                &mut *writer.lock().unwrap(),
+                                RESIZE,
+                                &resize_frame(r, c),
+                            );
                         }
                     } else {
                         on_signal(sig);

@@ -163,34 +163,34 @@ fn make_record(
         .stop_signal
         .clone()
         .or_else(|| ic["StopSignal"].as_str().map(str::to_string));
-    if let Some(s) = &c.stop_signal {
-        if crate::util::parse_signal(s).is_none() {
-            return Err(invalid("--stop-signal", format!("invalid signal {s:?}")));
-        }
+    if let Some(s) = &c.stop_signal
+        && crate::util::parse_signal(s).is_none()
+    {
+        return Err(invalid("--stop-signal", format!("invalid signal {s:?}")));
     }
     c.stop_timeout = o.stop_timeout;
-    if let Some(cmd) = &o.health_cmd {
-        if !o.no_healthcheck {
-            c.healthcheck = Some(HealthConfig {
-                test: vec!["CMD-SHELL".into(), cmd.clone()],
-                interval: dur_ns(
-                    "--health-interval",
-                    &o.health_interval,
-                    Duration::from_secs(30),
-                )?,
-                timeout: dur_ns(
-                    "--health-timeout",
-                    &o.health_timeout,
-                    Duration::from_secs(30),
-                )?,
-                retries: o.health_retries.unwrap_or(3),
-                start_period: dur_ns(
-                    "--health-start-period",
-                    &o.health_start_period,
-                    Duration::ZERO,
-                )?,
-            });
-        }
+    if let Some(cmd) = &o.health_cmd
+        && !o.no_healthcheck
+    {
+        c.healthcheck = Some(HealthConfig {
+            test: vec!["CMD-SHELL".into(), cmd.clone()],
+            interval: dur_ns(
+                "--health-interval",
+                &o.health_interval,
+                Duration::from_secs(30),
+            )?,
+            timeout: dur_ns(
+                "--health-timeout",
+                &o.health_timeout,
+                Duration::from_secs(30),
+            )?,
+            retries: o.health_retries.unwrap_or(3),
+            start_period: dur_ns(
+                "--health-start-period",
+                &o.health_start_period,
+                Duration::ZERO,
+            )?,
+        });
     }
 
     let mut hc = HostConfig {
@@ -504,7 +504,7 @@ impl Engine {
                     &m.source.display().to_string(),
                     &rootfs,
                     "",
-                    (libc::MS_BIND | libc::MS_REC) as u64,
+                    libc::MS_BIND | libc::MS_REC,
                     "",
                 )
             } else {

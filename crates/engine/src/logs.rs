@@ -116,10 +116,10 @@ fn files(path: &Path) -> Vec<PathBuf> {
 
 fn parse_line(line: &str, since: Option<SystemTime>) -> Option<LogEntry> {
     let e: LogEntry = serde_json::from_str(line).ok()?;
-    if let Some(s) = since {
-        if crate::util::parse_rfc3339(&e.time).is_some_and(|t| t < s) {
-            return None;
-        }
+    if let Some(s) = since
+        && crate::util::parse_rfc3339(&e.time).is_some_and(|t| t < s)
+    {
+        return None;
     }
     Some(e)
 }
@@ -176,13 +176,13 @@ pub(crate) fn read(
         if got {
             continue;
         }
-        if let Ok(f) = File::open(path) {
-            if file_ino(&f) != ino {
-                file = f;
-                ino = file_ino(&file);
-                pos = 0;
-                continue;
-            }
+        if let Ok(f) = File::open(path)
+            && file_ino(&f) != ino
+        {
+            file = f;
+            ino = file_ino(&file);
+            pos = 0;
+            continue;
         }
         if !running() {
             return Ok(());

@@ -61,8 +61,7 @@ impl Runtime {
 pub(crate) fn runtime_error(verb: &str, stderr: &str) -> Error {
     let message = stderr
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .next_back()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or("failed")
         .trim()
         .trim_start_matches("berth-runtime: ")

@@ -291,10 +291,10 @@ pub(crate) fn build(
     }
 
     // Namespaces.
-    if hc.network_mode == "host" {
-        if let Some(ns) = linux.get_mut("namespaces").and_then(Value::as_array_mut) {
-            ns.retain(|n| n["type"] != "network");
-        }
+    if hc.network_mode == "host"
+        && let Some(ns) = linux.get_mut("namespaces").and_then(Value::as_array_mut)
+    {
+        ns.retain(|n| n["type"] != "network");
     }
     linux.insert("cgroupsPath".into(), json!(format!("/berth/{}", r.id)));
 
@@ -348,11 +348,11 @@ pub(crate) fn build(
     let mut mounts: Vec<Value> = spec["mounts"].as_array().cloned().unwrap_or_default();
     if hc.privileged {
         for m in mounts.iter_mut() {
-            if m["destination"] == "/sys" || m["destination"] == "/sys/fs/cgroup" {
-                if let Some(o) = m["options"].as_array_mut() {
-                    o.retain(|x| x != "ro");
-                    o.push(json!("rw"));
-                }
+            if (m["destination"] == "/sys" || m["destination"] == "/sys/fs/cgroup")
+                && let Some(o) = m["options"].as_array_mut()
+            {
+                o.retain(|x| x != "ro");
+                o.push(json!("rw"));
             }
         }
     }

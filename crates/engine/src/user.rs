@@ -72,12 +72,13 @@ pub(crate) fn resolve(rootfs: &Path, spec: &str) -> Result<ExecUser> {
         _ => {
             if !name.is_empty() {
                 for e in &groups {
-                    if e.len() >= 4 && e[3].split(',').any(|m| m == name) {
-                        if let Ok(g) = e[2].parse::<u32>() {
-                            if g != gid && !additional.contains(&g) {
-                                additional.push(g);
-                            }
-                        }
+                    if e.len() >= 4
+                        && e[3].split(',').any(|m| m == name)
+                        && let Ok(g) = e[2].parse::<u32>()
+                        && g != gid
+                        && !additional.contains(&g)
+                    {
+                        additional.push(g);
                     }
                 }
             }

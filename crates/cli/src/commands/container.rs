@@ -26,10 +26,10 @@ use flags::CreateFlags;
 pub enum ContainerCommand {
     /// Create and run a new container from an image.
     #[command(disable_help_flag = true)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create a new container.
     #[command(disable_help_flag = true)]
-    Create(CreateFlags),
+    Create(Box<CreateFlags>),
     /// Start one or more stopped containers.
     Start {
         /// Attach STDOUT/STDERR and forward signals.

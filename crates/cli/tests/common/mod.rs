@@ -53,9 +53,9 @@ pub fn runtime_bin() -> PathBuf {
 
 pub fn require_root() {
     // SAFETY: geteuid has no arguments.
+    let uid = unsafe { libc::geteuid() };
     assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+        uid, 0,
         "these tests run real containers and need root (run them as root, as CI does)"
     );
 }
@@ -284,10 +284,10 @@ impl Drop for Berth {
         let root = self.root.path().display().to_string();
         if let Ok(info) = fs::read_to_string("/proc/self/mountinfo") {
             for l in info.lines() {
-                if let Some(mp) = l.split(' ').nth(4) {
-                    if mp.starts_with(&root) {
-                        let _ = Command::new("umount").args(["-l", mp]).status();
-                    }
+                if let Some(mp) = l.split(' ').nth(4)
+                    && mp.starts_with(&root)
+                {
+                    let _ = Command::new("umount").args(["-l", mp]).status();
                 }
             }
         }

@@ -143,10 +143,10 @@ impl CreateFlags {
                 "-p/--publish: port publishing needs bridge networking, which is not implemented yet"
             );
         }
-        if let Some(d) = &self.log_driver {
-            if d != "json-file" {
-                anyhow::bail!("--log-driver: only json-file is supported");
-            }
+        if let Some(d) = &self.log_driver
+            && d != "json-file"
+        {
+            anyhow::bail!("--log-driver: only json-file is supported");
         }
         let mut it = self.image_and_cmd.iter().cloned();
         let image = it.next().unwrap_or_default();
