@@ -33,7 +33,7 @@ fn exit_statuses_propagate_like_docker() {
     assert!(err(&o).contains("no-such-command"), "{}", err(&o));
     let o = b.run(&["run", "--rm", IMAGE, "/etc/passwd"]);
     assert_eq!(o.status.code(), Some(126), "{}", err(&o));
-    let o = b.run(&["run", "--rm", "no/such-image"]);
+    let o = b.run(&["run", "--rm", "--pull", "never", "no/such-image"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(
         err(&o).contains("image not found: no/such-image"),

@@ -22,8 +22,10 @@ use crate::volumes;
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Where a pull will be plugged in: for now a missing image is an error telling the user to
-/// pull it. (The registry client is being written; `run` should call it here.)
+/// PULL HOOK: where a missing image would be pulled. The engine never touches the network:
+/// it fails with [`Error::ImageNotFound`] ("image not found: X (try `berth pull X`)"), and
+/// the CLI (`create_pulling` in commands/container.rs, `--pull missing|always|never`) pulls
+/// with berth-image's registry client, showing progress, and creates again.
 fn pull_missing_image(_engine: &Engine, name: &str) -> Result<Image> {
     Err(Error::ImageNotFound(name.to_string()))
 }

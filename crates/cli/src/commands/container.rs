@@ -281,7 +281,7 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
         ContainerCommand::Monitor { .. } => unreachable!(),
         ContainerCommand::Run(a) => run_container(&e, a),
         ContainerCommand::Create(f) => {
-            let id = e.create(&f.options()?)?;
+            let id = create_pulling(&e, &f.options()?, &f.pull)?;
             println!("{id}");
             Ok(0)
         }
@@ -485,7 +485,7 @@ fn signal_proxy(e: &Engine, id: &str) -> impl Fn(i32) + Send + 'static {
 
 fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
     let opts = a.create.options()?;
-    let id = e.create(&opts)?;
+    let id = create_pulling(e, &opts, &a.create.pull)?;
     if a.detach {
         if let Err(err) = e.start_monitor(&id, false)?.wait_started() {
             return command_status(err);
@@ -494,6 +494,38 @@ fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     start_attached(e, &id, opts.interactive, a.sig_proxy)
+}
+
+/// Pulls the image (Docker's "Unable to find image locally") when the engine does not have
+/// it, per `--pull`: the engine itself never touches the network.
+fn pull(e: &Engine, name: &str) -> anyhow::Result<()> {
+    use berth_image::registry::{NoProgress, PullOptions};
+    let r = berth_image::Reference::parse(name)?;
+    let pulled = berth_image::registry::pull(e.images(), &r, &PullOptions::default(), &NoProgress)
+        .with_context(|| format!("pull {name}"))?;
+    eprintln!("Digest: {}", pulled.digest);
+    eprintln!("Status: Downloaded newer image for {}", pulled.name.name());
+    Ok(())
+}
+
+fn create_pulling(
+    e: &Engine,
+    o: &berth_engine::CreateOptions,
+    policy: &str,
+) -> anyhow::Result<String> {
+    match policy {
+        "always" => pull(e, &o.image)?,
+        "missing" | "never" => {}
+        p => anyhow::bail!("--pull: {p:?} is not one of missing, always, never"),
+    }
+    match e.create(o) {
+        Err(EngineError::ImageNotFound(name)) if policy == "missing" => {
+            eprintln!("Unable to find image '{name}' locally");
+            pull(e, &name)?;
+            Ok(e.create(o)?)
+        }
+        r => Ok(r?),
+    }
 }
 
 /// Starts a container attached to our stdio and returns its exit status.

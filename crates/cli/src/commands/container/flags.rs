@@ -126,6 +126,9 @@ pub struct CreateFlags {
     /// Timeout (in seconds) to stop a container.
     #[arg(long = "stop-timeout", allow_hyphen_values = true)]
     pub stop_timeout: Option<i64>,
+    /// Pull image before running: missing, always, never.
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
     /// Publish a container's port(s) to the host (not supported yet).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
