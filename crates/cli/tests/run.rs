@@ -306,3 +306,50 @@ fn init_runs_as_pid_one() {
     ]);
     assert!(o.starts_with("/sbin/docker-init -- sh"), "{o}");
 }
+
+#[test]
+fn foreground_run_forwards_sigint_and_survives_the_cli() {
+    let b = Berth::new();
+    let mut child = b
+        .cmd()
+        .args([
+            "run",
+            "--name",
+            "fg",
+            IMAGE,
+            "sh",
+            "-c",
+            "trap 'echo got INT; exit 9' INT; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    b.wait_for(10, "the container to run", || {
+        b.ok(&["ps", "--format", "{{.Names}} {{.State}}"])
+            .contains("fg running")
+    });
+    b.wait_for(10, "ready", || b.ok(&["logs", "fg"]).contains("ready"));
+    // SAFETY: kill has no memory arguments; the pid is our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(9));
+    assert_eq!(out(&o), "ready\ngot INT\n");
+    // A detached container outlives the command that started it; a foreground one outlives a
+    // killed CLI.
+    let mut child = b
+        .cmd()
+        .args(["run", "--name", "orphan", IMAGE, "sleep", "100"])
+        .spawn()
+        .unwrap();
+    b.wait_for(10, "the container to run", || {
+        b.ok(&["ps", "--format", "{{.Names}} {{.State}}"])
+            .contains("orphan running")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        b.ok(&["ps", "--format", "{{.Names}} {{.State}}"])
+            .contains("orphan running")
+    );
+}

@@ -206,3 +206,42 @@ fn logs_follow_until_exit() {
         .to_string();
     assert_eq!(b.ok(&["logs", "-f", &id]), "a\nb\n");
 }
+
+#[test]
+fn commit_makes_an_image_with_the_changes() {
+    let b = Berth::new();
+    let id = b
+        .ok(&["run", "-d", "-e", "COMMITTED=1", "-w", "/data", IMAGE, "sh", "-c", "echo new > /newfile; rm /data/from-image; mkdir -p /etc/opq && touch /etc/opq/a; sleep 100"])
+        .trim()
+        .to_string();
+    b.wait_for(10, "the changes", || {
+        b.run(&["exec", &id, "test", "-e", "/etc/opq/a"])
+            .status
+            .success()
+    });
+    let img = b.ok(&["commit", "-m", "test", &id, "committed:v1"]);
+    assert!(img.trim().starts_with("sha256:"), "{img}");
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "committed:v1",
+        "sh",
+        "-c",
+        "cat /newfile; ls /data; echo $COMMITTED; pwd",
+    ]);
+    assert_eq!(
+        o, "new\n1\n/data\n",
+        "the file, the whiteout, the env and workdir"
+    );
+    // The committed Cmd is the container's.
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "",
+        "committed:v1",
+        "cat",
+        "/etc/opq/a",
+    ]);
+    assert_eq!(o, "");
+}

@@ -12,6 +12,7 @@
 //! `create::pull_missing_image`), set up bridge networks (only `none` and `host`).
 
 mod attach;
+mod commit;
 mod cp;
 mod create;
 mod error;

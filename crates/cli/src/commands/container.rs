@@ -1,5 +1,5 @@
 //! Container commands: run, create, start, ps, logs, exec, stop, restart, kill, rm, wait,
-//! inspect, stats, top, pause, unpause, cp, rename, attach; and the hidden `__monitor`.
+//! inspect, stats, top, pause, unpause, cp, rename, attach, commit; and the hidden `__monitor`.
 //!
 //! Each verb parses Docker's flags, calls `berth_engine::Engine`, and prints what Docker
 //! prints. Exit statuses: 125 for berth's own errors (from main), 126/127 when the command
@@ -189,6 +189,19 @@ pub enum ContainerCommand {
         no_stdin: bool,
         /// Container.
         container: String,
+    },
+    /// Create a new image from a container's changes.
+    Commit {
+        /// Author (e.g. "John Hannibal Smith <hannibal@a-team.com>").
+        #[arg(short, long, default_value = "")]
+        author: String,
+        /// Commit message.
+        #[arg(short, long, default_value = "")]
+        message: String,
+        /// Container.
+        container: String,
+        /// Repository[:tag] for the new image.
+        repository: String,
     },
     /// Run a container's monitor (internal: started by run/start).
     #[command(name = "__monitor", hide = true)]
@@ -431,6 +444,16 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
             Ok(())
         }),
         ContainerCommand::Cp { src, dst } => cp::run(&e, src, dst),
+        ContainerCommand::Commit {
+            author,
+            message,
+            container,
+            repository,
+        } => {
+            let id = e.lookup(container)?;
+            println!("{}", e.commit(&id, repository, author, message)?);
+            Ok(0)
+        }
         ContainerCommand::Rename {
             container,
             new_name,
