@@ -310,7 +310,7 @@ fn init_runs_as_pid_one() {
 #[test]
 fn foreground_run_forwards_sigint_and_survives_the_cli() {
     let b = Berth::new();
-    let mut child = b
+    let child = b
         .cmd()
         .args([
             "run",
