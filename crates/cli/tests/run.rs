@@ -112,6 +112,16 @@ fn config_from_image_and_flags() {
     assert_eq!(caps(&[]) & (1 << 21), 0);
     assert_ne!(caps(&["--cap-add", "SYS_ADMIN"]) & (1 << 21), 0);
     assert_eq!(caps(&["--cap-drop", "ALL"]), 0);
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = own
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim();
+    assert_eq!(
+        caps(&["--privileged"]),
+        u64::from_str_radix(bounding, 16).unwrap()
+    );
     // Seccomp on by default, off with seccomp=unconfined.
     let seccomp = |extra: &[&str]| {
         let mut a = vec!["run", "--rm"];
@@ -121,6 +131,7 @@ fn config_from_image_and_flags() {
     };
     assert!(seccomp(&[]).contains('2'));
     assert!(seccomp(&["--security-opt", "seccomp=unconfined"]).contains('0'));
+    assert!(seccomp(&["--privileged"]).contains('0'));
     let o = b.ok(&[
         "run",
         "--rm",

@@ -12,7 +12,8 @@ use crate::record::{MountPoint, Record};
 use crate::runtime::Runtime;
 use crate::user::ExecUser;
 
-/// Every capability, for `--privileged` and `--cap-add ALL`.
+/// Every capability, in the kernel's order (index = number), for `--privileged` and
+/// `--cap-add ALL`; [`all_caps`] keeps those the running kernel knows.
 const ALL_CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -87,6 +88,30 @@ pub(crate) fn base_spec(rt: &Runtime, dir: &Path) -> Result<Value> {
     })
 }
 
+/// The capabilities of the running kernel (up to /proc/sys/kernel/cap_last_cap) that we hold
+/// in our bounding set (a container cannot get more than its engine has).
+fn all_caps() -> Vec<String> {
+    let last = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(ALL_CAPS.len() - 1);
+    let bounding = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .take(last + 1)
+        .filter(|(i, _)| bounding & (1 << i) != 0)
+        .map(|(_, s)| s.to_string())
+        .collect()
+}
+
 fn cap_name(c: &str) -> String {
     let up = c.to_ascii_uppercase();
     if up.starts_with("CAP_") {
@@ -100,7 +125,7 @@ fn cap_name(c: &str) -> String {
 fn capabilities(base: &[String], r: &Record) -> Result<Vec<String>> {
     let hc = &r.host_config;
     if hc.privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(all_caps());
     }
     let mut caps: Vec<String> = base.to_vec();
     for d in &hc.cap_drop {
@@ -113,11 +138,17 @@ fn capabilities(base: &[String], r: &Record) -> Result<Vec<String>> {
     }
     for a in &hc.cap_add {
         if a.eq_ignore_ascii_case("all") {
-            caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+            caps = all_caps();
         } else {
             let n = cap_name(a);
             if !ALL_CAPS.contains(&n.as_str()) {
                 return Err(invalid("--cap-add", format!("unknown capability: {a:?}")));
+            }
+            if !all_caps().contains(&n) {
+                return Err(invalid(
+                    "--cap-add",
+                    format!("{n} is not available (kernel or our bounding set)"),
+                ));
             }
             if !caps.contains(&n) {
                 caps.push(n);
@@ -288,6 +319,7 @@ pub(crate) fn build(
     if hc.privileged {
         linux.insert("maskedPaths".into(), json!([]));
         linux.insert("readonlyPaths".into(), json!([]));
+        linux.insert("devices".into(), json!(host_devices()));
     }
 
     // Namespaces.
@@ -385,6 +417,41 @@ pub(crate) fn build(
     }
     spec["mounts"] = json!(mounts);
     Ok(spec)
+}
+
+/// The host's device nodes directly in /dev (what `--privileged` gives, as Docker does).
+fn host_devices() -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir("/dev") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if matches!(
+            name.as_str(),
+            "console" | "ptmx" | "tty" | "full" | "null" | "zero" | "random" | "urandom"
+        ) {
+            continue;
+        }
+        let Ok(m) = fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        let kind = if m.file_type().is_char_device() {
+            "c"
+        } else if m.file_type().is_block_device() {
+            "b"
+        } else {
+            continue;
+        };
+        let rdev = m.rdev();
+        out.push(json!({
+            "path": format!("/dev/{name}"), "type": kind,
+            "major": libc::major(rdev), "minor": libc::minor(rdev),
+            "fileMode": m.mode() & 0o777, "uid": m.uid(), "gid": m.gid(),
+        }));
+    }
+    out
 }
 
 /// Whether the memory cgroup accounts swap (memory.memsw.* on v1, memory.swap.max on v2).
