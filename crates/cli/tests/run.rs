@@ -278,7 +278,7 @@ fn stdin_with_i_and_a_terminal_with_t() {
     assert_eq!(out(&o), "notty\n");
     // -it under a pty made by script(1): the container sees a terminal and our input.
     let cmd = format!(
-        "{} --root {} --runtime {} run --rm -it {IMAGE} sh -c 'test -t 0 && tty; read x; echo got:$x'",
+        "stty rows 33 cols 101; {} --root {} --runtime {} run --rm -it {IMAGE} sh -c 'test -t 0 && tty; stty size; read x; echo got:$x'",
         common::berth_bin().display(),
         b.root.path().display(),
         common::runtime_bin().display()
@@ -300,6 +300,10 @@ fn stdin_with_i_and_a_terminal_with_t() {
     let s = out(&o);
     assert!(s.contains("/dev/pts/"), "{s}");
     assert!(s.contains("got:abc"), "{s}");
+    assert!(
+        s.contains("33 101"),
+        "the container's terminal has our size: {s}"
+    );
     assert_eq!(o.status.code(), Some(0));
 }
 

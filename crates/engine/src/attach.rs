@@ -131,6 +131,14 @@ impl AttachClient {
         Ok(Self { sock })
     }
 
+    /// Sends our terminal's size (of stdout, else stdin), if it is a terminal. Call it before
+    /// the container starts so its first process already sees the right size.
+    pub fn send_size(&self) {
+        if let Some((r, c)) = term_size(1).or_else(|| term_size(0)) {
+            let _ = write_frame(&mut &self.sock, RESIZE, &resize_frame(r, c));
+        }
+    }
+
     /// Pumps our stdio to and from the container until its process exits; returns its exit
     /// code, or None when the monitor went away without one. `on_signal` is called with
     /// SIGINT/SIGTERM when `io.sig_proxy` is set.

@@ -42,6 +42,8 @@ struct Shared {
     clients: Mutex<Vec<UnixStream>>,
     stdin: Mutex<Option<File>>,
     master: Mutex<Option<File>>,
+    /// The last size a client asked for, applied to each new terminal.
+    size: Mutex<Option<libc::winsize>>,
     log: Mutex<LogWriter>,
     first_client: Mutex<Option<mpsc::Sender<()>>>,
 }
@@ -242,6 +244,7 @@ fn accept_loop(shared: Arc<Shared>, listener: UnixListener) {
                                 ws_xpixel: 0,
                                 ws_ypixel: 0,
                             };
+                            *shared.size.lock().unwrap() = Some(ws);
                             if let Some(m) = shared.master.lock().unwrap().as_ref() {
                                 // SAFETY: TIOCSWINSZ reads a winsize.
                                 unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
@@ -322,6 +325,7 @@ impl Engine {
             clients: Mutex::new(Vec::new()),
             stdin: Mutex::new(None),
             master: Mutex::new(None),
+            size: Mutex::new(None),
             log: Mutex::new(log),
             first_client: Mutex::new(Some(tx)),
         });
@@ -500,6 +504,10 @@ impl Engine {
                 recv_fd(&conn).map_err(io_err("receive console", dir.join("console.sock")))?;
             let _ = fs::remove_file(dir.join("console.sock"));
             let master = File::from(master);
+            if let Some(ws) = *shared.size.lock().unwrap() {
+                // SAFETY: TIOCSWINSZ reads a winsize.
+                unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+            }
             let dup = master.try_clone().map_err(io_err("dup", "console"))?;
             if r.config.open_stdin {
                 *shared.stdin.lock().unwrap() =

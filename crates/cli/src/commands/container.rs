@@ -558,6 +558,9 @@ fn start_attached(e: &Engine, id: &str, stdin: bool, sig_proxy: bool) -> anyhow:
     let mut starting = e.start_monitor(id, true)?;
     starting.wait_listening()?;
     let client = e.attach(id)?;
+    if r.config.tty {
+        client.send_size();
+    }
     if let Err(err) = starting.wait_started() {
         if r.host_config.auto_remove {
             e.wait_removed(id, Duration::from_secs(10));
