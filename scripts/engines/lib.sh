@@ -1,0 +1,181 @@
+# shellcheck shell=bash
+# Helpers shared by the engine scenarios in scripts/engines/*.sh (sourced, not run).
+#
+# Each scenario is one process with its own EXIT trap: `at_exit CMD` pushes a cleanup command,
+# and the trap runs them in reverse order (also after a failure or a SIGTERM from `timeout`),
+# each one on its own, so a failing cleanup step does not skip the others.
+#
+# Inputs from scripts/engines.sh: BERTH_RT (the berth-runtime binary), CI_IMAGES (directory with
+# busybox.tar and pause.tar, docker archives), CI_TOOLS (directory with berth-cri-client).
+
+ENGINE=${ENGINE:-engine}
+CI_RUN=/run/berth-ci          # sockets, pid files, state: tmpfs
+CI_LIB=/var/lib/berth-ci      # daemons' data roots: on disk (overlayfs cannot sit on tmpfs everywhere)
+# shellcheck disable=SC2034 # used by the scenarios
+IMG=berth.local/busybox:ci    # busybox-static, /www/index.html = berth-ci-httpd
+# shellcheck disable=SC2034
+PAUSE_IMG=berth.local/pause:ci # catatonit -P
+
+log() { printf '[%s] %s\n' "$ENGINE" "$*" >&2; }
+die() { printf '[%s] FAIL: %s\n' "$ENGINE" "$*" >&2; exit 1; }
+pass() { printf '[%s] ok: %s\n' "$ENGINE" "$*" >&2; }
+
+_cleanups=()
+at_exit() { _cleanups+=("$1"); }
+_run_cleanups() {
+    local rc=$? i
+    trap - EXIT TERM INT
+    set +e
+    for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
+        eval "${_cleanups[$i]}" >/dev/null 2>&1
+    done
+    exit "$rc"
+}
+trap _run_cleanups EXIT
+trap 'log "interrupted (timeout?)"; exit 124' TERM INT
+
+: "${BERTH_RT:?set by scripts/engines.sh}" "${CI_IMAGES:?set by scripts/engines.sh}"
+
+# expect_eq WHAT GOT WANT
+expect_eq() { [ "$2" = "$3" ] || die "$1: got '$2', expected '$3'"; pass "$1 = '$3'"; }
+# expect_rc WANT CMD... : run CMD, check its exit code, print its stdout
+expect_rc() {
+    local want=$1 rc=0 out
+    shift
+    out=$("$@") || rc=$?
+    [ "$rc" = "$want" ] || die "'$*' exited $rc, expected $want (output: $out)"
+    printf '%s' "$out"
+}
+# contains WHAT HAYSTACK NEEDLE
+contains() { [[ $2 == *"$3"* ]] || die "$1: '$3' not in: $2"; pass "$1 contains '$3'"; }
+
+# wait_until SECONDS CMD... : poll CMD every 0.1 s
+wait_until() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $end ] || return 1
+        sleep 0.1
+    done
+}
+
+# stop_pid PID [SECONDS]: TERM, wait, then KILL a process this scenario started.
+stop_pid() {
+    local pid=$1 t=${2:-20}
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_until "$t" sh -c "! kill -0 $pid 2>/dev/null" || kill -KILL "$pid" 2>/dev/null || true
+}
+
+# kill_matching STRING: SIGKILL, by pid, the processes whose command line contains STRING (a
+# path unique to this scenario, e.g. its containerd socket: shims, conmon, docker-proxy).
+kill_matching() {
+    local pid
+    for pid in $(pgrep -f -- "$1" || true); do
+        [ "$pid" = $$ ] || kill -KILL "$pid" 2>/dev/null || true
+    done
+}
+
+# umount_under DIR: unmount everything mounted at or below DIR, deepest first.
+umount_under() {
+    local m
+    awk -v d="$1" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |
+        sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
+# rm_cgroups NAME: remove /sys/fs/cgroup/*/NAME (and cgroup2's) trees, deepest first, after
+# killing the container processes still in them. NAME is this scenario's own parent cgroup.
+# A kernel thread found there (a runtime that wrote a wrong pid into cgroup.procs) is moved
+# back to the root cgroup of its hierarchy, never signalled.
+rm_cgroups() {
+    local d c pid flags
+    for d in /sys/fs/cgroup/*/"$1" /sys/fs/cgroup/"$1"; do
+        [ -d "$d" ] || continue
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            find "$d" -depth -type d | while read -r c; do
+                while read -r pid; do
+                    flags=$(awk '{ print $9 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+                    if (( flags & 0x200000 )); then         # PF_KTHREAD
+                        log "WARNING: kernel thread $pid ($(cat "/proc/$pid/comm")) was in $c; moved back"
+                        echo "$pid" >"${d%/"$1"}/cgroup.procs" || true
+                    else
+                        kill -KILL "$pid" 2>/dev/null || true
+                    fi
+                done < <(cat "$c/cgroup.procs" 2>/dev/null)
+                rmdir "$c" 2>/dev/null || true
+            done
+            [ -d "$d" ] || break
+            sleep 0.2
+        done
+    done
+}
+
+# del_link NAME: remove a network interface if present.
+del_link() { if ip link show "$1" >/dev/null 2>&1; then ip link del "$1"; fi; }
+
+# rootless_ok: berth-runtime's state for this scenario is empty (`list -q` under ROOT).
+runtime_list_empty() { [ -z "$("$BERTH_RT" --root "$1" list -q 2>/dev/null)" ]; }
+
+# start_containerd NAME [CRI_TOML]: start Debian's containerd with a config of its own: socket,
+# root, state, opt dir, runc-shim root all under $CI_RUN/NAME and $CI_LIB/NAME, the CRI
+# plugin's restrict_oom_score_adj on, and CRI_TOML appended (the CRI plugin's sections). Sets
+# CTRD_SOCK, CTRD_STATE, CTRD_ROOT and CTRD_PID; registers its cleanup (tasks killed, daemon
+# stopped, leftover shims killed, mounts under its dirs unmounted, dirs removed).
+start_containerd() {
+    local name=$1 cri_toml=${2:-}
+    CTRD_STATE=$CI_RUN/$name
+    CTRD_ROOT=$CI_LIB/$name
+    CTRD_SOCK=$CTRD_STATE/containerd.sock
+    rm -rf "$CTRD_STATE" "$CTRD_ROOT"
+    mkdir -p "$CTRD_STATE" "$CTRD_ROOT"
+    cat >"$CTRD_STATE/config.toml" <<TOML
+version = 2
+root = "$CTRD_ROOT/root"
+state = "$CTRD_STATE/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$CTRD_SOCK"
+[ttrpc]
+  address = "$CTRD_SOCK.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$CTRD_ROOT/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+$cri_toml
+TOML
+    at_exit "rm -rf '$CTRD_STATE' '$CTRD_ROOT'"
+    at_exit "umount_under '$CTRD_STATE'; umount_under '$CTRD_ROOT'"
+    at_exit "kill_matching '$CTRD_SOCK'"            # shims (their -address is this socket)
+    containerd --config "$CTRD_STATE/config.toml" >"$CTRD_STATE/containerd.log" 2>&1 &
+    CTRD_PID=$!
+    at_exit "stop_pid $CTRD_PID 20"
+    at_exit "ctrd_kill_all"
+    wait_until 30 ctr --address "$CTRD_SOCK" version ||
+        { tail -n 20 "$CTRD_STATE/containerd.log" >&2; die "containerd did not come up on $CTRD_SOCK"; }
+    [ "$(c_ctr plugins ls | awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" { print $NF }')" = ok ] ||
+        { grep 'failed to load plugin' "$CTRD_STATE/containerd.log" >&2 || true; die "containerd's CRI plugin did not load"; }
+    log "containerd $(containerd --version | awk '{print $3}') up: pid $CTRD_PID, socket $CTRD_SOCK, CRI plugin ok"
+}
+c_ctr() { ctr --address "$CTRD_SOCK" "$@"; }
+# On failure or exit: SIGKILL and delete every task and container this containerd knows.
+ctrd_kill_all() {
+    local ns id
+    for ns in $(c_ctr namespaces ls -q 2>/dev/null); do
+        for id in $(c_ctr -n "$ns" tasks ls -q 2>/dev/null); do
+            c_ctr -n "$ns" tasks kill -a -s KILL "$id" 2>/dev/null
+            timeout 10 c_ctr -n "$ns" tasks delete -f "$id" 2>/dev/null
+        done
+        for id in $(c_ctr -n "$ns" containers ls -q 2>/dev/null); do
+            c_ctr -n "$ns" containers delete "$id" 2>/dev/null
+        done
+    done
+    true
+}
