@@ -367,4 +367,17 @@ fn foreground_run_forwards_sigint_and_survives_the_cli() {
         b.ok(&["ps", "--format", "{{.Names}} {{.State}}"])
             .contains("orphan running")
     );
+    let id = b.ok(&["ps", "-q", "--no-trunc", "--filter", "name=orphan"]);
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            b.root
+                .path()
+                .join(format!("containers/{}/state.json", id.trim())),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let monitor = state["MonitorPid"].as_i64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{monitor}/stat")).unwrap();
+    assert!(!stat.contains(") Z "), "the monitor outlives its client");
 }
