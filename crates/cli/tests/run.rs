@@ -381,3 +381,38 @@ fn foreground_run_forwards_sigint_and_survives_the_cli() {
     let stat = std::fs::read_to_string(format!("/proc/{monitor}/stat")).unwrap();
     assert!(!stat.contains(") Z "), "the monitor outlives its client");
 }
+
+#[test]
+fn ctrl_p_ctrl_q_detaches_from_a_terminal() {
+    let b = Berth::new();
+    let cmd = format!(
+        "{} --root {} --runtime {} run -it --name det {IMAGE} sleep 100",
+        common::berth_bin().display(),
+        b.root.path().display(),
+        common::runtime_bin().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("script (util-linux)");
+    b.wait_for(10, "the container to run", || {
+        b.ok(&["ps", "--format", "{{.Names}} {{.State}}"])
+            .contains("det running")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    {
+        use std::io::Write;
+        let mut i = child.stdin.take().unwrap();
+        i.write_all(b"\x10\x11").unwrap();
+        b.wait_for(10, "berth to detach", || {
+            child.try_wait().unwrap().is_some()
+        });
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(
+        b.ok(&["ps", "--format", "{{.Names}} {{.State}}"])
+            .contains("det running")
+    );
+}

@@ -71,6 +71,17 @@ pub struct AttachIo {
     pub sig_proxy: bool,
 }
 
+/// How an attach ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachEnd {
+    /// The container's process exited with this code.
+    Exited(i32),
+    /// We detached (Ctrl-P Ctrl-Q); the container keeps running.
+    Detached,
+    /// The monitor went away without an exit code.
+    Lost,
+}
+
 /// A connection to a container's monitor.
 pub struct AttachClient {
     sock: UnixStream,
@@ -139,20 +150,17 @@ impl AttachClient {
         }
     }
 
-    /// Pumps our stdio to and from the container until its process exits; returns its exit
-    /// code, or None when the monitor went away without one. `on_signal` is called with
-    /// SIGINT/SIGTERM when `io.sig_proxy` is set.
-    pub fn pump(
-        self,
-        io: AttachIo,
-        on_signal: impl Fn(i32) + Send + 'static,
-    ) -> Result<Option<i32>> {
+    /// Pumps our stdio to and from the container until its process exits, we detach
+    /// (Ctrl-P Ctrl-Q with a terminal, as Docker), or the monitor goes away. `on_signal` is
+    /// called with SIGINT/SIGTERM when `io.sig_proxy` is set.
+    pub fn pump(self, io: AttachIo, on_signal: impl Fn(i32) + Send + 'static) -> Result<AttachEnd> {
         let raw = if io.tty && io.stdin {
             RawMode::enter(0)
         } else {
             None
         };
         let done = Arc::new(AtomicBool::new(false));
+        let detached = Arc::new(AtomicBool::new(false));
         let writer = Arc::new(Mutex::new(
             self.sock.try_clone().map_err(io_err("dup", "socket"))?,
         ));
@@ -202,9 +210,12 @@ impl AttachClient {
         if io.stdin {
             let writer = writer.clone();
             let done = done.clone();
+            let detached = detached.clone();
+            let tty = io.tty;
             std::thread::spawn(move || {
                 let mut stdin = io::stdin().lock();
                 let mut buf = [0u8; 8192];
+                let mut last = 0u8;
                 loop {
                     match stdin.read(&mut buf) {
                         Ok(0) | Err(_) => {
@@ -214,6 +225,18 @@ impl AttachClient {
                             return;
                         }
                         Ok(n) => {
+                            // Ctrl-P Ctrl-Q detaches (the keys are not sent).
+                            if tty
+                                && (0..n).any(|i| {
+                                    let prev = if i == 0 { last } else { buf[i - 1] };
+                                    prev == 0x10 && buf[i] == 0x11
+                                })
+                            {
+                                detached.store(true, Ordering::SeqCst);
+                                let _ = writer.lock().unwrap().shutdown(std::net::Shutdown::Both);
+                                return;
+                            }
+                            last = buf[n - 1];
                             if write_frame(&mut *writer.lock().unwrap(), STDIN, &buf[..n]).is_err()
                             {
                                 return;
@@ -248,6 +271,10 @@ impl AttachClient {
         }
         done.store(true, Ordering::SeqCst);
         drop(raw);
-        Ok(code)
+        Ok(match code {
+            Some(c) => AttachEnd::Exited(c),
+            None if detached.load(Ordering::SeqCst) => AttachEnd::Detached,
+            None => AttachEnd::Lost,
+        })
     }
 }

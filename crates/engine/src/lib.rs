@@ -31,7 +31,7 @@ mod volumes;
 
 use std::path::{Path, PathBuf};
 
-pub use attach::{AttachClient, AttachIo};
+pub use attach::{AttachClient, AttachEnd, AttachIo};
 pub use error::{Error, Result};
 pub use logs::{LogEntry, LogOptions};
 pub use monitor::Starting;

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_engine::{AttachIo, Engine, Error as EngineError, ExecOptions, LogOptions};
+use berth_engine::{AttachEnd, AttachIo, Engine, Error as EngineError, ExecOptions, LogOptions};
 use clap::{Args, Subcommand};
 
 use crate::Cli;
@@ -474,8 +474,10 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
                 sig_proxy: true,
             };
             let client = e.attach(&id)?;
-            let code = client.pump(io, signal_proxy(&e, &id))?;
-            Ok(code.unwrap_or(0) as u8)
+            match client.pump(io, signal_proxy(&e, &id))? {
+                AttachEnd::Exited(code) => Ok((code & 0xff) as u8),
+                AttachEnd::Detached | AttachEnd::Lost => Ok(0),
+            }
         }
     }
 }
@@ -572,10 +574,10 @@ fn start_attached(e: &Engine, id: &str, stdin: bool, sig_proxy: bool) -> anyhow:
         tty: r.config.tty,
         sig_proxy,
     };
-    let code = client.pump(io, signal_proxy(e, id))?;
-    let code = match code {
-        Some(c) => c,
-        None => e.wait(id).unwrap_or(255),
+    let code = match client.pump(io, signal_proxy(e, id))? {
+        AttachEnd::Exited(c) => c,
+        AttachEnd::Detached => return Ok(0),
+        AttachEnd::Lost => e.wait(id).unwrap_or(255),
     };
     if r.host_config.auto_remove {
         e.wait_removed(id, Duration::from_secs(10));
