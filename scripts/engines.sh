@@ -22,7 +22,7 @@ t_start=$SECONDS
 
 # ---------------------------------------------------------------- packages
 packages=(containerd docker.io podman conmon containernetworking-plugins docker-compose
-          catatonit busybox-static protobuf-compiler jq curl iproute2 util-linux bsdutils procps)
+          catatonit busybox-static protobuf-compiler jq curl iproute2 iptables util-linux bsdutils procps)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
