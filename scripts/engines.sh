@@ -55,48 +55,19 @@ if [[ " ${scenarios[*]} " == *" cri "* ]]; then
 fi
 
 # ---------------------------------------------------------------- images
-# Two docker archives (the format both `docker load` and `ctr images import` read), built
-# from local files only: berth.local/busybox:ci (busybox-static, /www/index.html) and
-# berth.local/pause:ci (catatonit -P, a static pause process).
+# shellcheck source=scripts/engines/images.sh
+. scripts/engines/images.sh
 CI_IMAGES=$(mktemp -d /var/tmp/berth-ci-images.XXXXXX)
 export CI_IMAGES
 # KEEP_IMAGES=1 keeps them, to rerun one scenario by hand:
 #   ENGINE=x BERTH_RT=... CI_IMAGES=... CI_TOOLS=... bash scripts/engines/NAME.sh
-[ "${KEEP_IMAGES:-0}" = 1 ] || trap 'rm -rf "$CI_IMAGES"' EXIT
-
-# docker_archive OUT TAG ROOTFS CONFIG_JSON_FRAGMENT
-docker_archive() {
-    local out=$1 tag=$2 rootfs=$3 cfg=$4 d diff cdig
-    d=$(mktemp -d)
-    mkdir "$d/layer"
-    tar --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 -C "$rootfs" -cf "$d/layer/layer.tar" .
-    diff=$(sha256sum "$d/layer/layer.tar" | cut -d' ' -f1)
-    jq -n --argjson c "$cfg" --arg diff "sha256:$diff" \
-        '{architecture: "amd64", os: "linux", created: "1970-01-01T00:00:00Z", config: $c,
-          rootfs: {type: "layers", diff_ids: [$diff]}}' >"$d/config.json"
-    cdig=$(sha256sum "$d/config.json" | cut -d' ' -f1)
-    mv "$d/config.json" "$d/$cdig.json"
-    mv "$d/layer" "$d/$diff"
-    jq -n --arg c "$cdig.json" --arg t "$tag" --arg l "$diff/layer.tar" \
-        '[{Config: $c, RepoTags: [$t], Layers: [$l]}]' >"$d/manifest.json"
-    tar -C "$d" -cf "$out" manifest.json "$cdig.json" "$diff"
-    rm -rf "$d"
+finish() {
+    [ "${KEEP_IMAGES:-0}" = 1 ] || rm -rf "$CI_IMAGES"
+    rmdir /run/berth-ci /var/lib/berth-ci 2>/dev/null || true   # the scenarios empty them
 }
-rootfs=$(mktemp -d)
-mkdir -p "$rootfs"/{bin,etc,tmp,www,root,proc,sys,dev}
-chmod 1777 "$rootfs/tmp"
-cp /bin/busybox "$rootfs/bin/busybox"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$rootfs/bin/$a"; done
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
-echo berth-ci-httpd >"$rootfs/www/index.html"
-docker_archive "$CI_IMAGES/busybox.tar" berth.local/busybox:ci "$rootfs" \
-    '{"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]}'
-rm -rf "$rootfs"
-rootfs=$(mktemp -d)
-cp /usr/bin/catatonit "$rootfs/catatonit"
-docker_archive "$CI_IMAGES/pause.tar" berth.local/pause:ci "$rootfs" '{"Entrypoint": ["/catatonit", "-P"]}'
-rm -rf "$rootfs"
+trap finish EXIT
+
+build_ci_images "$CI_IMAGES"
 log "images built in $CI_IMAGES ($((SECONDS - t_start)) s so far)"
 
 # ---------------------------------------------------------------- scenarios

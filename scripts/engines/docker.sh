@@ -10,57 +10,12 @@ ENGINE=docker
 # shellcheck source=scripts/engines/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-RUN=$CI_RUN/docker
-DATA=$CI_LIB/docker
-SOCK=$CI_RUN/docker.sock
-BRIDGE=berthci-dk0
 CBRIDGE=berthci-cmp0                  # the compose project's network
-BRIDGE_CIDR=10.213.46.1/24            # default bridge network
-POOL=10.213.48.0/20                   # user-defined networks (compose), size /24
 CG=berth-ci-docker
 PORT=18480
-export DOCKER_HOST=unix://$SOCK
-for net in 10.213.46 10.213.4[89] 10.213.5; do
-    if ip -4 route show | grep -q "^$net"; then die "$net.x is already routed on this host"; fi
-done
-if [ -S "$SOCK" ] && curl -s --unix-socket "$SOCK" http://d/_ping >/dev/null; then
-    die "a dockerd already answers on $SOCK (an earlier run?)"
-fi
-
-rm -rf "$RUN" "$DATA"
-mkdir -p "$RUN" "$DATA"
-at_exit "rm -rf '$RUN' '$DATA' '$SOCK' '$CI_RUN/docker.pid'"
-at_exit "umount_under '$RUN'; umount_under '$DATA'"
-at_exit "kill_matching '$RUN/'"            # its containerd, shims, docker-proxy
-at_exit "rm_cgroups $CG"
-at_exit "del_link $BRIDGE"
 at_exit "del_link $CBRIDGE"
-ip link add "$BRIDGE" type bridge
-ip addr add "$BRIDGE_CIDR" dev "$BRIDGE"
-ip link set "$BRIDGE" up
-echo '{}' >"$RUN/daemon.json"    # not /etc/docker/daemon.json
-dockerd --config-file "$RUN/daemon.json" -H "unix://$SOCK" \
-    --data-root "$DATA" --exec-root "$RUN/exec" --pidfile "$CI_RUN/docker.pid" \
-    --bridge "$BRIDGE" --iptables=false --ip-forward=false --ip-masq=false \
-    --default-address-pool "base=$POOL,size=24" --cgroup-parent "/$CG" \
-    --add-runtime "berth=$BERTH_RT" --storage-driver overlay2 --log-level warn \
-    >"$RUN/dockerd.log" 2>&1 &
-dpid=$!
-at_exit "stop_pid $dpid 30"
-at_exit "docker_rm_all"
-docker_rm_all() {
-    local ids
-    ids=$(docker ps -aq 2>/dev/null) || return 0
-    if [ -n "$ids" ]; then
-        # shellcheck disable=SC2086
-        timeout 60 docker rm -f $ids
-    fi
-    true
-}
-wait_until 60 docker version || { tail -n 30 "$RUN/dockerd.log" >&2; die "dockerd did not come up on $SOCK"; }
-docker info --format '{{json .Runtimes}}' | grep -q "\"berth\":{\"path\":\"$BERTH_RT\"" ||
-    die "dockerd does not list the berth runtime: $(docker info --format '{{json .Runtimes}}')"
-log "dockerd $(docker version --format '{{.Server.Version}}') up: pid $dpid, $DOCKER_HOST, runtime berth = $BERTH_RT"
+start_dockerd docker berthci-dk0 10.213.46.1/24 10.213.48.0/20 "$CG" "berth=$BERTH_RT"
+RUN=$DOCKERD_RUN
 
 out=$(docker load -i "$CI_IMAGES/busybox.tar")
 contains "docker load" "$out" "Loaded image: $IMG"

@@ -179,3 +179,65 @@ ctrd_kill_all() {
     done
     true
 }
+
+# start_dockerd NAME BRIDGE BRIDGE_CIDR POOL CGROUP_PARENT NAME=RUNTIME...: start Debian's dockerd
+# as a daemon of our own: socket $CI_RUN/NAME.sock (exported as DOCKER_HOST), data root
+# $CI_LIB/NAME, exec root $CI_RUN/NAME/exec (its own containerd lives there), pid file, an empty
+# config file (not /etc/docker/daemon.json), the default network on BRIDGE (created here), user
+# networks from POOL, containers under CGROUP_PARENT, and each NAME=RUNTIME as --add-runtime.
+# It changes no iptables rules and no sysctls (--iptables=false --ip-forward=false
+# --ip-masq=false): published ports go through docker-proxy. Sets DOCKERD_RUN, DOCKERD_PID;
+# registers its cleanup.
+start_dockerd() {
+    local name=$1 bridge=$2 cidr=$3 pool=$4 cg=$5 sock data rt net
+    shift 5
+    DOCKERD_RUN=$CI_RUN/$name
+    data=$CI_LIB/$name
+    sock=$CI_RUN/$name.sock
+    export DOCKER_HOST=unix://$sock
+    for net in "${cidr%.*}." "${pool%.*}."; do
+        if ip -4 route show | awk -v n="$net" 'index($1, n) == 1 { f = 1 } END { exit !f }'; then
+            die "${net}x is already routed on this host"
+        fi
+    done
+    if [ -S "$sock" ] && curl -s --unix-socket "$sock" http://d/_ping >/dev/null; then
+        die "a dockerd already answers on $sock (an earlier run?)"
+    fi
+    rm -rf "$DOCKERD_RUN" "$data"
+    mkdir -p "$DOCKERD_RUN" "$data"
+    at_exit "rm -rf '$DOCKERD_RUN' '$data' '$sock' '$CI_RUN/$name.pid'"
+    at_exit "umount_under '$DOCKERD_RUN'; umount_under '$data'"
+    at_exit "kill_matching '$DOCKERD_RUN/'"        # its containerd, shims, docker-proxy
+    at_exit "rm_cgroups $cg"
+    at_exit "del_link $bridge"
+    ip link add "$bridge" type bridge
+    ip addr add "$cidr" dev "$bridge"
+    ip link set "$bridge" up
+    echo '{}' >"$DOCKERD_RUN/daemon.json"
+    local args=(--config-file "$DOCKERD_RUN/daemon.json" -H "unix://$sock"
+        --data-root "$data" --exec-root "$DOCKERD_RUN/exec" --pidfile "$CI_RUN/$name.pid"
+        --bridge "$bridge" --iptables=false --ip-forward=false --ip-masq=false
+        --default-address-pool "base=$pool,size=24" --cgroup-parent "/$cg"
+        --storage-driver overlay2 --log-level warn)
+    for rt in "$@"; do args+=(--add-runtime "$rt"); done
+    dockerd "${args[@]}" >"$DOCKERD_RUN/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    at_exit "stop_pid $DOCKERD_PID 30"
+    at_exit "docker_rm_all"
+    wait_until 60 docker version ||
+        { tail -n 30 "$DOCKERD_RUN/dockerd.log" >&2; die "dockerd did not come up on $sock"; }
+    for rt in "$@"; do
+        docker info --format '{{json .Runtimes}}' | grep -q "\"${rt%%=*}\":{\"path\":\"${rt#*=}\"" ||
+            die "dockerd does not list the runtime $rt: $(docker info --format '{{json .Runtimes}}')"
+    done
+    log "dockerd $(docker version --format '{{.Server.Version}}') up: pid $DOCKERD_PID, $DOCKER_HOST, runtimes $*"
+}
+docker_rm_all() {
+    local ids
+    ids=$(docker ps -aq 2>/dev/null) || return 0
+    if [ -n "$ids" ]; then
+        # shellcheck disable=SC2086
+        timeout 60 docker rm -f $ids
+    fi
+    true
+}
