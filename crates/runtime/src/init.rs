@@ -96,9 +96,16 @@ pub struct Exec {
     pid: i32,
     /// Loaded right before execve (with no_new_privs, no privilege is needed for it).
     seccomp: Option<crate::seccomp::Compiled>,
+    /// Where a failed execve is reported (the sync socket of `exec`), close-on-exec.
+    report: Option<RawFd>,
 }
 
 impl Exec {
+    /// Report a failed execve as an error message on `fd` (a sync socket) before exiting.
+    pub fn report_exec_errors_to(&mut self, fd: RawFd) {
+        self.report = Some(fd);
+    }
+
     /// Wait for `start` (when there is a fifo), run startContainer hooks, exec.
     pub fn run(self) -> ! {
         if let Some(fifo) = self.fifo {
@@ -145,6 +152,14 @@ impl Exec {
         unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         let e = std::io::Error::last_os_error();
         eprintln!("berth-runtime: exec {}: {e}", self.path.to_string_lossy());
+        if let Some(fd) = self.report {
+            // SAFETY: the sync socket handed over by `exec`; this process exits right after.
+            let sync = Sync(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
+            let _ = sync.send(&Msg::Error(format!(
+                "exec {}: {e}",
+                self.path.to_string_lossy()
+            )));
+        }
         exit(if e.raw_os_error() == Some(libc::ENOENT) {
             127
         } else {
@@ -534,6 +549,7 @@ pub fn prepare_process(
         .collect::<Result<Vec<_>, _>>()
         .context("process.env: contains a NUL byte")?;
     Ok(Exec {
+        report: None,
         path: CString::new(path.as_os_str().as_bytes())?,
         argv,
         envp,

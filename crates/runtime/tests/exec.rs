@@ -579,3 +579,22 @@ fn exec_joins_the_containers_user_namespace() {
         "100000\t100000\t100000\t100000"
     );
 }
+
+#[test]
+fn detached_exec_of_a_file_that_cannot_be_executed_fails() {
+    let mut b = Bundle::new("exec-detach-noexec");
+    // Found on PATH checks, refused by execve itself: a regular file without an ELF or #! header.
+    fs::write(b.rootfs.join("bin/not-a-program"), "just text\n").unwrap();
+    fs::set_permissions(
+        b.rootfs.join("bin/not-a-program"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    sleeper(&mut b);
+    let out = exec(&b, &["--detach"], &["/bin/not-a-program"]).failed();
+    assert!(
+        out.stderr.contains("/bin/not-a-program") && out.stderr.contains("format error"),
+        "{out:?}"
+    );
+    assert_eq!(b.status(&b.id), "running");
+}

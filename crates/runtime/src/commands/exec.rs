@@ -271,12 +271,19 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
             init::prepare_process(&process, None, o.preserve_fds, compiled, &state, my_pid)
         })();
         match r {
-            Ok(exec) => {
+            Ok(mut exec) => {
                 if sync.send(&Msg::Ready).is_err() {
                     // SAFETY: ends this child at once.
                     unsafe { libc::_exit(1) }
                 }
-                drop(sync);
+                // Held (close-on-exec) until the exec, so `exec --detach` can wait for it;
+                // unless it sits among the preserved descriptors, which the process keeps.
+                if sync.0.as_raw_fd() >= 3 + o.preserve_fds as i32 {
+                    exec.report_exec_errors_to(sync.0.as_raw_fd());
+                    std::mem::forget(sync);
+                } else {
+                    drop(sync);
+                }
                 exec.run()
             }
             Err(e) => {
@@ -314,6 +321,12 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
     }
     drop(c); // unlock
     if o.detach {
+        // Return once the process has exec'd (its end of the socket closes), so the caller
+        // sees the command running, or its failure (not found, not executable) as an error.
+        if let Ok(Some(Msg::Error(e))) = sync.recv() {
+            let _ = sys::waitpid(pid, 0);
+            bail!(e);
+        }
         return Ok(0);
     }
     let master = match console_ours {
