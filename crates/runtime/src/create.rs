@@ -101,8 +101,9 @@ fn open_ns(path: &Path, i: usize) -> Result<OwnedFd> {
     Ok(f.into())
 }
 
-/// Join the pid/time namespaces by path and make a new time namespace, all of which only
-/// affect the children of this process; return the plan for the rest.
+/// Join the time namespace (and the pid namespace when no intermediate process is needed) by
+/// path and make a new time namespace, all of which only affect the children of this process;
+/// return the plan for the rest.
 fn plan_namespaces(cfg: &Config) -> Result<NsPlan> {
     let linux = cfg.spec.linux().as_ref().expect("validated");
     let mut plan = NsPlan {
@@ -110,10 +111,12 @@ fn plan_namespaces(cfg: &Config) -> Result<NsPlan> {
         new_user: false,
         joins: Vec::new(),
     };
+    let mut pid_join = None;
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         let flag = ns_flag(ns.typ());
         match (ns.typ(), ns.path()) {
-            (LinuxNamespaceType::Pid | LinuxNamespaceType::Time, Some(p)) => {
+            (LinuxNamespaceType::Pid, Some(p)) => pid_join = Some((i, p.clone(), open_ns(p, i)?)),
+            (LinuxNamespaceType::Time, Some(p)) => {
                 let fd = open_ns(p, i)?;
                 sys::setns(fd.as_raw_fd(), flag)
                     .with_context(|| format!("linux.namespaces[{i}]: join {}", p.display()))?;
@@ -141,6 +144,18 @@ fn plan_namespaces(cfg: &Config) -> Result<NsPlan> {
                 let _ = t;
                 plan.joins.push((flag, open_ns(p, i)?));
             }
+        }
+    }
+    // A pid namespace joined here only holds our children: fine when the init is our child.
+    // With an intermediate process, the intermediate joins it instead, so that it stays in
+    // our pid namespace itself and the init's pid it reports is the one we see (not the pid
+    // inside the joined namespace).
+    if let Some((i, p, fd)) = pid_join {
+        if plan.joins.is_empty() {
+            sys::setns(fd.as_raw_fd(), libc::CLONE_NEWPID)
+                .with_context(|| format!("linux.namespaces[{i}]: join {}", p.display()))?;
+        } else {
+            plan.joins.push((libc::CLONE_NEWPID, fd));
         }
     }
     // Join the user namespace first: it decides what the other joins may do.
@@ -463,6 +478,13 @@ fn handshake(
                 sync.send(&Msg::MapsDone)?;
             }
             Some(Msg::InitPid(pid)) => {
+                // Never trust a pid blindly: it is about to be moved into the cgroup. The init
+                // is the intermediate's child (or ours, once the intermediate has exited).
+                // SAFETY: getpid has no arguments.
+                let me = unsafe { libc::getpid() };
+                if !matches!(sys::proc_ppid(pid), Some(pp) if pp == child || pp == me) {
+                    bail!("the intermediate process reported pid {pid}, which is not its child");
+                }
                 cleanup.pids.push(pid);
                 // The intermediate process exits now; reap it.
                 let (_, status) = sys::waitpid(child, 0)?;

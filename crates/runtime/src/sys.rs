@@ -406,6 +406,13 @@ pub fn socketpair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// The parent pid of a process (field 4 of /proc/PID/stat); None if it does not exist.
+pub fn proc_ppid(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 4, after the state; the command name may contain spaces and parentheses.
+    stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
+}
+
 /// The start time of a process (field 22 of /proc/PID/stat) and its state letter; None if the
 /// process does not exist.
 pub fn proc_stat(pid: libc::pid_t) -> Option<(u64, char)> {

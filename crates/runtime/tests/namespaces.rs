@@ -71,6 +71,53 @@ fn join_the_network_namespace_of_another_container() {
     assert_ne!(out.stdout.trim(), host_ns("uts"));
 }
 
+/// A pod with a shared pid namespace (Kubernetes' shareProcessNamespace): the container joins
+/// the sandbox's pid namespace and others by path. The runtime must record the init's pid as
+/// the host sees it, not as it is inside the joined namespace.
+#[test]
+fn joining_pid_and_network_namespaces_records_the_host_pid() {
+    let mut a = Bundle::new("ns-pidjoin-a");
+    a.args(&["sleep", "100"]);
+    a.create(&a.id).ok();
+    a.start(&a.id).ok();
+    let a_pid = a.pid(&a.id);
+
+    let mut b = Bundle::new("ns-pidjoin-b");
+    for (typ, name) in [("pid", "pid"), ("network", "net"), ("ipc", "ipc")] {
+        b.with_ns(typ, Some(&format!("/proc/{a_pid}/ns/{name}")));
+    }
+    b.args(&["sleep", "100"]);
+    let pid_file = b.dir.join("pid");
+    b.save();
+    b.rt(&[
+        "create",
+        "--bundle",
+        b.bundle.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &b.id,
+    ])
+    .ok();
+    let pid = b.pid(&b.id);
+    assert_eq!(fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    // The recorded pid is the init itself: in a's pid namespace, and not pid 2 of the host.
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(),
+        fs::read_link(format!("/proc/{a_pid}/ns/pid")).unwrap(),
+        "state pid {pid} is not the container's init"
+    );
+    b.start(&b.id).ok();
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap(),
+        "sleep\x00100\0"
+    );
+    // Inside, the init is not pid 1 (a's init is).
+    let out = b.rt(&["exec", &b.id, "cat", "/proc/1/cmdline"]).ok();
+    assert_eq!(out.stdout, "sleep\x00100\0");
+    b.rt(&["delete", "--force", &b.id]).ok();
+    a.rt(&["delete", "--force", &a.id]).ok();
+}
+
 #[test]
 fn joining_a_missing_namespace_path_fails() {
     let mut b = Bundle::new("ns-join-missing");
