@@ -241,3 +241,48 @@ docker_rm_all() {
     fi
     true
 }
+
+# setup_podman NAME: podman with storage, run root, tmp dir, containers.conf, storage.conf and
+# events log of its own under $CI_RUN/NAME and $CI_LIB/NAME (it never sees another podman's
+# containers or images), cgroupfs manager, file events logger. Sets PODMAN (the command with
+# its global options, without --runtime), PODMAN_RUN and PODMAN_DATA, exports
+# CONTAINERS_CONF and CONTAINERS_STORAGE_CONF; registers its cleanup.
+setup_podman() {
+    PODMAN_RUN=$CI_RUN/$1
+    PODMAN_DATA=$CI_LIB/$1
+    local nofile nproc
+    rm -rf "$PODMAN_RUN" "$PODMAN_DATA"
+    mkdir -p "$PODMAN_RUN/net" "$PODMAN_DATA"
+    at_exit "rm -rf '$PODMAN_RUN' '$PODMAN_DATA'"
+    at_exit "umount_under '$PODMAN_RUN'; umount_under '$PODMAN_DATA'"
+    at_exit "kill_matching '$PODMAN_RUN/'"           # conmon (its args name the run root)
+    cat >"$PODMAN_RUN/storage.conf" <<TOML
+[storage]
+driver = "overlay"
+graphroot = "$PODMAN_DATA/storage"
+runroot = "$PODMAN_RUN/storage"
+TOML
+    nofile=$(ulimit -Hn)
+    nproc=$(ulimit -Hu)
+    if [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; then nproc=32768; fi
+    cat >"$PODMAN_RUN/containers.conf" <<TOML
+[containers]
+cgroupns = "private"
+# podman asks for RLIMIT_NOFILE and RLIMIT_NPROC 1048576 as root; a host whose root lacks
+# CAP_SYS_RESOURCE cannot raise hard limits (berth-runtime, like runc, then fails), so ask for
+# no more than the current ones (podman itself runs with NPROC at most 32768 here).
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$PODMAN_RUN/events.log"
+static_dir = "$PODMAN_DATA/libpod"
+tmp_dir = "$PODMAN_RUN/tmp"
+volume_path = "$PODMAN_DATA/volumes"
+network_config_dir = "$PODMAN_RUN/net"
+TOML
+    export CONTAINERS_STORAGE_CONF=$PODMAN_RUN/storage.conf CONTAINERS_CONF=$PODMAN_RUN/containers.conf
+    PODMAN=(podman --root "$PODMAN_DATA/storage" --runroot "$PODMAN_RUN/storage" --tmpdir "$PODMAN_RUN/tmp"
+        --cgroup-manager cgroupfs --events-backend file)
+    at_exit "timeout 60 ${PODMAN[*]} rm -af -t 0"
+}

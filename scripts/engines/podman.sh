@@ -11,50 +11,17 @@ ENGINE=podman
 # shellcheck source=scripts/engines/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-RUN=$CI_RUN/podman
-DATA=$CI_LIB/podman
 CG=berth-ci-podman
-rm -rf "$RUN" "$DATA"
-mkdir -p "$RUN/net" "$DATA"
-at_exit "rm -rf '$RUN' '$DATA'"
-at_exit "umount_under '$RUN'; umount_under '$DATA'"
-at_exit "kill_matching '$RUN/'"           # conmon (its args name the run root)
-at_exit "rm_cgroups $CG"
-
-cat >"$RUN/storage.conf" <<TOML
-[storage]
-driver = "overlay"
-graphroot = "$DATA/storage"
-runroot = "$RUN/storage"
-TOML
-nofile=$(ulimit -Hn)
-nproc=$(ulimit -Hu)
-if [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; then nproc=32768; fi
-cat >"$RUN/containers.conf" <<TOML
-[containers]
-cgroupns = "private"
-# podman asks for RLIMIT_NOFILE and RLIMIT_NPROC 1048576 as root; a host whose root lacks
-# CAP_SYS_RESOURCE cannot raise hard limits (berth-runtime, like runc, then fails), so ask for
-# no more than the current ones (podman itself runs with NPROC at most 32768 here).
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$RUN/events.log"
-static_dir = "$DATA/libpod"
-tmp_dir = "$RUN/tmp"
-volume_path = "$DATA/volumes"
-network_config_dir = "$RUN/net"
-TOML
-export CONTAINERS_STORAGE_CONF=$RUN/storage.conf CONTAINERS_CONF=$RUN/containers.conf
+setup_podman podman
+RUN=$PODMAN_RUN
+DATA=$PODMAN_DATA
 # podman 4.3 passes no --root to a runtime it does not know, and drops --runtime-flag from the
 # exit command that deletes a container once it exits: berth-runtime keeps this podman's
 # containers in its default state directory, /run/berth-runtime, under podman's (unique) IDs.
 BERTH_ROOT=/run/berth-runtime
-pm=(podman --root "$DATA/storage" --runroot "$RUN/storage" --tmpdir "$RUN/tmp"
-    --runtime "$BERTH_RT" --cgroup-manager cgroupfs --events-backend file)
+pm=("${PODMAN[@]}" --runtime "$BERTH_RT")
 pm() { timeout 60 "${pm[@]}" "$@"; }
-at_exit "pm rm -af -t 0"
+at_exit "rm_cgroups $CG"
 log "$(podman --version), storage $DATA/storage, run root $RUN"
 
 out=$(pm load -i "$CI_IMAGES/busybox.tar" 2>&1)
