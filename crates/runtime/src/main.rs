@@ -368,6 +368,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         );
     }
     let root = &cli.root.clone().unwrap_or_else(default_root);
+    seccomp::set_cache_dir(root.join(".seccomp-cache"));
     match &cli.cmd {
         Cmd::Create(a) => {
             exe::ensure_sealed().map_err(|e| anyhow::anyhow!("protect the runtime binary: {e}"))?;

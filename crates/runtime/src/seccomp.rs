@@ -2,12 +2,16 @@
 //! with seccomp(2) right before the exec.
 //!
 //! The program is compiled while the container is being set up (in the init, before it reports
-//! ready), so `start` only pays for loading it. With `SCMP_ACT_NOTIFY` the filter is loaded with
+//! ready), so `start` only pays for loading it; compiled programs are cached by a sha256 of the
+//! profile, the libseccomp version and the kernel, under `<root>/.seccomp-cache` (Docker's
+//! profile costs libseccomp ~15 ms of CPU, which every container would pay). With `SCMP_ACT_NOTIFY` the filter is loaded with
 //! `SECCOMP_FILTER_FLAG_NEW_LISTENER` and the listener descriptor is sent to `listenerPath` with
 //! the container process state, as the runtime spec says.
 
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
@@ -80,7 +84,113 @@ fn compare(
 
 /// Compile the profile. Syscall names this kernel or libseccomp does not know are skipped, as
 /// runc does (profiles list syscalls of every kernel version).
+/// Where compiled programs are kept (set once by `main`: below the state root, which is a tmpfs
+/// on most hosts and so starts empty at each boot).
+static CACHE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Keep compiled programs in `dir`: libseccomp takes ~15 ms of CPU to compile Docker's default
+/// profile, and engines give every container the same one.
+pub fn set_cache_dir(dir: PathBuf) {
+    let _ = CACHE_DIR.set(dir);
+}
+
+/// The cache key: the profile as given, and everything else the program depends on (the
+/// libseccomp version, the kernel, the machine).
+fn cache_key(s: &LinuxSeccomp) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let v = libseccomp::ScmpVersion::current().ok()?;
+    // SAFETY: utsname is plain data filled by uname.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out pointer.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let field = |f: &[libc::c_char]| -> Vec<u8> {
+        f.iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect()
+    };
+    let mut h = Sha256::new();
+    h.update(format!(
+        "berth-seccomp-v1 libseccomp {}.{}.{}\n",
+        v.major, v.minor, v.micro
+    ));
+    h.update(field(&u.release));
+    h.update(field(&u.version));
+    h.update(field(&u.machine));
+    h.update(serde_json::to_vec(s).ok()?);
+    Some(hex::encode(h.finalize()))
+}
+
+fn cached(key: &str) -> Option<Vec<u8>> {
+    let bpf = std::fs::read(CACHE_DIR.get()?.join(key)).ok()?;
+    (!bpf.is_empty() && bpf.len() % std::mem::size_of::<libc::sock_filter>() == 0).then_some(bpf)
+}
+
+/// Store a program (temp file and rename: readers see all of it or nothing). Best effort.
+fn store(key: &str, bpf: &[u8]) {
+    let Some(dir) = CACHE_DIR.get() else { return };
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    let tmp = dir.join(format!(".{key}.{}", std::process::id()));
+    if std::fs::write(&tmp, bpf).is_ok() && std::fs::rename(&tmp, dir.join(key)).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// Compile the profile, or take the program compiled for the same profile before.
 pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
+    let key = CACHE_DIR.get().and_then(|_| cache_key(s));
+    if let Some(bpf) = key.as_deref().and_then(cached) {
+        let mut c = describe(s)?;
+        c.bpf = bpf;
+        return Ok(c);
+    }
+    let c = compile_uncached(s)?;
+    if let Some(k) = &key {
+        store(k, &c.bpf);
+    }
+    Ok(c)
+}
+
+/// What loading needs besides the program: flags and the notify listener.
+fn describe(s: &LinuxSeccomp) -> Result<Compiled> {
+    let mut flags: libc::c_ulong = 0;
+    for f in s.flags().iter().flatten() {
+        flags |= filter_flag(f);
+    }
+    let notify = s.default_action() == LinuxSeccompAction::ScmpActNotify
+        || s.syscalls()
+            .iter()
+            .flatten()
+            .any(|c| c.action() == LinuxSeccompAction::ScmpActNotify);
+    if notify && s.listener_path().is_none() {
+        bail!("linux.seccomp.listenerPath: required with SCMP_ACT_NOTIFY");
+    }
+    Ok(Compiled {
+        bpf: Vec::new(),
+        flags,
+        notify: notify.then(|| Notify {
+            listener_path: s.listener_path().clone().expect("checked"),
+            metadata: s.listener_metadata().clone().unwrap_or_default(),
+        }),
+        listener: None,
+    })
+}
+
+fn filter_flag(f: &LinuxSeccompFilterFlag) -> libc::c_ulong {
+    match f {
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog => 2,
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 1,
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 4,
+        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 32,
+    }
+}
+
+fn compile_uncached(s: &LinuxSeccomp) -> Result<Compiled> {
     let default = action(
         s.default_action(),
         s.default_errno_ret(),
@@ -95,23 +205,12 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
         ctx.add_arch(arch)
             .with_context(|| format!("linux.seccomp.architectures[{i}]: {name}"))?;
     }
-    let mut flags: libc::c_ulong = 0;
-    for f in s.flags().iter().flatten() {
-        flags |= match f {
-            LinuxSeccompFilterFlag::SeccompFilterFlagLog => 2,
-            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 1,
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 4,
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 32,
-        };
-    }
-    let mut notify = matches!(default, ScmpAction::Notify);
     for (i, call) in s.syscalls().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.syscalls[{i}]");
         let act = action(call.action(), call.errno_ret(), &field)?;
         if act == default {
             continue; // libseccomp refuses rules that repeat the default action
         }
-        notify |= matches!(act, ScmpAction::Notify);
         let args = call.args().clone().unwrap_or_default();
         let conds: Vec<ScmpArgCompare> = args
             .iter()
@@ -139,21 +238,11 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled> {
             r.with_context(|| format!("{field}: rule for {name}"))?;
         }
     }
-    if notify && s.listener_path().is_none() {
-        bail!("linux.seccomp.listenerPath: required with SCMP_ACT_NOTIFY");
-    }
     // We load the program ourselves, so no_new_privs stays our decision (process.noNewPrivileges).
     ctx.set_ctl_nnp(false)?;
-    let bpf = export(&ctx).context("linux.seccomp: compile")?;
-    Ok(Compiled {
-        bpf,
-        flags,
-        notify: notify.then(|| Notify {
-            listener_path: s.listener_path().clone().expect("checked"),
-            metadata: s.listener_metadata().clone().unwrap_or_default(),
-        }),
-        listener: None,
-    })
+    let mut c = describe(s)?;
+    c.bpf = export(&ctx).context("linux.seccomp: compile")?;
+    Ok(c)
 }
 
 /// The BPF program of a filter, through a memfd (libseccomp writes it to a descriptor).

@@ -350,6 +350,42 @@ fn custom_profile_with_errno_ret() {
     assert!(out.stderr.contains("Operation not permitted"), "{out:?}");
 }
 
+/// Compiled programs are cached under the state root: a second container with the same
+/// profile gets the same filter from the cache, and a changed profile is compiled anew.
+#[test]
+fn compiled_filters_are_cached_per_profile() {
+    let mut b = Bundle::new("seccomp-cache");
+    b.cfg["root"]["readonly"] = json!(false);
+    let deny = |errno: i32| {
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno}]
+        })
+    };
+    let cache = b.state_root.join(".seccomp-cache");
+    let entries = || fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
+    b.cfg["linux"]["seccomp"] = deny(libc::ENOSPC);
+    b.sh("mkdir /tmp/x");
+    let first = b.run().failed();
+    assert!(
+        first.stderr.contains("No space left on device"),
+        "{first:?}"
+    );
+    assert_eq!(entries(), 1, "the compiled filter was not cached");
+    // A cache hit enforces the same filter.
+    let again = b.run().failed();
+    assert!(
+        again.stderr.contains("No space left on device"),
+        "{again:?}"
+    );
+    assert_eq!(entries(), 1);
+    // Another profile is not served the first one's program.
+    b.cfg["linux"]["seccomp"] = deny(libc::EROFS);
+    let other = b.run().failed();
+    assert!(other.stderr.contains("Read-only file system"), "{other:?}");
+    assert_eq!(entries(), 2);
+}
+
 #[test]
 fn custom_profile_with_argument_filter() {
     let mut b = Bundle::new("arg-filter");
