@@ -43,13 +43,22 @@ fn parse_args() -> Result<Args> {
     let mut m: HashMap<String, String> = HashMap::new();
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
-        let Some(name) = k.strip_prefix("--") else { bail!("unexpected argument {k:?}\n{USAGE}") };
-        let v = it.next().with_context(|| format!("--{name} needs a value\n{USAGE}"))?;
+        let Some(name) = k.strip_prefix("--") else {
+            bail!("unexpected argument {k:?}\n{USAGE}")
+        };
+        let v = it
+            .next()
+            .with_context(|| format!("--{name} needs a value\n{USAGE}"))?;
         m.insert(name.to_owned(), v);
     }
-    let mut take = |k: &str| m.remove(k).with_context(|| format!("--{k} is required\n{USAGE}"));
+    let mut take = |k: &str| {
+        m.remove(k)
+            .with_context(|| format!("--{k} is required\n{USAGE}"))
+    };
     let subnet = take("subnet")?;
-    let (net, len) = subnet.split_once('/').context("--subnet must be A.B.C.D/N")?;
+    let (net, len) = subnet
+        .split_once('/')
+        .context("--subnet must be A.B.C.D/N")?;
     Ok(Args {
         socket: take("socket")?.into(),
         handler: take("handler")?,
@@ -94,7 +103,12 @@ async fn real_main() -> Result<()> {
     let args = parse_args()?;
     let mut c = connect(args.socket.clone()).await?;
 
-    let v = c.version(VersionRequest { version: "v1".into() }).await?.into_inner();
+    let v = c
+        .version(VersionRequest {
+            version: "v1".into(),
+        })
+        .await?
+        .into_inner();
     step(&format!(
         "Version: {} {} (CRI {})",
         v.runtime_name, v.runtime_version, v.runtime_api_version
@@ -104,13 +118,20 @@ async fn real_main() -> Result<()> {
     // does before it starts pods.
     let mut tries = 0;
     loop {
-        let st = c.status(StatusRequest { verbose: false }).await.context("Status")?.into_inner();
+        let st = c
+            .status(StatusRequest { verbose: false })
+            .await
+            .context("Status")?
+            .into_inner();
         let conds = st.status.map(|s| s.conditions).unwrap_or_default();
         if conds.iter().any(|c| c.r#type == "NetworkReady" && c.status) {
             break;
         }
         tries += 1;
-        ensure!(tries < 100, "the runtime's network is not ready after 10 s: {conds:?}");
+        ensure!(
+            tries < 100,
+            "the runtime's network is not ready after 10 s: {conds:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     step("Status: NetworkReady");
@@ -157,11 +178,15 @@ async fn real_main() -> Result<()> {
         // (the script's trap kills whatever is still there).
         eprintln!("[cri] FAILED: {e:#}");
         let t = Duration::from_secs(15);
-        let stop = c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.clone() });
+        let stop = c.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        });
         if tokio::time::timeout(t, stop).await.is_err() {
             eprintln!("[cri] cleanup: StopPodSandbox did not return within 15 s");
         }
-        let rm = c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod.clone() });
+        let rm = c.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        });
         let _ = tokio::time::timeout(t, rm).await;
         std::process::exit(1);
     }
@@ -176,14 +201,25 @@ async fn with_pod(
     uid: &str,
 ) -> Result<()> {
     let st = c
-        .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: pod.into(), verbose: false })
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: pod.into(),
+            verbose: false,
+        })
         .await
         .context("PodSandboxStatus")?
         .into_inner()
         .status
         .context("PodSandboxStatus: no status")?;
-    ensure!(st.state == PodSandboxState::SandboxReady as i32, "pod state is {}, not READY", st.state);
-    ensure!(st.runtime_handler == args.handler, "pod runtime handler is {:?}", st.runtime_handler);
+    ensure!(
+        st.state == PodSandboxState::SandboxReady as i32,
+        "pod state is {}, not READY",
+        st.state
+    );
+    ensure!(
+        st.runtime_handler == args.handler,
+        "pod runtime handler is {:?}",
+        st.runtime_handler
+    );
     let ip: Ipv4Addr = st
         .network
         .as_ref()
@@ -191,14 +227,33 @@ async fn with_pod(
         .unwrap_or_default()
         .parse()
         .context("pod has no IPv4 address")?;
-    ensure!(in_subnet(ip, args.subnet), "pod IP {ip} is outside {:?}", args.subnet);
-    step(&format!("PodSandboxStatus: READY, handler {}, IP {ip} (inside the conflist subnet)", st.runtime_handler));
+    ensure!(
+        in_subnet(ip, args.subnet),
+        "pod IP {ip} is outside {:?}",
+        args.subnet
+    );
+    step(&format!(
+        "PodSandboxStatus: READY, handler {}, IP {ip} (inside the conflist subnet)",
+        st.runtime_handler
+    ));
 
     let ctr_config = ContainerConfig {
-        metadata: Some(ContainerMetadata { name: "web".into(), attempt: 0 }),
-        image: Some(ImageSpec { image: args.image.clone(), ..Default::default() }),
+        metadata: Some(ContainerMetadata {
+            name: "web".into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: args.image.clone(),
+            ..Default::default()
+        }),
         command: vec!["httpd".into()],
-        args: vec!["-f".into(), "-p".into(), "80".into(), "-h".into(), "/www".into()],
+        args: vec![
+            "-f".into(),
+            "-p".into(),
+            "80".into(),
+            "-h".into(),
+            "/www".into(),
+        ],
         log_path: "web.log".into(),
         linux: Some(LinuxContainerConfig {
             resources: Some(LinuxContainerResources {
@@ -208,7 +263,11 @@ async fn with_pod(
             security_context: Some(LinuxContainerSecurityContext {
                 namespace_options: Some(NamespaceOption {
                     network: NamespaceMode::Pod as i32,
-                    pid: if args.share_pid { NamespaceMode::Pod } else { NamespaceMode::Container } as i32,
+                    pid: if args.share_pid {
+                        NamespaceMode::Pod
+                    } else {
+                        NamespaceMode::Container
+                    } as i32,
                     ipc: NamespaceMode::Pod as i32,
                     ..Default::default()
                 }),
@@ -229,22 +288,46 @@ async fn with_pod(
         .into_inner()
         .container_id;
     step(&format!("CreateContainer: {ctr}"));
-    c.start_container(StartContainerRequest { container_id: ctr.clone() }).await.context("StartContainer")?;
+    c.start_container(StartContainerRequest {
+        container_id: ctr.clone(),
+    })
+    .await
+    .context("StartContainer")?;
     let state = container_state(c, &ctr).await?;
-    ensure!(state.0 == ContainerState::ContainerRunning as i32, "container state {} after start", state.0);
+    ensure!(
+        state.0 == ContainerState::ContainerRunning as i32,
+        "container state {} after start",
+        state.0
+    );
     step("StartContainer: container RUNNING");
 
     // containerd's cgroupfs path for a CRI container: the pod's cgroup_parent, then the ID.
-    let limit_file = format!("/sys/fs/cgroup/memory{}/{uid}/{ctr}/memory.limit_in_bytes", args.cgroup_parent);
+    let limit_file = format!(
+        "/sys/fs/cgroup/memory{}/{uid}/{ctr}/memory.limit_in_bytes",
+        args.cgroup_parent
+    );
     let limit: i64 = std::fs::read_to_string(&limit_file)
         .with_context(|| format!("reading {limit_file}"))?
         .trim()
         .parse()?;
-    ensure!(limit == MEMORY_LIMIT, "{limit_file} is {limit}, expected {MEMORY_LIMIT}");
+    ensure!(
+        limit == MEMORY_LIMIT,
+        "{limit_file} is {limit}, expected {MEMORY_LIMIT}"
+    );
     step(&format!("memory limit applied: {limit_file} = {limit}"));
 
-    let out = exec(c, &ctr, &["sh", "-c", "echo exec-ok; hostname; cat /www/index.html"]).await?;
-    ensure!(out.0 == 0, "ExecSync exit code {}, stderr {:?}", out.0, out.2);
+    let out = exec(
+        c,
+        &ctr,
+        &["sh", "-c", "echo exec-ok; hostname; cat /www/index.html"],
+    )
+    .await?;
+    ensure!(
+        out.0 == 0,
+        "ExecSync exit code {}, stderr {:?}",
+        out.0,
+        out.2
+    );
     ensure!(
         out.1 == "exec-ok\nberth-pod\nberth-ci-httpd\n",
         "ExecSync stdout {:?}, expected exec-ok, the pod hostname and the page",
@@ -252,11 +335,25 @@ async fn with_pod(
     );
     // PID 1 of the container's pid namespace: its own process, or the pod's pause process.
     let pid1 = exec(c, &ctr, &["cat", "/proc/1/comm"]).await?;
-    let want = if args.share_pid { "catatonit\n" } else { "httpd\n" };
-    ensure!(pid1.1 == want, "ExecSync: PID 1 seen from the exec is {:?}, expected {want:?}", pid1.1);
+    let want = if args.share_pid {
+        "catatonit\n"
+    } else {
+        "httpd\n"
+    };
+    ensure!(
+        pid1.1 == want,
+        "ExecSync: PID 1 seen from the exec is {:?}, expected {want:?}",
+        pid1.1
+    );
     let out3 = exec(c, &ctr, &["sh", "-c", "echo to-stderr >&2; exit 3"]).await?;
-    ensure!(out3.0 == 3 && out3.2 == "to-stderr\n", "ExecSync exit 3 gave {out3:?}");
-    step(&format!("ExecSync: stdout, stderr and exit codes (0, 3) as expected; PID 1 is {}", want.trim()));
+    ensure!(
+        out3.0 == 3 && out3.2 == "to-stderr\n",
+        "ExecSync exit 3 gave {out3:?}"
+    );
+    step(&format!(
+        "ExecSync: stdout, stderr and exit codes (0, 3) as expected; PID 1 is {}",
+        want.trim()
+    ));
 
     if let Some(probe) = &args.probe {
         let status = tokio::process::Command::new("sh")
@@ -264,48 +361,84 @@ async fn with_pod(
             .env("POD_IP", ip.to_string())
             .status()
             .await?;
-        ensure!(status.success(), "probe {probe:?} with POD_IP={ip} failed: {status}");
+        ensure!(
+            status.success(),
+            "probe {probe:?} with POD_IP={ip} failed: {status}"
+        );
         step(&format!("probe from the host to {ip}: ok"));
     }
 
     let stats = c
-        .container_stats(ContainerStatsRequest { container_id: ctr.clone() })
+        .container_stats(ContainerStatsRequest {
+            container_id: ctr.clone(),
+        })
         .await
         .context("ContainerStats")?
         .into_inner()
         .stats
         .context("ContainerStats: no stats")?;
-    let mem = stats.memory.as_ref().and_then(|m| m.working_set_bytes.as_ref()).map_or(0, |v| v.value);
+    let mem = stats
+        .memory
+        .as_ref()
+        .and_then(|m| m.working_set_bytes.as_ref())
+        .map_or(0, |v| v.value);
     ensure!(mem > 0, "ContainerStats memory working set is 0: {stats:?}");
     step(&format!("ContainerStats: working set {mem} bytes"));
 
-    c.stop_container(StopContainerRequest { container_id: ctr.clone(), timeout: 2 })
-        .await
-        .context("StopContainer")?;
+    c.stop_container(StopContainerRequest {
+        container_id: ctr.clone(),
+        timeout: 2,
+    })
+    .await
+    .context("StopContainer")?;
     let state = container_state(c, &ctr).await?;
-    ensure!(state.0 == ContainerState::ContainerExited as i32, "container state {} after stop", state.0);
+    ensure!(
+        state.0 == ContainerState::ContainerExited as i32,
+        "container state {} after stop",
+        state.0
+    );
     step(&format!("StopContainer: EXITED, exit code {}", state.1));
-    c.remove_container(RemoveContainerRequest { container_id: ctr.clone() })
-        .await
-        .context("RemoveContainer")?;
+    c.remove_container(RemoveContainerRequest {
+        container_id: ctr.clone(),
+    })
+    .await
+    .context("RemoveContainer")?;
     step("RemoveContainer: ok");
 
-    c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.into() })
-        .await
-        .context("StopPodSandbox")?;
+    c.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod.into(),
+    })
+    .await
+    .context("StopPodSandbox")?;
     let st = c
-        .pod_sandbox_status(PodSandboxStatusRequest { pod_sandbox_id: pod.into(), verbose: false })
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: pod.into(),
+            verbose: false,
+        })
         .await?
         .into_inner()
         .status
         .context("no status")?;
-    ensure!(st.state == PodSandboxState::SandboxNotready as i32, "pod state {} after stop", st.state);
+    ensure!(
+        st.state == PodSandboxState::SandboxNotready as i32,
+        "pod state {} after stop",
+        st.state
+    );
     step("StopPodSandbox: NOTREADY");
-    c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod.into() })
-        .await
-        .context("RemovePodSandbox")?;
-    let left = c.list_pod_sandbox(ListPodSandboxRequest { filter: None }).await?.into_inner().items;
-    ensure!(left.iter().all(|p| p.id != pod), "pod still listed after RemovePodSandbox");
+    c.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod.into(),
+    })
+    .await
+    .context("RemovePodSandbox")?;
+    let left = c
+        .list_pod_sandbox(ListPodSandboxRequest { filter: None })
+        .await?
+        .into_inner()
+        .items;
+    ensure!(
+        left.iter().all(|p| p.id != pod),
+        "pod still listed after RemovePodSandbox"
+    );
     step("RemovePodSandbox: gone");
     Ok(())
 }
@@ -314,7 +447,10 @@ async fn container_state(c: &mut RuntimeServiceClient<Channel>, id: &str) -> Res
     // The status can lag the request by a moment (the task exit is an event).
     for _ in 0..50 {
         let st = c
-            .container_status(ContainerStatusRequest { container_id: id.into(), verbose: false })
+            .container_status(ContainerStatusRequest {
+                container_id: id.into(),
+                verbose: false,
+            })
             .await
             .context("ContainerStatus")?
             .into_inner()
@@ -328,7 +464,11 @@ async fn container_state(c: &mut RuntimeServiceClient<Channel>, id: &str) -> Res
     bail!("container {id} stays CREATED")
 }
 
-async fn exec(c: &mut RuntimeServiceClient<Channel>, id: &str, cmd: &[&str]) -> Result<(i32, String, String)> {
+async fn exec(
+    c: &mut RuntimeServiceClient<Channel>,
+    id: &str,
+    cmd: &[&str],
+) -> Result<(i32, String, String)> {
     let r = c
         .exec_sync(ExecSyncRequest {
             container_id: id.into(),
