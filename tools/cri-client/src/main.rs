@@ -273,7 +273,6 @@ async fn with_pod(
                 }),
                 ..Default::default()
             }),
-            ..Default::default()
         }),
         ..Default::default()
     };
