@@ -350,6 +350,7 @@ impl Engine {
     /// Waits until the container is not running and returns its exit code.
     pub fn wait(&self, id: &str) -> Result<i32> {
         let mut last = 0;
+        let mut pause = Duration::ZERO;
         loop {
             match self.state(id) {
                 Ok(s) if is_active(s.status) => last = s.exit_code,
@@ -357,18 +358,19 @@ impl Engine {
                 Err(Error::NoSuchContainer(_)) => return Ok(last),
                 Err(e) => return Err(e),
             }
-            std::thread::sleep(Duration::from_millis(50));
+            pause = backoff(pause);
         }
     }
 
     /// Waits until the container's directory is gone (after `--rm`), at most `timeout`.
     pub fn wait_removed(&self, id: &str, timeout: Duration) -> bool {
         let until = Instant::now() + timeout;
+        let mut pause = Duration::ZERO;
         while self.containers.dir(id).exists() {
             if Instant::now() >= until {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            pause = backoff(pause);
         }
         true
     }
@@ -609,4 +611,12 @@ impl Engine {
         self.mount_rootfs(id)?;
         Ok(self.containers.dir(id).join("rootfs"))
     }
+}
+
+/// Sleeps for the next pause of a poll: 1 ms, doubling up to 50 ms (quick answers for what
+/// ends quickly, little load for what takes long); returns the pause slept.
+fn backoff(last: Duration) -> Duration {
+    let next = (last * 2).clamp(Duration::from_millis(1), Duration::from_millis(50));
+    std::thread::sleep(next);
+    next
 }

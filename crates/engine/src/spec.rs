@@ -67,9 +67,43 @@ pub(crate) const INIT_CANDIDATES: &[&str] = &[
 /// The init's path in the container (Docker's).
 pub(crate) const INIT_PATH: &str = "/sbin/docker-init";
 
-/// The base spec from the runtime.
+/// The base spec from the runtime (`spec --profile docker`), cached per runtime binary: it is
+/// the same for every container, and asking costs an exec of the runtime (~3 ms) at each create
+/// and start.
 pub(crate) fn base_spec(rt: &Runtime, dir: &Path) -> Result<Value> {
+    use std::os::unix::fs::MetadataExt;
     fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    let key = fs::metadata(&rt.bin).ok().map(|m| {
+        format!(
+            "spec-docker-{}-{}-{}-{}.json",
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime_nsec() + m.mtime() * 1_000_000_000
+        )
+    });
+    let cache = rt.root.parent().unwrap_or(&rt.root).join("cache");
+    if let Some(k) = &key
+        && let Ok(data) = fs::read(cache.join(k))
+        && let Ok(v) = serde_json::from_slice(&data)
+    {
+        return Ok(v);
+    }
+    let v = base_spec_uncached(rt, dir)?;
+    if let Some(k) = &key {
+        // Best effort, atomic: a temp file renamed into place.
+        let tmp = cache.join(format!(".{k}.{}", std::process::id()));
+        if fs::create_dir_all(&cache).is_ok()
+            && fs::write(&tmp, serde_json::to_vec(&v).unwrap_or_default()).is_ok()
+            && fs::rename(&tmp, cache.join(k)).is_err()
+        {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+    Ok(v)
+}
+
+fn base_spec_uncached(rt: &Runtime, dir: &Path) -> Result<Value> {
     let _ = fs::remove_file(dir.join("config.json"));
     rt.run(
         "spec",
