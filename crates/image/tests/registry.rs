@@ -446,3 +446,100 @@ fn bearer_tokens_are_fetched_with_credentials_and_cached() {
         vec!["repository:fake/img:pull", "repository:fake/img:pull"]
     );
 }
+
+/// Names and blobs of a store, to compare before and after a failed pull.
+fn snapshot_of(store: &Store) -> (std::collections::BTreeMap<String, Digest>, Vec<Digest>) {
+    let mut blobs = store.blobs().unwrap();
+    blobs.sort();
+    (store.names().unwrap(), blobs)
+}
+
+/// A store holding the fake image, pulled from a well-behaved fake registry.
+fn store_with_fake_image(root: &Path) -> Store {
+    let (_reg, name, _) = fake(Behaviour::default());
+    let store = Store::new(root).unwrap();
+    registry::pull(&store, &name, &opts(), &NoProgress).unwrap();
+    store
+}
+
+#[test]
+fn a_manifest_that_is_not_json_or_not_a_manifest_is_refused_naming_the_reference() {
+    let dst = tempfile::tempdir().unwrap();
+    let store = store_with_fake_image(dst.path());
+    let before = snapshot_of(&store);
+    for (body, why) in [
+        (
+            &b"<html><body>502 Bad Gateway</body></html>"[..],
+            "not JSON",
+        ),
+        (&b"\x1f\x8b\x08\x00garbage\xff\xfe"[..], "not JSON"),
+        (&br#"{"hello": "world"}"#[..], "not a manifest"),
+    ] {
+        let (_reg, name, _) = fake(Behaviour {
+            manifest_body: Some(body.to_vec()),
+            ..Behaviour::default()
+        });
+        let err = registry::pull(&store, &name, &opts(), &NoProgress).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&name.to_string()), "{why}: {msg}");
+        assert!(
+            matches!(err, Error::Json { .. } | Error::Invalid { .. }),
+            "{why}: {err:?}"
+        );
+        assert_eq!(snapshot_of(&store), before, "{why}: store changed");
+        tmp_is_empty(&store);
+    }
+}
+
+#[test]
+fn a_blob_cut_off_mid_body_is_retried_and_refused_when_it_keeps_breaking() {
+    let (_, _, _, layer) = fake_image();
+    // Cut once: the retry gets it whole.
+    let (reg, name, _) = fake(Behaviour {
+        truncate: Some((layer.clone(), 1)),
+        ..Behaviour::default()
+    });
+    let dst = tempfile::tempdir().unwrap();
+    let store = Store::new(dst.path()).unwrap();
+    let pulled = registry::pull(&store, &name, &opts(), &NoProgress).unwrap();
+    assert_eq!(pulled.fetched, 2);
+    assert!(store.has(&layer));
+    let gets = reg
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with(&format!("GET /v2/fake/img/blobs/{layer}")))
+        .count();
+    assert_eq!(
+        gets,
+        2,
+        "one cut-off body, then the blob: {:?}",
+        reg.requests()
+    );
+    check_rootfs_runs(&store, &pulled.manifest);
+    tmp_is_empty(&store);
+
+    // Cut every time: a clear error naming the blob, and the store as it was.
+    let dst = tempfile::tempdir().unwrap();
+    let store = store_with_fake_image(dst.path());
+    let before = snapshot_of(&store);
+    let other = tempfile::tempdir().unwrap();
+    let fresh = Store::new(other.path()).unwrap();
+    for store in [&store, &fresh] {
+        let (_reg, name, _) = fake(Behaviour {
+            truncate: Some((layer.clone(), usize::MAX)),
+            ..Behaviour::default()
+        });
+        if store.has(&layer) {
+            // Already there: nothing to download, the pull succeeds without the bad body.
+            registry::pull(store, &name, &opts(), &NoProgress).unwrap();
+            assert_eq!(snapshot_of(store).1, before.1);
+            continue;
+        }
+        let err = registry::pull(store, &name, &opts(), &NoProgress).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&layer.to_string()), "{msg}");
+        assert!(!store.has(&layer));
+        assert!(store.names().unwrap().is_empty(), "nothing named");
+        tmp_is_empty(store);
+    }
+}

@@ -106,7 +106,10 @@ pub fn pull(
     } else {
         (top.clone(), data)
     };
-    let (manifest, _) = parse_manifest(&manifest_data, &format!("manifest {manifest_digest}"))?;
+    let (manifest, _) = parse_manifest(
+        &manifest_data,
+        &format!("manifest {manifest_digest} of {reference}"),
+    )?;
 
     let mut wanted = vec![(
         Digest::from_oci(manifest.config().digest())?,
@@ -207,13 +210,18 @@ fn get_manifest(
         #[serde(rename = "schemaVersion")]
         schema_version: Option<u32>,
     }
+    let shown = if target.starts_with("sha256:") {
+        format!("{}@{target}", reference.name())
+    } else {
+        format!("{}:{target}", reference.name())
+    };
     let probe: Probe = serde_json::from_slice(&data).map_err(|source| Error::Json {
-        what: format!("manifest {target} of {}", reference.name()),
+        what: format!("manifest of {shown}: not JSON"),
         source,
     })?;
     if probe.schema_version == Some(1) {
         return Err(Error::Invalid {
-            what: format!("manifest {target} of {}", reference.name()),
+            what: format!("manifest of {shown}"),
             reason: "Docker schema 1 manifests are not supported".into(),
         });
     }
@@ -320,6 +328,15 @@ fn fetch_blob(
                 if attempt < BLOB_ATTEMPTS && !cancel.load(Ordering::Relaxed) =>
             {
                 progress.note(&format!("{digest}: {source}; retrying"));
+            }
+            // Still failing after the last attempt (a body that keeps breaking off, or a
+            // local write error): say which blob and where from.
+            Err(Error::Io { source, .. }) => {
+                return Err(Error::Transport {
+                    method: "GET".into(),
+                    url,
+                    reason: format!("blob {digest}: {source} (after {attempt} attempts)"),
+                });
             }
             other => return other,
         }

@@ -24,6 +24,11 @@ pub struct Behaviour {
     pub bearer: Option<(String, String)>,
     /// Also serve the manifest under this (wrong) digest.
     pub manifest_lie: Option<Digest>,
+    /// Answer the manifest request by tag with 200 and these bytes instead (garbage).
+    pub manifest_body: Option<Vec<u8>>,
+    /// Send this blob's headers (full Content-Length) and half its bytes, then close the
+    /// connection; this many times, then serve it whole.
+    pub truncate: Option<(Digest, usize)>,
 }
 
 #[derive(Default)]
@@ -62,7 +67,13 @@ impl FakeRegistry {
         let digest = Digest::of(&manifest).to_string();
         manifests.insert(
             format!("/v2/{repo}/manifests/{tag}"),
-            (media_type.to_string(), manifest.clone()),
+            (
+                media_type.to_string(),
+                behaviour
+                    .manifest_body
+                    .clone()
+                    .unwrap_or_else(|| manifest.clone()),
+            ),
         );
         if let Some(lie) = &behaviour.manifest_lie {
             manifests.insert(
@@ -231,6 +242,28 @@ fn serve(
                 }
             }
             let digest = Digest::of(data);
+            if let Some((d, times)) = &b.truncate
+                && d == &digest
+            {
+                let mut f = failures.lock().unwrap();
+                let n = f.entry(format!("truncate {path}")).or_default();
+                if *n < *times {
+                    *n += 1;
+                    drop(f);
+                    let head_part = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\
+                         Content-Type: application/octet-stream\r\n\r\n",
+                        data.len()
+                    );
+                    let mut s = &conn;
+                    s.write_all(head_part.as_bytes())?;
+                    s.write_all(&data[..data.len() / 2])?;
+                    s.flush()?;
+                    // Closed mid-body: both halves of the socket go when `serve` returns.
+                    conn.shutdown(std::net::Shutdown::Both)?;
+                    return Ok(());
+                }
+            }
             let mut data = data.clone();
             if b.wrong_digest.as_ref() == Some(&digest) {
                 data.iter_mut().for_each(|x| *x = x.wrapping_add(1));
