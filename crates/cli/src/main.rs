@@ -54,6 +54,9 @@ pub enum Command {
     /// Container commands (run, ps, logs, exec, stop, rm, ...).
     #[command(flatten)]
     Container(commands::container::ContainerCommand),
+    /// Network commands (network create|ls|inspect|rm|connect|disconnect|prune, port).
+    #[command(flatten)]
+    Network(commands::network::NetworkCommand),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Image(c) => commands::image::run(&cli, c),
         Command::Container(c) => commands::container::run(&cli, c),
+        Command::Network(c) => commands::network::run(&cli, c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

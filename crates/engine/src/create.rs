@@ -210,16 +210,8 @@ fn make_record(
         pids_limit: o.pids_limit,
         ..Default::default()
     };
-    hc.network_mode = match o.network.as_deref() {
-        None | Some("none") | Some("default") => "none".into(),
-        Some("host") => "host".into(),
-        Some(n) => {
-            return Err(invalid(
-                "--network",
-                format!("{n:?}: only none and host are supported (bridge networks come later)"),
-            ));
-        }
-    };
+    let mut networking = crate::record::Networking::default();
+    crate::network::fill_record(engine, o, ic, &mut c, &mut hc, &mut networking)?;
     let bytes = |flag: &str, v: &Option<String>| -> Result<i64> {
         match v.as_deref() {
             None => Ok(0),
@@ -317,7 +309,6 @@ fn make_record(
         let (p, opts) = t.split_once(':').unwrap_or((t, ""));
         hc.tmpfs.insert(p.to_string(), opts.to_string());
     }
-    let _ = engine;
     Ok(Record {
         id: id.to_string(),
         name: name.to_string(),
@@ -328,6 +319,7 @@ fn make_record(
         config: c,
         host_config: hc,
         mounts: Vec::new(),
+        networking,
     })
 }
 
@@ -376,6 +368,7 @@ impl Engine {
         fs::create_dir(&dir).map_err(io_err("create", &dir))?;
         let res = self.create_in(&dir, &mut record, &image);
         if res.is_err() {
+            let _ = self.release_network(&id);
             let _ = crate::util::umount(&dir.join("rootfs"));
             let _ = Snapshotter::new(&self.images, SnapshotMode::detect()).remove(&id);
             let _ = fs::remove_dir_all(&dir);
@@ -418,24 +411,26 @@ impl Engine {
             let _ = crate::rootpath::mkdir_in_root(&rootfs, Path::new(&r.config.working_dir));
         }
 
-        // /etc/hosts, /etc/hostname, /etc/resolv.conf.
-        let hosts = if r.host_config.network_mode == "host" {
-            fs::read_to_string("/etc/hosts").unwrap_or_default()
-        } else {
-            format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-                 fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-                 ff02::2\tip6-allrouters\n127.0.1.1\t{}\n",
-                r.config.hostname
+        // The network namespace and its attachment, then /etc/hosts, /etc/hostname,
+        // /etc/resolv.conf.
+        self.setup_network(r)?;
+        let (hosts, resolv) = if r.host_config.network_mode == "host" {
+            let mut h = fs::read_to_string("/etc/hosts").unwrap_or_default();
+            for e in &r.host_config.extra_hosts {
+                let (name, ip) = e.split_once([':', '=']).unwrap_or((e, ""));
+                h += &format!("{ip}\t{name}\n");
+            }
+            (
+                h,
+                fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
             )
+        } else {
+            self.etc_network_files(r)?
         };
         for (f, data) in [
             ("hosts", hosts),
             ("hostname", format!("{}\n", r.config.hostname)),
-            (
-                "resolv.conf",
-                fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-            ),
+            ("resolv.conf", resolv),
         ] {
             fs::write(dir.join(f), data).map_err(io_err("write", dir.join(f)))?;
         }
@@ -480,7 +475,8 @@ impl Engine {
                 "HOME=/".into()
             });
         }
-        let spec = spec::build(base, &r, &user, &rootfs, &etc, init)?;
+        let mut spec = spec::build(base, &r, &user, &rootfs, &etc, init)?;
+        self.set_netns(&r, &mut spec)?;
         let p = bundle.join("config.json");
         crate::util::write_atomic(
             &p,

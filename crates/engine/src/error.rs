@@ -72,6 +72,9 @@ pub enum Error {
     /// The image store failed.
     #[error(transparent)]
     Image(#[from] berth_image::Error),
+    /// A network error (berth-network).
+    #[error(transparent)]
+    Network(#[from] berth_network::Error),
     /// A JSON file of the engine could not be read or written.
     #[error("{what}: {source}")]
     Json {

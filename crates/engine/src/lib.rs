@@ -9,7 +9,8 @@
 //! running is checked against the monitor's and the init's pid and start time.
 //!
 //! What it does not do: parse command lines or print tables (the CLI does), pull images (see
-//! `create::pull_missing_image`), set up bridge networks (only `none` and `host`).
+//! `create::pull_missing_image`), make bridges, rules or DNS servers (berth-network does;
+//! `network.rs` maps containers onto it).
 
 mod attach;
 mod commit;
@@ -18,6 +19,7 @@ mod create;
 mod error;
 mod logs;
 mod monitor;
+mod network;
 mod ops;
 mod options;
 mod record;
@@ -32,14 +34,18 @@ mod volumes;
 use std::path::{Path, PathBuf};
 
 pub use attach::{AttachClient, AttachEnd, AttachIo};
+pub use berth_network::{
+    CreateOptions as NetworkCreateOptions, DEFAULT_NETWORK, DNS_COMMAND, Endpoint, Network,
+    Networks, PortMapping,
+};
 pub use error::{Error, Result};
 pub use logs::{LogEntry, LogOptions};
 pub use monitor::Starting;
 pub use ops::{ContainerInfo, Stats};
 pub use options::{CreateOptions, ExecOptions};
 pub use record::{
-    Config, Health, HealthConfig, HealthLog, HostConfig, LogConfig, MountPoint, Record,
-    RestartPolicy, State, Status, Ulimit,
+    Config, Health, HealthConfig, HealthLog, HostConfig, LogConfig, MountPoint, Networking,
+    PortBinding, Record, RestartPolicy, State, Status, Ulimit,
 };
 pub use runtime::locate_runtime;
 pub use util::{parse_duration, parse_rfc3339, parse_signal};
@@ -56,6 +62,7 @@ pub struct Engine {
     containers: store::Store,
     runtime: runtime::Runtime,
     monitor_exe: PathBuf,
+    networks: berth_network::Networks,
 }
 
 impl Engine {
@@ -74,6 +81,7 @@ impl Engine {
                 root: root.join("runtime"),
             },
             monitor_exe: monitor_exe.to_path_buf(),
+            networks: berth_network::Networks::new(&root, monitor_exe),
             root,
         })
     }

@@ -178,7 +178,7 @@ impl Engine {
             "GraphDriver": {"Name": "overlay", "Data": {"MergedDir": dir.join("rootfs")}},
             "Mounts": r.mounts,
             "Config": r.config,
-            "NetworkSettings": {"Networks": {r.host_config.network_mode.clone(): {}}},
+            "NetworkSettings": self.network_settings(&r),
         }))
     }
 
@@ -322,6 +322,7 @@ impl Engine {
             Err(e) => return Err(e),
         };
         self.runtime.delete(id)?;
+        self.release_network(id)?;
         let rootfs = dir.join("rootfs");
         for _ in 0..10 {
             if !crate::util::is_mountpoint(&rootfs) {
@@ -603,7 +604,8 @@ impl Engine {
         }
         let mut r = self.containers.record(id)?;
         r.name = new.to_string();
-        self.containers.save_record(&r)
+        self.containers.save_record(&r)?;
+        Ok(self.networks.rename(id, new)?)
     }
 
     /// The host path of the container's mounted root filesystem (mounted if it is not).

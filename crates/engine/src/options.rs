@@ -62,6 +62,22 @@ pub struct CreateOptions {
     pub network: Option<String>,
     /// `--restart`.
     pub restart: Option<String>,
+    /// `-p [IP:][HOSTPORT:]CTRPORT[/PROTO]`.
+    pub publish: Vec<String>,
+    /// `-P`.
+    pub publish_all: bool,
+    /// `--ip`.
+    pub ip: Option<String>,
+    /// `--mac-address`.
+    pub mac_address: Option<String>,
+    /// `--network-alias`.
+    pub network_aliases: Vec<String>,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--add-host NAME:IP`.
+    pub add_hosts: Vec<String>,
     /// `--rm`.
     pub auto_remove: bool,
     /// `--log-opt KEY=VALUE`.

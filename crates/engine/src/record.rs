@@ -36,6 +36,10 @@ pub struct Config {
     pub stop_timeout: Option<i64>,
     /// Health check.
     pub healthcheck: Option<HealthConfig>,
+    /// Ports the image exposes (`80/tcp` -> `{}`), what `-P` publishes.
+    pub exposed_ports: BTreeMap<String, serde_json::Value>,
+    /// `--mac-address`.
+    pub mac_address: String,
 }
 
 /// Docker's `Healthcheck` (durations in nanoseconds).
@@ -122,8 +126,18 @@ pub struct HostConfig {
     pub security_opt: Vec<String>,
     /// Read-only root filesystem.
     pub readonly_rootfs: bool,
-    /// `none` or `host`.
+    /// `bridge` (default), `none`, `host`, `container:<id>` or a user network's name.
     pub network_mode: String,
+    /// `-p`: `80/tcp` -> bindings (Docker's `PortBindings`; an empty HostPort is any port).
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// `-P`.
+    pub publish_all_ports: bool,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--add-host NAME:IP`.
+    pub extra_hosts: Vec<String>,
     /// Restart policy.
     pub restart_policy: RestartPolicy,
     /// `--rm`.
@@ -132,6 +146,27 @@ pub struct HostConfig {
     pub log_config: LogConfig,
     /// Run an init (tini/catatonit) as pid 1.
     pub init: bool,
+}
+
+/// One host side of a published port (Docker's `PortBinding`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortBinding {
+    /// Host address (empty: every address).
+    pub host_ip: String,
+    /// Host port (empty: any free port).
+    pub host_port: String,
+}
+
+/// How the container joins its network (Docker's `EndpointSettings` as asked for).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Networking {
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
 }
 
 /// Docker's `MountPoint` in `Mounts`.
@@ -178,6 +213,9 @@ pub struct Record {
     pub host_config: HostConfig,
     /// Resolved mounts.
     pub mounts: Vec<MountPoint>,
+    /// Network attachment options.
+    #[serde(default)]
+    pub networking: Networking,
 }
 
 /// A container's status, as Docker names them.

@@ -84,9 +84,30 @@ pub struct CreateFlags {
     /// Mount the container's root filesystem as read only.
     #[arg(long = "read-only")]
     pub read_only: bool,
-    /// Connect a container to a network (none, host).
+    /// Connect a container to a network (bridge, none, host, container:NAME, NETWORK).
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 10.89.0.10).
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33).
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// Set custom DNS servers.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Publish all exposed ports to random ports.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Restart policy to apply when a container exits.
     #[arg(long)]
     pub restart: Option<String>,
@@ -129,7 +150,7 @@ pub struct CreateFlags {
     /// Pull image before running: missing, always, never.
     #[arg(long, default_value = "missing")]
     pub pull: String,
-    /// Publish a container's port(s) to the host (not supported yet).
+    /// Publish a container's port(s) to the host ([IP:][HOSTPORT:]CTRPORT[/PROTO]).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
     /// The image, then the command and its arguments.
@@ -141,11 +162,6 @@ pub struct CreateFlags {
 impl CreateFlags {
     /// The engine's options.
     pub fn options(&self) -> anyhow::Result<CreateOptions> {
-        if !self.publish.is_empty() {
-            anyhow::bail!(
-                "-p/--publish: port publishing needs bridge networking, which is not implemented yet"
-            );
-        }
         if let Some(d) = &self.log_driver
             && d != "json-file"
         {
@@ -182,6 +198,14 @@ impl CreateFlags {
             security_opt: self.security_opt.clone(),
             read_only: self.read_only,
             network: self.network.clone(),
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
+            ip: self.ip.clone(),
+            mac_address: self.mac_address.clone(),
+            network_aliases: self.network_alias.clone(),
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            add_hosts: self.add_host.clone(),
             restart: self.restart.clone(),
             auto_remove: self.rm,
             log_opts: self.log_opt.clone(),

@@ -93,6 +93,21 @@ fn dir_size(p: &std::path::Path) -> u64 {
     total
 }
 
+fn networks(e: &Engine, i: &ContainerInfo) -> String {
+    let nets: Vec<String> = e
+        .networks()
+        .endpoints(&i.record.id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(n, _)| n.name)
+        .collect();
+    if nets.is_empty() {
+        i.record.host_config.network_mode.clone()
+    } else {
+        nets.join(",")
+    }
+}
+
 fn row(e: &Engine, i: &ContainerInfo, trunc: bool, size: bool) -> Value {
     let id = if trunc {
         i.record.id[..12].to_string()
@@ -115,11 +130,11 @@ fn row(e: &Engine, i: &ContainerInfo, trunc: bool, size: bool) -> Value {
         "RunningFor": format!("{} ago", human_duration(since(&i.record.created))),
         "Status": status_text(i),
         "State": i.state.status.as_str(),
-        "Ports": "",
+        "Ports": e.ports(&i.record.id).unwrap_or_default().iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
         "Names": i.record.name,
         "Labels": labels,
         "Mounts": i.record.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
-        "Networks": i.record.host_config.network_mode,
+        "Networks": networks(e, i),
         "LocalVolumes": i.record.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
     });
     if size {

@@ -1,0 +1,356 @@
+//! Docker's network command line: `network create|ls|inspect|rm|connect|disconnect|prune`,
+//! `port`, and the hidden `__dns` (a network's DNS server, started by berth-network).
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use berth_engine::{Engine, Network, NetworkCreateOptions};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use crate::Cli;
+
+/// Network commands.
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Manage networks.
+    Network {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: NetworkSub,
+    },
+    /// List port mappings or a specific mapping for the container.
+    Port {
+        /// Container.
+        container: String,
+        /// PRIVATE_PORT[/PROTO].
+        private: Option<String>,
+    },
+    /// Runs a network's DNS server (started by berth itself).
+    #[command(name = "__dns", hide = true)]
+    Dns {
+        /// Network name.
+        network: String,
+    },
+}
+
+/// `berth network ...`.
+#[derive(Subcommand, Debug)]
+pub enum NetworkSub {
+    /// Create a network.
+    Create {
+        /// Subnet in CIDR format.
+        #[arg(long)]
+        subnet: Option<String>,
+        /// IPv4 gateway for the subnet.
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Restrict external access to the network.
+        #[arg(long)]
+        internal: bool,
+        /// Enable IPv6 networking (a ULA /64).
+        #[arg(long)]
+        ipv6: bool,
+        /// Driver (only bridge).
+        #[arg(short = 'd', long, default_value = "bridge")]
+        driver: String,
+        /// Set metadata on a network.
+        #[arg(long = "label")]
+        label: Vec<String>,
+        /// Network name.
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        /// Only display network IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Do not truncate the output.
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+    },
+    /// Display detailed information on one or more networks.
+    Inspect {
+        /// Networks.
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove one or more networks.
+    #[command(alias = "remove")]
+    Rm {
+        /// Networks.
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Connect a container to a network.
+    Connect {
+        /// Add network-scoped alias for the container.
+        #[arg(long = "alias")]
+        alias: Vec<String>,
+        /// IPv4 address.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Network.
+        network: String,
+        /// Container.
+        container: String,
+    },
+    /// Disconnect a container from a network.
+    Disconnect {
+        /// Force the container to disconnect from a network.
+        #[arg(short, long)]
+        force: bool,
+        /// Network.
+        network: String,
+        /// Container.
+        container: String,
+    },
+    /// Remove all unused networks.
+    Prune {
+        /// Do not prompt for confirmation.
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+fn engine(cli: &Cli) -> anyhow::Result<Engine> {
+    let rt = berth_engine::locate_runtime(cli.runtime.as_deref())
+        .unwrap_or_else(|_| "berth-runtime".into());
+    let exe = std::env::current_exe().context("find the berth binary")?;
+    Ok(Engine::new(&cli.root, &rt, &exe)?)
+}
+
+fn inspect_json(e: &Engine, n: &Network) -> Value {
+    let containers: BTreeMap<String, Value> = n
+        .endpoints
+        .iter()
+        .map(|(id, ep)| {
+            (
+                id.clone(),
+                json!({
+                    "Name": ep.container_name,
+                    "EndpointID": ep.veth,
+                    "MacAddress": ep.mac,
+                    "IPv4Address": format!("{}/{}", ep.ip, n.subnet.prefix),
+                    "IPv6Address": if ep.ip6.is_empty() { String::new() } else { format!("{}/64", ep.ip6) },
+                }),
+            )
+        })
+        .collect();
+    let mut config =
+        vec![json!({"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()})];
+    if n.ipv6 {
+        config.push(json!({"Subnet": n.subnet6, "Gateway": n.subnet6.replace("::/64", "::1")}));
+    }
+    let _ = e;
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv6": n.ipv6,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": config},
+        "Internal": n.internal,
+        "Attachable": false,
+        "Ingress": false,
+        "Containers": containers,
+        "Options": {"com.docker.network.bridge.name": n.bridge},
+        "Labels": n.labels,
+    })
+}
+
+/// Runs a network command; returns the exit status.
+pub fn run(cli: &Cli, cmd: &NetworkCommand) -> anyhow::Result<u8> {
+    let e = engine(cli)?;
+    match cmd {
+        NetworkCommand::Dns { network } => {
+            e.serve_dns(network)?;
+            Ok(0)
+        }
+        NetworkCommand::Port { container, private } => {
+            let id = e.lookup(container)?;
+            let mut found = false;
+            for p in e.ports(&id)? {
+                let key = format!("{}/{}", p.container_port, p.proto);
+                if let Some(want) = private {
+                    let want = if want.contains('/') {
+                        want.clone()
+                    } else {
+                        format!("{want}/tcp")
+                    };
+                    if want != key {
+                        continue;
+                    }
+                    println!(
+                        "{}:{}",
+                        p.host_ip.map(|i| i.to_string()).unwrap_or("0.0.0.0".into()),
+                        p.host_port
+                    );
+                } else {
+                    println!(
+                        "{key} -> {}:{}",
+                        p.host_ip.map(|i| i.to_string()).unwrap_or("0.0.0.0".into()),
+                        p.host_port
+                    );
+                }
+                found = true;
+            }
+            if let Some(want) = private
+                && !found
+            {
+                anyhow::bail!("No public port '{want}' published for {container}");
+            }
+            Ok(0)
+        }
+        NetworkCommand::Network { cmd } => sub(&e, cmd),
+    }
+}
+
+fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
+    let nets = e.networks();
+    match cmd {
+        NetworkSub::Create {
+            subnet,
+            gateway,
+            internal,
+            ipv6,
+            driver,
+            label,
+            name,
+        } => {
+            if driver != "bridge" {
+                anyhow::bail!("--driver: only bridge is supported");
+            }
+            let labels = label
+                .iter()
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
+            let n = nets.create(&NetworkCreateOptions {
+                name: name.clone(),
+                subnet: subnet.clone(),
+                gateway: gateway.clone(),
+                internal: *internal,
+                ipv6: *ipv6,
+                labels,
+            })?;
+            println!("{}", n.id);
+            Ok(0)
+        }
+        NetworkSub::Ls { quiet, no_trunc } => {
+            let list = nets.list()?;
+            let id = |n: &Network| {
+                if *no_trunc {
+                    n.id.clone()
+                } else {
+                    n.id[..12].to_string()
+                }
+            };
+            if *quiet {
+                for n in &list {
+                    println!("{}", id(n));
+                }
+                return Ok(0);
+            }
+            let mut rows = vec![vec![
+                "NETWORK ID".into(),
+                "NAME".into(),
+                "DRIVER".into(),
+                "SCOPE".into(),
+            ]];
+            for n in &list {
+                rows.push(vec![
+                    id(n),
+                    n.name.clone(),
+                    n.driver.clone(),
+                    "local".into(),
+                ]);
+            }
+            print_table(&rows);
+            Ok(0)
+        }
+        NetworkSub::Inspect { networks } => {
+            let mut out = Vec::new();
+            let mut status = 0;
+            for n in networks {
+                match nets.get(n) {
+                    Ok(n) => out.push(inspect_json(e, &n)),
+                    Err(err) => {
+                        eprintln!("berth: {err}");
+                        status = 1;
+                    }
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(status)
+        }
+        NetworkSub::Rm { networks } => {
+            let mut status = 0;
+            for n in networks {
+                match e.network_remove(n) {
+                    Ok(_) => println!("{n}"),
+                    Err(err) => {
+                        eprintln!("berth: {err}");
+                        status = 1;
+                    }
+                }
+            }
+            Ok(status)
+        }
+        NetworkSub::Connect {
+            alias,
+            ip,
+            network,
+            container,
+        } => {
+            e.network_connect(network, container, alias, ip.as_deref())?;
+            Ok(0)
+        }
+        NetworkSub::Disconnect {
+            force: _,
+            network,
+            container,
+        } => {
+            e.network_disconnect(network, container)?;
+            Ok(0)
+        }
+        NetworkSub::Prune { force: _ } => {
+            let gone = nets.prune()?;
+            if !gone.is_empty() {
+                println!("Deleted Networks:");
+                for n in gone {
+                    println!("{n}");
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut width = vec![0; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i + 1 < r.len() {
+                    format!("{c:w$}", w = width[i])
+                } else {
+                    c.clone()
+                }
+            })
+            .collect();
+        println!("{}", line.join("   "));
+    }
+}
