@@ -74,20 +74,13 @@ timeout 120 "$CI_TOOLS/berth-cri-client" --socket "$CTRD_SOCK" --handler berth -
     { tail -n 30 "$CTRD_STATE/containerd.log" >&2; die "CRI client failed"; }
 pass "CRI lifecycle with runtime handler berth (ping + HTTP GET of the pod IP from the host)"
 
-# shareProcessNamespace pods: the container joins the pause container's pid namespace by path.
-# KNOWN BUG (berth-runtime 0.1.0): `create` then records the container's pid as seen inside that
-# namespace (e.g. 3) instead of the host pid, so it moves host pid 3 (a kernel thread) into the
-# container's cgroup, `exec` joins /proc/3/ns/* (the host's namespaces and root) and StopPodSandbox
-# hangs. Not run by default because it touches a host process; BERTH_CI_KNOWN_BUGS=1 runs it.
-if [ "${BERTH_CI_KNOWN_BUGS:-0}" = 1 ]; then
-    timeout 120 "$CI_TOOLS/berth-cri-client" --socket "$CTRD_SOCK" --handler berth --image "$IMG" \
-        --subnet "$SUBNET" --cgroup-parent "/$CG" --log-dir "$logdir" --probe "$probe" --share-pid true ||
-        die "CRI pod with a shared pid namespace failed"
-    pass "CRI lifecycle of a pod with a shared pid namespace"
-else
-    log "KNOWN BUG, NOT RUN: pod with a shared pid namespace (shareProcessNamespace) -- berth-runtime"
-    log "  records the pid inside the joined pid namespace; BERTH_CI_KNOWN_BUGS=1 runs the check"
-fi
+# A pod with shareProcessNamespace: the container joins the pause container's pid namespace by
+# path, so PID 1 seen from its exec is catatonit (berth-runtime before 477240a recorded the pid
+# inside that namespace and moved an unrelated host process into the container's cgroup).
+timeout 120 "$CI_TOOLS/berth-cri-client" --socket "$CTRD_SOCK" --handler berth --image "$IMG" \
+    --subnet "$SUBNET" --cgroup-parent "/$CG" --log-dir "$logdir" --probe "$probe" --share-pid true ||
+    { tail -n 30 "$CTRD_STATE/containerd.log" >&2; die "CRI client failed (pod with a shared pid namespace)"; }
+pass "CRI lifecycle of a pod with a shared pid namespace (shareProcessNamespace)"
 
 runtime_list_empty "$cri_dir/berth-root/k8s.io" || die "berth-runtime still lists containers after RemovePodSandbox"
 [ -z "$(find "$cni_dir/ipam/$CNI_NET" -name '10.*' 2>/dev/null)" ] ||
