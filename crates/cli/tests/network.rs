@@ -1,0 +1,655 @@
+//! Networking end to end, as root: published ports (TCP on loopback and a host address, UDP,
+//! `-P`, hairpin), user networks with names and isolation, `--internal`, `container:NAME`,
+//! the DNS/hosts flags, connect/disconnect, and that removal leaves nothing on the host.
+//! Each test has its own root, subnets (10.89.2xx.0/24) and host ports (180xx), so they run
+//! in parallel; addresses are loopback, the host's own, or inside berth's networks.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Berth, IMAGE};
+use sha2::{Digest as _, Sha256};
+
+/// Serves "hello from NAME" on port 80.
+const HTTPD: &str = "mkdir -p /www && echo \"hello from $HOSTNAME\" > /www/index.html && exec httpd -f -p 80 -h /www";
+
+fn need(tool: &str) {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{tool} is missing: install it (apt-get install nftables iproute2) to run these tests"
+    );
+}
+
+fn tools() {
+    need("ip");
+    need("nft");
+}
+
+/// GET / over plain TCP; None when nothing answers.
+fn http_get(addr: (Ipv4Addr, u16)) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// A global IPv4 address of the host that is not loopback nor on a container bridge.
+fn host_address() -> Option<Ipv4Addr> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let dev = f.get(1)?;
+        if dev.starts_with("berth")
+            || dev.starts_with("docker")
+            || dev.starts_with("cni")
+            || dev.starts_with("podman")
+            || dev.starts_with("br-")
+        {
+            return None;
+        }
+        f.get(3)?.split('/').next()?.parse().ok()
+    })
+}
+
+fn ip_of(b: &Berth, c: &str) -> String {
+    b.inspect(c)["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+fn nft_table_exists(name: &str) -> bool {
+    Command::new("nft")
+        .args(["list", "table", "inet", name])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn publish_tcp_on_loopback_host_address_and_hairpin() {
+    tools();
+    let b = Berth::new();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1:18080:80",
+        "-p",
+        "18081:80",
+        IMAGE,
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    b.wait_for(20, "httpd on 127.0.0.1:18080", || {
+        http_get((Ipv4Addr::LOCALHOST, 18080)).is_some_and(|r| r.contains("hello from"))
+    });
+    // Published on every address: loopback too.
+    assert!(
+        http_get((Ipv4Addr::LOCALHOST, 18081))
+            .unwrap()
+            .contains("hello from")
+    );
+    match host_address() {
+        Some(ip) => {
+            let r = http_get((ip, 18081)).expect("published port answers on the host's address");
+            assert!(r.contains("hello from"), "{r}");
+            assert!(
+                http_get((ip, 18080)).is_none(),
+                "127.0.0.1:18080 must not answer on {ip}"
+            );
+            // Hairpin: another container through the host's address.
+            let o = b.ok(&[
+                "run",
+                "--rm",
+                IMAGE,
+                "timeout",
+                "10",
+                "wget",
+                "-qO-",
+                &format!("http://{ip}:18081/"),
+            ]);
+            assert!(o.contains("hello from"), "{o}");
+        }
+        None => eprintln!(
+            "skipped the host-address and hairpin checks: the host has no global IPv4 address"
+        ),
+    }
+    // port, ps, inspect.
+    let p = b.ok(&["port", "web"]);
+    assert!(p.contains("80/tcp -> 127.0.0.1:18080"), "{p}");
+    assert!(p.contains("80/tcp -> 0.0.0.0:18081"), "{p}");
+    assert_eq!(b.ok(&["port", "web", "80"]).lines().count(), 2);
+    let ps = b.ok(&["ps"]);
+    assert!(ps.contains("127.0.0.1:18080->80/tcp"), "{ps}");
+    let ns = &b.inspect("web")["NetworkSettings"];
+    assert_eq!(ns["Ports"]["80/tcp"][0]["HostPort"], "18080", "{ns}");
+    assert!(
+        ns["Networks"]["bridge"]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.89."),
+        "{ns}"
+    );
+    // A second container cannot take the same host port.
+    let o = b.run(&["run", "-d", "-p", "18081:80", IMAGE, "sleep", "1"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already allocated"));
+}
+
+#[test]
+fn publish_udp() {
+    tools();
+    need("python3");
+    let b = Berth::new();
+    let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',9000))\nwhile True:\n  d,a=s.recvfrom(2000)\n  s.sendto(b'echo:'+d,a)\n";
+    // The host's python3 with its libraries mounted read-only (busybox has no UDP server).
+    b.ok(&[
+        "run",
+        "-d",
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        "/lib:/lib:ro",
+        "-v",
+        "/lib64:/lib64:ro",
+        "-p",
+        "127.0.0.1:18082:9000/udp",
+        IMAGE,
+        "/usr/bin/python3",
+        "-c",
+        echo,
+    ]);
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut got = String::new();
+    b.wait_for(20, "the UDP echo through 127.0.0.1:18082", || {
+        let _ = s.send_to(b"ping", "127.0.0.1:18082");
+        let mut buf = [0u8; 64];
+        match s.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                got = String::from_utf8_lossy(&buf[..n]).into_owned();
+                true
+            }
+            Err(_) => false,
+        }
+    });
+    assert_eq!(got, "echo:ping");
+}
+
+/// Imports a copy of the busybox image whose config exposes 80/tcp and 81/tcp.
+fn import_exposing(b: &Berth, name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_busybox_layout(dir.path());
+    let blobs = dir.path().join("blobs/sha256");
+    let read_json = |d: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(blobs.join(d)).unwrap()).unwrap()
+    };
+    let put = |v: &serde_json::Value| -> (String, usize) {
+        let data = serde_json::to_vec(v).unwrap();
+        let hex = hex::encode(Sha256::digest(&data));
+        std::fs::write(blobs.join(&hex), &data).unwrap();
+        (hex, data.len())
+    };
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let mut manifest = read_json(&mdigest);
+    let cdigest = manifest["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let mut config = read_json(&cdigest);
+    config["config"]["ExposedPorts"] = serde_json::json!({"80/tcp": {}, "81/tcp": {}});
+    let (ch, cl) = put(&config);
+    manifest["config"]["digest"] = format!("sha256:{ch}").into();
+    manifest["config"]["size"] = cl.into();
+    let (mh, ml) = put(&manifest);
+    index["manifests"][0]["digest"] = format!("sha256:{mh}").into();
+    index["manifests"][0]["size"] = ml.into();
+    std::fs::write(
+        dir.path().join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let store = berth_image::Store::new(b.root.path()).unwrap();
+    berth_image::layout::import_layout(
+        &store,
+        dir.path(),
+        Some(&berth_image::Reference::parse(name).unwrap()),
+        &berth_image::Platform::host(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn publish_all_exposed_ports() {
+    tools();
+    let b = Berth::new();
+    import_exposing(&b, "berth-test/exposing:latest");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pall",
+        "-P",
+        "berth-test/exposing:latest",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let ports = b.ok(&["port", "pall"]);
+    assert_eq!(ports.lines().count(), 2, "{ports}");
+    let p80: u16 = b
+        .ok(&["port", "pall", "80/tcp"])
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let p81: u16 = b
+        .ok(&["port", "pall", "81"])
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(p80, p81);
+    b.wait_for(20, "httpd on the -P port", || {
+        http_get((Ipv4Addr::LOCALHOST, p80)).is_some_and(|r| r.contains("hello from"))
+    });
+}
+
+#[test]
+fn user_networks_resolve_names_and_are_isolated() {
+    tools();
+    let b = Berth::new();
+    b.ok(&["network", "create", "--subnet", "10.89.210.0/24", "neta"]);
+    b.ok(&["network", "create", "--subnet", "10.89.211.0/24", "netb"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a1",
+        "--network",
+        "neta",
+        "--network-alias",
+        "web-a",
+        IMAGE,
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let a1 = ip_of(&b, "a1");
+    assert!(a1.starts_with("10.89.210."), "{a1}");
+    // By name and by alias (through the network's DNS server), and HTTP to the resolved address.
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "neta",
+        IMAGE,
+        "sh",
+        "-c",
+        "ping -c1 -W3 a1 >/dev/null && ping -c1 -W3 web-a >/dev/null && nslookup a1 && \
+         timeout 10 wget -qO- http://$(nslookup a1 | awk '/^Address/ {a=$NF} END {print a}')/",
+    ]);
+    assert!(o.contains(&a1), "{o}");
+    assert!(o.contains("hello from"), "{o}");
+    // Names of other networks do not resolve there; their addresses do not answer.
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "netb",
+        IMAGE,
+        "ping",
+        "-c1",
+        "-W1",
+        "a1",
+    ]);
+    assert!(!o.status.success());
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "netb",
+        IMAGE,
+        "ping",
+        "-c1",
+        "-W1",
+        &a1,
+    ]);
+    assert!(!o.status.success(), "netb reached {a1} on neta");
+    let o = b.run(&["run", "--rm", IMAGE, "ping", "-c1", "-W1", &a1]);
+    assert!(
+        !o.status.success(),
+        "the default network reached {a1} on neta"
+    );
+    // In use: rm is refused.
+    assert!(!b.run(&["network", "rm", "neta"]).status.success());
+    let ls = b.ok(&["network", "ls"]);
+    assert!(
+        ls.contains("neta") && ls.contains("netb") && ls.contains("bridge"),
+        "{ls}"
+    );
+}
+
+#[test]
+fn internal_network_has_no_way_out() {
+    tools();
+    let b = Berth::new();
+    b.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.89.212.0/24",
+        "inside",
+    ]);
+    let o = b.ok(&["run", "--rm", "--network", "inside", IMAGE, "ip", "route"]);
+    assert!(!o.contains("default"), "{o}");
+    let target = host_address()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "10.89.0.1".into());
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "inside",
+        IMAGE,
+        "ping",
+        "-c1",
+        "-W1",
+        &target,
+    ]);
+    assert!(!o.status.success(), "an internal network reached {target}");
+    // Its gateway (and DNS server) is still there.
+    b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "inside",
+        IMAGE,
+        "ping",
+        "-c1",
+        "-W3",
+        "10.89.212.1",
+    ]);
+}
+
+#[test]
+fn container_mode_shares_the_namespace() {
+    tools();
+    let b = Berth::new();
+    b.ok(&["run", "-d", "--name", "owner", IMAGE, "sleep", "300"]);
+    let mine = b.ok(&[
+        "exec",
+        "owner",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; ip -4 -o addr show eth0",
+    ]);
+    let theirs = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:owner",
+        IMAGE,
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; ip -4 -o addr show eth0",
+    ]);
+    assert_eq!(mine, theirs);
+    assert!(mine.contains(&ip_of(&b, "owner")));
+}
+
+#[test]
+fn dns_hosts_ip_and_mac_flags() {
+    tools();
+    let b = Berth::new();
+    b.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.89.213.0/24",
+        "--gateway",
+        "10.89.213.254",
+        "flags",
+    ]);
+    let o = b.ok(&[
+        "run", "--rm", "--network", "flags", "--ip", "10.89.213.50", "--mac-address", "02:42:aa:bb:cc:dd",
+        "--hostname", "hh", "--dns", "10.89.213.254", "--dns-search", "example.org", "--add-host",
+        "foo:10.1.2.3", IMAGE, "sh", "-c",
+        "cat /etc/resolv.conf /etc/hosts; hostname; ip -o addr show eth0; ip -o link show eth0; ip route",
+    ]);
+    for want in [
+        "nameserver 10.89.213.254",
+        "search example.org",
+        "10.1.2.3\tfoo",
+        "10.89.213.50\thh",
+        "\nhh\n",
+        "inet 10.89.213.50/24",
+        "02:42:aa:bb:cc:dd",
+        "default via 10.89.213.254",
+    ] {
+        assert!(o.contains(want), "missing {want:?} in:\n{o}");
+    }
+    // A taken address is refused.
+    b.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "flags",
+        "--ip",
+        "10.89.213.60",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "flags",
+        "--ip",
+        "10.89.213.60",
+        IMAGE,
+        "true",
+    ]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn connect_and_disconnect() {
+    tools();
+    let b = Berth::new();
+    b.ok(&["network", "create", "--subnet", "10.89.214.0/24", "one"]);
+    b.ok(&["network", "create", "--subnet", "10.89.215.0/24", "two"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "multi",
+        "--network",
+        "one",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        "two",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    b.ok(&["network", "connect", "--alias", "m2", "two", "multi"]);
+    let o = b.ok(&["exec", "multi", "ip", "-4", "-o", "addr"]);
+    assert!(o.contains("eth1") && o.contains("10.89.215."), "{o}");
+    b.ok(&["exec", "peer", "ping", "-c1", "-W3", "m2"]);
+    let inspect = b.ok(&["network", "inspect", "two"]);
+    assert!(inspect.contains("multi"), "{inspect}");
+    b.ok(&["network", "disconnect", "two", "multi"]);
+    let o = b.ok(&["exec", "multi", "ip", "-4", "-o", "addr"]);
+    assert!(!o.contains("eth1"), "{o}");
+    assert!(
+        !b.run(&["exec", "peer", "ping", "-c1", "-W1", "m2"])
+            .status
+            .success()
+    );
+}
+
+/// Everything of berth's on the host for the network `name` of root `b`: its bridge, nft
+/// table and veths must go with the containers.
+#[test]
+fn removal_leaves_nothing_even_after_a_killed_monitor() {
+    tools();
+    let b = Berth::new();
+    b.ok(&["network", "create", "--subnet", "10.89.216.0/24", "gone"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "r1",
+        "--network",
+        "gone",
+        "-p",
+        "127.0.0.1:18083:80",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "r2",
+        "-p",
+        "127.0.0.1:18084:80",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let net = &b.ok(&["network", "inspect", "gone"]);
+    let net: serde_json::Value = serde_json::from_str(net).unwrap();
+    let bridge = net[0]["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r1 = b.inspect("r1");
+    let veth1 = r1["NetworkSettings"]["Networks"]["gone"]["EndpointID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r2 = b.inspect("r2");
+    let veth2 = r2["NetworkSettings"]["Networks"]["bridge"]["EndpointID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let netns = r1["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(link_exists(&bridge) && link_exists(&veth1) && link_exists(&veth2));
+    assert!(nft_table_exists(&bridge));
+    let rules = Command::new("nft")
+        .args(["list", "table", "inet", &bridge])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&rules.stdout).contains("dport 18083"));
+
+    // r1: plain rm -f. r2: its monitor is SIGKILLed first.
+    b.ok(&["rm", "-f", "r1"]);
+    assert!(
+        !link_exists(&veth1) && !link_exists(&bridge),
+        "{veth1} or {bridge} left"
+    );
+    assert!(!nft_table_exists(&bridge));
+    assert!(!Path::new(&netns).exists(), "{netns} left");
+    let id2 = r2["Id"].as_str().unwrap();
+    let st: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            b.root
+                .path()
+                .join("containers")
+                .join(id2)
+                .join("state.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let monitor = st["MonitorPid"].as_i64().unwrap() as i32;
+    // SAFETY: kill has no memory arguments; the pid is the container's monitor.
+    assert_eq!(unsafe { libc::kill(monitor, libc::SIGKILL) }, 0);
+    let default_net: serde_json::Value =
+        serde_json::from_str(&b.ok(&["network", "inspect", "bridge"])).unwrap();
+    let default_bridge = default_net[0]["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.ok(&["rm", "-f", "r2"]);
+    assert!(!link_exists(&veth2) && !link_exists(&default_bridge));
+    assert!(!nft_table_exists(&default_bridge));
+    b.ok(&["network", "rm", "gone"]);
+    // IPAM: no lease left in any network; no namespace left.
+    for e in std::fs::read_dir(b.root.path().join("networks"))
+        .unwrap()
+        .flatten()
+    {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+        assert_eq!(
+            v["endpoints"],
+            serde_json::json!({}),
+            "{}",
+            e.path().display()
+        );
+        assert_eq!(v["bridge"], "", "{}", e.path().display());
+    }
+    let left: Vec<_> = std::fs::read_dir(b.root.path().join("netns"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // No DNS server of this root is left either.
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let root = b.root.path().display().to_string();
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .any(|l| l.contains(&root) && l.contains("__dns"))
+    );
+}
