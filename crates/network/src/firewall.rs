@@ -20,7 +20,22 @@ fn table(bridge: &str) -> String {
     format!("inet {bridge}")
 }
 
-/// The whole table for `n` (its bridge must be up).
+/// The tables of berth's other active bridges (`inet berthN`), on the whole host: every
+/// berth root's, so networks of different roots are isolated too.
+fn berth_tables() -> Vec<String> {
+    let out = run("nft", &["list", "tables", "inet"], "", None).unwrap_or_default();
+    out.lines()
+        .filter_map(|l| l.strip_prefix("table inet "))
+        .filter(|t| {
+            t.strip_prefix("berth")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// The whole table for `n` (its bridge must be up), and the bridge added to the `peers` set
+/// of every other berth table, in one transaction.
 fn ruleset(n: &Network) -> String {
     let br = &n.bridge;
     let sn = n.subnet;
@@ -29,12 +44,18 @@ fn ruleset(n: &Network) -> String {
     // Create-then-delete makes the delete succeed whether or not the table exists; all in
     // one transaction, so nothing half-built is ever visible.
     let _ = writeln!(s, "table {t} {{}}\ndelete table {t}\ntable {t} {{");
-    // Isolation: nothing from this bridge to another berth bridge; internal: nothing in or
-    // out at all.
+    // Isolation: nothing from this bridge to another berth bridge (the `peers` set, kept up
+    // to date by each bridge's table as it comes and goes); internal: nothing in or out.
+    let peers: Vec<String> = berth_tables().into_iter().filter(|p| p != br).collect();
+    let _ = writeln!(s, "  set peers {{\n    type ifname;");
+    if !peers.is_empty() {
+        let list: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
+        let _ = writeln!(s, "    elements = {{ {} }}", list.join(", "));
+    }
     let _ = writeln!(
         s,
-        "  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    \
-         iifname \"{br}\" oifname \"berth*\" oifname != \"{br}\" drop"
+        "  }}\n  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    \
+         iifname \"{br}\" oifname @peers drop"
     );
     if n.internal {
         let _ = writeln!(
@@ -88,6 +109,9 @@ fn ruleset(n: &Network) -> String {
         "    oifname \"{br}\" ct status dnat ip saddr 127.0.0.0/8 masquerade\n    \
          oifname \"{br}\" ct status dnat ip saddr {sn} masquerade\n  }}\n}}"
     );
+    for p in &peers {
+        let _ = writeln!(s, "add element inet {p} peers {{ \"{br}\" }}");
+    }
     s
 }
 
