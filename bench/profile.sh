@@ -64,6 +64,28 @@ for r in berth-runtime crun; do
     echo
 done
 cp "$OUT/t-berth-runtime" "$OUT/t"
+
+# sum of the -T durations of the lines of FILE matching REGEX (resumed halves attributed by
+# the same pairing as slowest)
+sum_ms() {
+    awk -v re="$2" '
+        / <unfinished \.\.\.>$/ { head[$1] = $0; next }
+        /<[0-9.]+>$/ {
+            d = $NF; gsub(/[<>]/, "", d); line = $0
+            if (line ~ /<\.\.\. [a-z0-9_]+ resumed>/ && ($1 in head)) line = head[$1]
+            if (line ~ re) { t += d; n++ }
+        }
+        END { printf "%.2f ms in %d calls", t * 1000, n }' "$1"
+}
+echo "Computed from the two traces above (one run each, under strace):"
+echo
+for r in berth-runtime crun; do
+    echo "- $r: writing the init's pid into cgroup.procs files: $(sum_ms "$OUT/t-$r" 'write\([0-9]+</sys/fs/cgroup/[^>]*cgroup\.procs>'); \
+mkdir of cgroups: $(sum_ms "$OUT/t-$r" 'mkdir(at)?\(.*/sys/fs/cgroup/'); fsync/fdatasync: $(sum_ms "$OUT/t-$r" ' f(data)?sync\('); \
+mount-family syscalls: $(sum_ms "$OUT/t-$r" ' (mount|umount2|pivot_root|open_tree|move_mount|mount_setattr)\('); \
+openat/openat2: $(sum_ms "$OUT/t-$r" ' openat2?\(')"
+done
+echo
 # timeline: first line, the container's execve of /bin/true, last line
 t0=$(head -n1 "$OUT/t" | awk '{ print $2 }')
 tx=$(grep -m1 'execve("/bin/true"' "$OUT/t" | awk '{ print $2 }' || true)
