@@ -82,7 +82,7 @@ if [ -e "$u/cgroup.controllers" ]; then
         # Other work on the machine (berth-runtime re-enables the controller whenever it makes a
         # cgroup) and cgroups still being freed can make the move fail for a moment: retry.
         ok=0
-        for _ in $(seq 20); do
+        for _ in $(seq 120); do   # up to a minute
             if grep -qw "$c" "$u/cgroup.subtree_control"; then
                 echo "-$c" >"$u/cgroup.subtree_control" 2>/dev/null && reenable+=("$c")
             fi
@@ -95,7 +95,7 @@ if [ -e "$u/cgroup.controllers" ]; then
         else
             rmdir "/sys/fs/cgroup/$c"
             echo "bench/runtime.sh: cannot move the $c controller from cgroup2 to a v1 mount (cgroups in $u still use it:" \
-                "$(grep -lw "$c" "$u"/*/cgroup.subtree_control "$u"/*/*/cgroup.subtree_control 2>/dev/null | tr '\n' ' '))," \
+                "$(for f in "$u"/*/cgroup.procs "$u"/*/*/cgroup.procs; do [ -n "$(cat "$f" 2>/dev/null)" ] && echo "${f%/*}"; done | tr '\n' ' '))," \
                 "and crun refuses to run on this host without that: no benchmark" >&2
             exit 1
         fi
