@@ -30,25 +30,7 @@ impl Store {
     /// process) to be released, and holds writers off while it runs.
     pub fn prune(&self) -> Result<PruneReport> {
         let _lock = self.gc_lock()?;
-        let mut blobs: HashSet<Digest> = HashSet::new();
-        let mut chains: HashSet<Digest> = HashSet::new();
-        for manifest in self.names()?.values() {
-            blobs.insert(manifest.clone());
-            match Image::load(self, manifest) {
-                Ok(image) => {
-                    blobs.extend(image.blobs());
-                    chains.extend(image.layers.iter().map(|l| l.chain_id.clone()));
-                }
-                // A broken image keeps what its manifest names, as far as it can be read.
-                Err(_) => blobs.extend(self.loose_refs(manifest)),
-            }
-        }
-        for key in list_keys(self)? {
-            let meta = read_meta(&self.containers_dir().join(&key), &key)?;
-            blobs.insert(meta.image);
-            chains.extend(meta.chain);
-        }
-
+        let (blobs, chains) = self.reachable()?;
         let mut report = PruneReport::default();
         for blob in self.blobs()? {
             if !blobs.contains(&blob) {
@@ -82,6 +64,72 @@ impl Store {
             res.map_err(io_err("remove", &path))?;
             report.temp += 1;
         }
+        Ok(report)
+    }
+
+    /// Blobs and chain IDs reachable from the names and the container snapshots.
+    fn reachable(&self) -> Result<(HashSet<Digest>, HashSet<Digest>)> {
+        let mut blobs: HashSet<Digest> = HashSet::new();
+        let mut chains: HashSet<Digest> = HashSet::new();
+        for (name, manifest) in self.names()? {
+            // A name by index digest keeps its index (see `registry::pull`).
+            if let Some(pinned) = crate::Reference::parse(&name)
+                .ok()
+                .and_then(|r| r.digest().cloned())
+            {
+                blobs.insert(pinned);
+            }
+            blobs.insert(manifest.clone());
+            match Image::load(self, &manifest) {
+                Ok(image) => {
+                    blobs.extend(image.blobs());
+                    chains.extend(image.layers.iter().map(|l| l.chain_id.clone()));
+                }
+                // A broken image keeps what its manifest names, as far as it can be read.
+                Err(_) => blobs.extend(self.loose_refs(&manifest)),
+            }
+        }
+        for key in list_keys(self)? {
+            let meta = read_meta(&self.containers_dir().join(&key), &key)?;
+            blobs.insert(meta.image);
+            chains.extend(meta.chain);
+        }
+        Ok((blobs, chains))
+    }
+
+    /// Removes what the image `manifest` refers to (its manifest, config and layer blobs and
+    /// unpacked layers) and nothing else references: what `rmi` does once the last name of an
+    /// image is gone. Other unreferenced content stays for [`Store::prune`]. Nothing is removed
+    /// while a name or a container snapshot still uses the image.
+    pub fn remove_image(&self, manifest: &Digest) -> Result<PruneReport> {
+        let _lock = self.gc_lock()?;
+        let (blobs, chains) = self.reachable()?;
+        let mut report = PruneReport::default();
+        if blobs.contains(manifest) {
+            return Ok(report);
+        }
+        let (mine, my_chains) = match Image::load(self, manifest) {
+            Ok(image) => (
+                image.blobs(),
+                image.layers.iter().map(|l| l.chain_id.clone()).collect(),
+            ),
+            Err(_) => (self.loose_refs(manifest), Vec::new()),
+        };
+        for blob in std::iter::once(manifest.clone()).chain(mine) {
+            if !blobs.contains(&blob) && self.has(&blob) && !report.blobs.contains(&blob) {
+                self.delete(&blob)?;
+                report.blobs.push(blob);
+            }
+        }
+        let layers = self.layers_dir();
+        for chain in my_chains {
+            let dir = layers.join(chain.hex());
+            if !chains.contains(&chain) && dir.is_dir() {
+                remove_tree_atomically(&self.tmp_dir(), &dir)?;
+                report.layers.push(chain);
+            }
+        }
+        sync_dir(&layers)?;
         Ok(report)
     }
 

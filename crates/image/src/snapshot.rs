@@ -95,23 +95,65 @@ impl Snapshotter {
     /// Each layer is read from the store (its blob digest checked again), unpacked into a temp
     /// directory, its diff ID checked against the config, synced, and renamed to
     /// `snapshots/layers/<chain id>`. A layer another process unpacked meanwhile is kept.
+    /// Layers are independent directories, so missing ones are unpacked on several threads.
     pub fn unpack(&self, image: &Image) -> Result<Vec<PathBuf>> {
         let _lease = self.store.lease()?;
-        let mut dirs = Vec::new();
-        for layer in &image.layers {
-            let dir = self.layer_dir(&layer.chain_id);
-            if !dir.is_dir() {
-                let tmp = self.store.tmp_dir().join(temp_name("unpack"));
-                fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
-                let res = self.unpack_one(layer, &tmp, &dir);
-                if res.is_err() {
-                    let _ = fs::remove_dir_all(&tmp);
-                }
-                res?;
+        let dirs: Vec<PathBuf> = image
+            .layers
+            .iter()
+            .map(|l| self.layer_dir(&l.chain_id))
+            .collect();
+        // Chain IDs differ at every position, so no two of these share a directory.
+        let missing: Vec<(&crate::image::Layer, &PathBuf)> = image
+            .layers
+            .iter()
+            .zip(&dirs)
+            .filter(|(_, d)| !d.is_dir())
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 4)
+            .min(missing.len());
+        let queue = std::sync::Mutex::new(missing.into_iter());
+        let first_error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        if first_error
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .is_some()
+                        {
+                            return;
+                        }
+                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                        let Some((layer, dir)) = next else { return };
+                        if let Err(e) = self.unpack_missing(layer, dir) {
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                            return;
+                        }
+                    }
+                });
             }
-            dirs.push(dir);
+        });
+        match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(dirs),
         }
-        Ok(dirs)
+    }
+
+    fn unpack_missing(&self, layer: &crate::image::Layer, dir: &Path) -> Result<()> {
+        let tmp = self.store.tmp_dir().join(temp_name("unpack"));
+        fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+        let res = self.unpack_one(layer, &tmp, dir);
+        if res.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        res
     }
 
     fn unpack_one(&self, layer: &crate::image::Layer, tmp: &Path, dir: &Path) -> Result<()> {

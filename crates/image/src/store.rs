@@ -64,6 +64,7 @@ impl Store {
         ] {
             fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         }
+        crate::fsutil::mark_top_dir(&store.tmp_dir());
         Ok(store)
     }
 
@@ -282,13 +283,15 @@ impl Store {
 
     /// Records `name` -> `manifest` in the index, replacing what the name pointed at.
     ///
-    /// The manifest blob must be in the store. A name that pins a digest must pin this one.
+    /// The manifest blob must be in the store. A name that pins a digest must pin this one, or
+    /// an image index in the store that lists it (a pull by index digest).
     pub fn tag(&self, name: &Reference, manifest: &Digest) -> Result<()> {
         if !self.has(manifest) {
             return Err(Error::BlobNotFound(manifest.clone()));
         }
         if let Some(d) = name.digest()
             && d != manifest
+            && !self.index_lists(d, manifest)
         {
             return Err(Error::DigestMismatch {
                 expected: d.clone(),
@@ -299,6 +302,22 @@ impl Store {
             index.names.insert(name.to_string(), manifest.clone());
             Ok(())
         })
+    }
+
+    /// Whether the blob `index` is an image index that lists `manifest`.
+    fn index_lists(&self, index: &Digest, manifest: &Digest) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            digest: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Index {
+            manifests: Vec<Entry>,
+        }
+        self.read_blob(index)
+            .ok()
+            .and_then(|data| serde_json::from_slice::<Index>(&data).ok())
+            .is_some_and(|i| i.manifests.iter().any(|e| e.digest == manifest.to_string()))
     }
 
     /// Removes a name from the index and returns what it pointed at. Blobs stay until

@@ -19,6 +19,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::mpsc;
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result, io_err};
@@ -26,43 +27,137 @@ use crate::error::{Error, Result, io_err};
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 
+/// Size of the chunks of uncompressed tar handed from the decompressing thread to the writer.
+const CHUNK: usize = 256 << 10;
+/// Chunks in flight between the two threads.
+const CHUNKS_IN_FLIGHT: usize = 16;
+
 /// Unpacks one layer (tar, tar+gzip or tar+zstd; the compression is detected from the first
 /// bytes) into the existing directory `dest` and returns the layer's diff ID, the sha256 of the
 /// uncompressed tar.
 ///
+/// Two threads: one reads `reader`, decompresses and hashes, the calling one parses the tar and
+/// writes the files, so decompression and file system work overlap.
+///
 /// A hostile entry stops the unpack with [`Error::UnsafeEntry`] naming it. What was written
 /// before stays in `dest`, which is why the store unpacks into a temp directory and renames it
 /// into place only when the whole layer was applied and its diff ID checked.
-pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<Digest> {
-    let mut buffered = BufReader::with_capacity(128 << 10, reader);
-    let head = buffered
-        .fill_buf()
-        .map_err(io_err("read layer for", dest))?;
-    let decompressed: Box<dyn Read + '_> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(io_err("zstd", dest))?)
-    } else {
-        Box::new(buffered)
-    };
-    let mut hashing = HashingReader::new(decompressed);
+pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<Digest> {
     let root = open_dir_path(dest)?;
     let mut unpacker = Unpacker {
         dest,
         root,
         dir_times: Vec::new(),
     };
-    {
-        let mut archive = tar::Archive::new(&mut hashing);
-        let entries = archive.entries().map_err(io_err("read tar", dest))?;
-        for entry in entries {
-            let entry = entry.map_err(io_err("read tar", dest))?;
-            unpacker.apply(entry)?;
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
+    std::thread::scope(|s| {
+        let producer = s.spawn(move || decompress(reader, dest, &tx));
+        let mut chunks = ChunkReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        };
+        let applied = (|| {
+            {
+                let mut archive = tar::Archive::new(&mut chunks);
+                let entries = archive.entries().map_err(io_err("read tar", dest))?;
+                for entry in entries {
+                    let entry = entry.map_err(io_err("read tar", dest))?;
+                    unpacker.apply(entry)?;
+                }
+            }
+            // The rest (the tar's trailing padding) counts for the diff ID too.
+            io::copy(&mut chunks, &mut io::sink()).map_err(io_err("read tar", dest))?;
+            unpacker.set_dir_times()
+        })();
+        // On error, dropping the receiver stops the producer at its next send.
+        drop(chunks);
+        let produced = producer.join().unwrap_or_else(|_| {
+            Err(Error::Invalid {
+                what: format!("unpack into {}", dest.display()),
+                reason: "decompression thread panicked".into(),
+            })
+        });
+        applied?;
+        produced
+    })
+}
+
+/// Reads `reader`, decompresses it, hashes the tar and sends it in chunks; returns the diff ID.
+/// A read error is sent on (the tar reader reports it) and returned.
+fn decompress(
+    reader: impl Read,
+    dest: &Path,
+    tx: &mpsc::SyncSender<io::Result<Vec<u8>>>,
+) -> Result<Digest> {
+    let res = (|| {
+        let mut buffered = BufReader::with_capacity(CHUNK, reader);
+        let head = buffered.fill_buf()?;
+        let decompressed: Box<dyn Read + '_> = if head.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?)
+        } else {
+            Box::new(buffered)
+        };
+        let mut hashing = HashingReader::new(decompressed);
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let mut filled = 0;
+            while filled < CHUNK {
+                match hashing.read(&mut chunk[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if filled == 0 {
+                return Ok(Some(hashing.finish_now().0));
+            }
+            chunk.truncate(filled);
+            if tx.send(Ok(chunk)).is_err() {
+                return Ok(None); // the tar side stopped (its error is reported)
+            }
+        }
+    })();
+    match res {
+        Ok(Some(diff_id)) => Ok(diff_id),
+        Ok(None) => Err(Error::Invalid {
+            what: format!("unpack into {}", dest.display()),
+            reason: "stopped".into(),
+        }),
+        Err(e) => {
+            let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+            Err(io_err("read layer for", dest)(e))
         }
     }
-    unpacker.set_dir_times()?;
-    let (diff_id, _) = hashing.finish().map_err(io_err("read tar", dest))?;
-    Ok(diff_id)
+}
+
+/// The tar side of [`unpack_layer`]: chunks from the decompressing thread as a `Read`.
+struct ChunkReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0), // the producer finished
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 struct Unpacker<'a> {

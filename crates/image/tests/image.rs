@@ -348,3 +348,62 @@ fn prune_keeps_what_names_and_snapshots_use() {
     assert!(store.blobs().unwrap().is_empty());
     assert!(ls(&store.root().join("snapshots/layers")).is_empty());
 }
+
+#[test]
+fn remove_image_removes_only_what_that_image_alone_used() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(tmp.path().join("store")).unwrap();
+    // Two images sharing the busybox layer; the second adds its own layer.
+    let a_layout = tmp.path().join("a");
+    write_layout(&a_layout, &[TestLayer::gzip(busybox_layer())], "a:1");
+    let b_layout = tmp.path().join("b");
+    write_layout(
+        &b_layout,
+        &[
+            TestLayer::gzip(busybox_layer()),
+            TestLayer::zstd(upper_layer()),
+        ],
+        "b:1",
+    );
+    let a = Reference::parse("example.com/a:1").unwrap();
+    let b = Reference::parse("example.com/b:1").unwrap();
+    import_layout(&store, &a_layout, Some(&a), &Platform::host()).unwrap();
+    import_layout(&store, &b_layout, Some(&b), &Platform::host()).unwrap();
+    let ia = Image::by_name(&store, &a).unwrap();
+    let ib = Image::by_name(&store, &b).unwrap();
+    let snaps = Snapshotter::new(&store, SnapshotMode::Overlay);
+    snaps.unpack(&ia).unwrap();
+    snaps.unpack(&ib).unwrap();
+    // Unrelated garbage: a blob nothing names. `rmi` must leave it to `image prune`.
+    let stray = store.ingest_bytes(b"unrelated blob").unwrap();
+
+    // Still named: nothing removed.
+    assert_eq!(
+        store.remove_image(&ib.manifest_digest).unwrap(),
+        Default::default()
+    );
+    store.untag(&b).unwrap();
+    let report = store.remove_image(&ib.manifest_digest).unwrap();
+    let mut expected = vec![
+        ib.manifest_digest.clone(),
+        ib.config_digest.clone(),
+        ib.layers[1].digest.clone(),
+    ];
+    expected.sort();
+    let mut got = report.blobs.clone();
+    got.sort();
+    assert_eq!(got, expected, "b's own blobs only");
+    assert_eq!(report.layers, vec![ib.layers[1].chain_id.clone()]);
+    assert!(store.has(&stray), "an unrelated blob stays");
+    assert!(store.has(&ia.layers[0].digest), "the shared layer stays");
+    assert!(snaps.layer_dir(&ia.layers[0].chain_id).is_dir());
+    assert_eq!(
+        Image::by_name(&store, &a).unwrap().manifest_digest,
+        ia.manifest_digest
+    );
+
+    // prune then takes the stray blob.
+    let report = store.prune().unwrap();
+    assert_eq!(report.blobs, vec![stray]);
+}

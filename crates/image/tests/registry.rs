@@ -250,11 +250,21 @@ fn skopeo_reads_what_berth_pushes_and_berth_pulls_an_index_skopeo_pushed() {
         pulled_other.manifest.to_string(),
         theirs["digest"].as_str().unwrap()
     );
-    // By the index digest: recorded pinned to the platform manifest.
+    // By the index digest: the name resolves to the platform manifest, and survives a prune.
     let by_index = multi.with_digest(&pulled.digest);
     let p = registry::pull(&fresh, &by_index, &opts(), &NoProgress).unwrap();
     assert_eq!(p.manifest, pulled.manifest);
     assert_eq!(p.fetched, 0);
+    assert_eq!(p.name, by_index);
+    fresh.prune().unwrap();
+    assert_eq!(fresh.resolve(&by_index).unwrap(), pulled.manifest);
+    assert_eq!(
+        Image::by_name(&fresh, &by_index).unwrap().manifest_digest,
+        pulled.manifest
+    );
+    // Another index's digest cannot name it.
+    let bogus = multi.with_digest(&Digest::of(b"not an index"));
+    assert!(fresh.tag(&bogus, &pulled.manifest).is_err());
     let none = PullOptions {
         platform: Platform::parse("linux/s390x").unwrap(),
         ..opts()

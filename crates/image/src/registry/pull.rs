@@ -46,8 +46,9 @@ pub struct Pulled {
     pub bytes: u64,
 }
 
-/// Pulls an image into the store and names it `reference` (a reference by digest of an image
-/// index is recorded pinned to the platform manifest's digest instead). Returns what it did.
+/// Pulls an image into the store and names it `reference` (for a reference by digest of an
+/// image index, the index is kept too and the name points at the platform's manifest).
+/// Returns what it did.
 ///
 /// Nothing is named until every blob is in the store and the image loads; a failure leaves
 /// at most complete, verified blobs (which [`Store::prune`] removes if nothing names them).
@@ -79,6 +80,7 @@ pub fn pull(
     }
     progress.resolved(reference, &top);
 
+    let index_data = data.clone();
     let (manifest_digest, manifest_data) = if is_index(&media_type) {
         let what = format!("image index {top} of {reference}");
         let index: ImageIndex = serde_json::from_slice(&data).map_err(|source| Error::Json {
@@ -149,10 +151,11 @@ pub fn pull(
         &manifest_data[..],
     )?;
     Image::load(store, &manifest_digest)?;
-    let name = match reference.digest() {
-        Some(d) if d != &manifest_digest => reference.with_digest(&manifest_digest),
-        _ => reference.clone(),
-    };
+    // A reference by index digest keeps the (verified) index, so that the name resolves.
+    if reference.digest().is_some_and(|d| d != &manifest_digest) {
+        store.ingest(&top, Some(index_data.len() as u64), &index_data[..])?;
+    }
+    let name = reference.clone();
     store.tag(&name, &manifest_digest)?;
     Ok(Pulled {
         name,
