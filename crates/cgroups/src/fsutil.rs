@@ -174,6 +174,13 @@ pub(crate) fn levels_below(mount: &Path, dir: &Path) -> Vec<PathBuf> {
 /// Remove a cgroup directory and its child cgroups, leaf-first. A missing directory is fine;
 /// `EBUSY` is retried for a short while (processes that are just exiting).
 pub(crate) fn remove_tree(dir: &Path) -> Result<()> {
+    // The common case first: a leaf cgroup whose processes are gone (saves a readdir per
+    // hierarchy, 11 of them on a v1 host).
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),

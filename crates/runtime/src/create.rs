@@ -574,7 +574,6 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     ));
     let mut f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
     f.write_all(data)?;
-    f.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("rename {}", tmp.display()))?;
     Ok(())
 }
