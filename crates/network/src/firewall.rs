@@ -74,22 +74,7 @@ fn ruleset(n: &Network) -> String {
          fib daddr type local jump ports\n  }}"
     );
     let _ = writeln!(s, "  chain ports {{");
-    for e in n.endpoints.values() {
-        for p in &e.ports {
-            let daddr = p
-                .host_ip
-                .map(|ip| format!("ip daddr {ip} "))
-                .unwrap_or_default();
-            let _ = writeln!(
-                s,
-                "    {daddr}{proto} dport {hp} dnat ip to {ip}:{cp}",
-                proto = p.proto,
-                hp = p.host_port,
-                ip = e.ip,
-                cp = p.container_port
-            );
-        }
-    }
+    s += &port_rules(n);
     let _ = writeln!(s, "  }}");
     // Source NAT: outbound masquerade; connections to a published port from 127.0.0.0/8
     // (route_localnet lets them out on the bridge) or from this network itself (hairpin
@@ -113,6 +98,45 @@ fn ruleset(n: &Network) -> String {
         let _ = writeln!(s, "add element inet {p} peers {{ \"{br}\" }}");
     }
     s
+}
+
+/// The DNAT rules of the network's published ports.
+fn port_rules(n: &Network) -> String {
+    let mut s = String::new();
+    for e in n.endpoints.values() {
+        for p in &e.ports {
+            let daddr = p
+                .host_ip
+                .map(|ip| format!("ip daddr {ip} "))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "    {daddr}{proto} dport {hp} dnat ip to {ip}:{cp}",
+                proto = p.proto,
+                hp = p.host_port,
+                ip = e.ip,
+                cp = p.container_port
+            );
+        }
+    }
+    s
+}
+
+/// Rewrites only the `ports` chain (a container with published ports came or went): one
+/// small transaction instead of the whole table.
+pub(crate) fn apply_ports(n: &Network) -> Result<()> {
+    let t = table(&n.bridge);
+    let rules: String = port_rules(n)
+        .lines()
+        .map(|l| format!("add rule {t} ports {}\n", l.trim()))
+        .collect();
+    run(
+        "nft",
+        &["-f", "-"],
+        &format!("flush chain {t} ports\n{rules}"),
+        None,
+    )
+    .map(drop)
 }
 
 /// Builds (or rebuilds) the network's table.

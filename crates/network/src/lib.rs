@@ -367,15 +367,11 @@ impl Networks {
         self.root.join("netns").join(container_id)
     }
 
-    /// Creates the container's network namespace (loopback up).
+    /// Creates the container's network namespace (its loopback comes up with the first
+    /// attachment).
     pub fn create_netns(&self, container_id: &str) -> Result<PathBuf> {
         let p = self.netns_path(container_id);
         netns::create(&p)?;
-        let f = File::open(&p).map_err(io_err("open", &p))?;
-        if let Err(e) = link::ip_batch("link set lo up\n", Some(&f)) {
-            let _ = netns::remove(&p);
-            return Err(e);
-        }
         Ok(p)
     }
 
@@ -489,6 +485,7 @@ impl Networks {
         n.bridge = br;
         n.forward_rules =
             firewall::forward_accept(&n.bridge).inspect_err(|_| self.bridge_down(n))?;
+        firewall::apply(n).inspect_err(|_| self.bridge_down(n))?;
         self.start_dns(n).inspect_err(|_| self.bridge_down(n))
     }
 
@@ -671,7 +668,7 @@ impl Networks {
             br = n.bridge
         );
         let mut inner = format!(
-            "addr add {ip}/{} dev {ifname}\nlink set {ifname} up\n",
+            "link set lo up\naddr add {ip}/{} dev {ifname}\nlink set {ifname} up\n",
             n.prefix()
         );
         if !ip6.is_empty() {
@@ -705,27 +702,35 @@ impl Networks {
             ports,
         };
         n.endpoints.insert(cid.to_string(), e.clone());
-        let res = firewall::apply(n).and_then(|()| self.store.save(n));
-        if let Err(err) = res {
+        let res = if e.ports.is_empty() {
+            Ok(())
+        } else {
+            firewall::apply_ports(n)
+        };
+        if let Err(err) = res.and_then(|()| self.store.save(n)) {
             n.endpoints.remove(cid);
             undo();
-            let _ = firewall::apply(n);
+            if !e.ports.is_empty() {
+                let _ = firewall::apply_ports(n);
+            }
             return Err(err);
         }
         Ok(e)
     }
 
-    fn detach_locked(&self, n: &mut Network, container_id: &str) -> Result<()> {
+    /// Removes the endpoint; `del_veth` deletes its veth pair (not needed when the namespace
+    /// was just unmounted: the kernel destroys the pair with the namespace, off our path).
+    fn detach_locked(&self, n: &mut Network, container_id: &str, del_veth: bool) -> Result<()> {
         let Some(e) = n.endpoints.remove(container_id) else {
             return Ok(());
         };
-        if link::exists(&e.veth) {
+        if del_veth && link::exists(&e.veth) {
             link::ip_batch(&format!("link del {}\n", e.veth), None)?;
         }
         if n.endpoints.is_empty() {
             self.bridge_down(n);
-        } else if !n.bridge.is_empty() && link::exists(&n.bridge) {
-            firewall::apply(n)?;
+        } else if !e.ports.is_empty() && !n.bridge.is_empty() && link::exists(&n.bridge) {
+            firewall::apply_ports(n)?;
         }
         self.store.save(n)
     }
@@ -743,20 +748,25 @@ impl Networks {
                 ),
             ));
         }
-        self.detach_locked(&mut n, container_id)
+        self.detach_locked(&mut n, container_id, true)
     }
 
     /// Detaches a container from every network and removes its namespace (`rm`).
+    ///
+    /// The namespace is unmounted first: with the container's processes gone that was its
+    /// last reference, and the kernel destroys it and its veth ends asynchronously (deleting
+    /// each veth here would cost ~30 ms of RCU grace period per container).
     pub fn release(&self, container_id: &str) -> Result<()> {
-        {
-            let _l = store::lock()?;
-            for mut n in self.store.all()? {
-                if n.endpoints.contains_key(container_id) {
-                    self.detach_locked(&mut n, container_id)?;
-                }
+        let ns = self.netns_path(container_id);
+        let owned = netns::is_bound(&ns);
+        netns::remove(&ns)?;
+        let _l = store::lock()?;
+        for mut n in self.store.all()? {
+            if n.endpoints.contains_key(container_id) {
+                self.detach_locked(&mut n, container_id, !owned)?;
             }
         }
-        netns::remove(&self.netns_path(container_id))
+        Ok(())
     }
 
     /// The container's attachments.
@@ -784,7 +794,6 @@ impl Networks {
                 let mut n = self.find(&n.name)?;
                 if n.bridge.is_empty() || !link::exists(&n.bridge) || !Self::dns_alive(&n) {
                     self.bridge_up(&mut n)?;
-                    firewall::apply(&n)?;
                     self.store.save(&n)?;
                 }
             }

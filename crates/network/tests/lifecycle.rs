@@ -136,7 +136,12 @@ fn attach_detach_and_remake_after_reboot() {
         .unwrap();
     assert_eq!(eb.ip, Ipv4Addr::new(10, 89, 220, 3));
     nets.release(&b).unwrap();
-    assert!(!Path::new("/sys/class/net").join(&eb.veth).exists());
+    // The kernel destroys the veth with the namespace, asynchronously.
+    let gone = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        !Path::new("/sys/class/net").join(&eb.veth).exists()
+    });
+    assert!(gone, "{} left", eb.veth);
 
     // "Reboot": the namespace mount, the bridge and the table are gone; ensure remakes them.
     Command::new("umount").arg(&ns_a).status().unwrap();
