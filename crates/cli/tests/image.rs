@@ -125,6 +125,11 @@ fn import_push_pull_images_rmi() {
     assert!(pull.contains(&format!("Digest: {digest}")), "{pull}");
     assert!(pull.contains("Status: Downloaded newer image"), "{pull}");
     assert!(pull.trim_end().ends_with(&name), "{pull}");
+    // As Docker does, the pull unpacked the layer (run need not).
+    let layers: Vec<_> = fs::read_dir(b.root.path().join("snapshots/layers"))
+        .unwrap()
+        .collect();
+    assert_eq!(layers.len(), 1, "{layers:?}");
     let again = b.ok(&["pull", &name]);
     assert!(again.contains("Status: Image is up to date"), "{again}");
     let quiet = b.ok(&["pull", "-q", &format!("{}/cli/bb@{digest}", reg.addr)]);

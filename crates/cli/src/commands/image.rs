@@ -14,7 +14,7 @@ use berth_image::archive::{self, familiar_name};
 use berth_image::registry::{
     self, Credentials, DockerConfig, PullOptions, PushOptions, RegistryOptions,
 };
-use berth_image::{Digest, Error, Image, Platform, Reference, Store};
+use berth_image::{Digest, Error, Image, Platform, Reference, SnapshotMode, Snapshotter, Store};
 use clap::{Args, Subcommand};
 
 use crate::Cli;
@@ -382,6 +382,11 @@ fn pull(store: &Store, a: &PullArgs) -> Result<u8> {
     let progress = progress::for_terminal(a.quiet);
     let pulled = registry::pull(store, &reference, &opts, progress.as_ref())
         .with_context(|| format!("pull {}", familiar_name(&reference)))?;
+    // As Docker (containerd) does: the layers are unpacked now, not at the first `run`.
+    let image = Image::load(store, &pulled.manifest)?;
+    Snapshotter::new(store, SnapshotMode::detect())
+        .unpack(&image)
+        .with_context(|| format!("unpack {}", familiar_name(&reference)))?;
     if !a.quiet {
         writeln!(out, "Digest: {}", pulled.digest)?;
         if pulled.fetched == 0 && before.as_ref() == Some(&pulled.manifest) {
@@ -700,7 +705,8 @@ fn rmi(store: &Store, a: &RmiArgs) -> Result<u8> {
         }
         let still_named = store.names()?.values().any(|d| d == &found.manifest);
         if !still_named {
-            let report = store.prune()?;
+            // Only what this image alone referenced: other unnamed content is `image prune`'s.
+            let report = store.remove_image(&found.manifest)?;
             for d in report.blobs.iter().filter(|d| **d == found.manifest) {
                 writeln!(out, "Deleted: {d}")?;
             }
