@@ -69,13 +69,14 @@ B import "$TMP/rootfs.tar" bench/bb:latest >/dev/null
 
 now() { date +%s%N; }
 # per-container mean in ms of: run -d IMAGE sleep + rm -f, N times.
-cycle() { # engine-function image network
+cycle() { # engine-function image network [run flags...]
     local f=$1 img=$2 net=$3 t0 t1 id
+    shift 3
     local rmf="-f"; [ "$f" = P ] && rmf=$RMF_P
-    id=$($f run -d --network "$net" "$img" sleep 1000); $f rm $rmf "$id" >/dev/null   # warm up
+    id=$($f run -d --network "$net" $LABEL "$@" "$img" sleep 1000); $f rm $rmf "$id" >/dev/null   # warm up
     t0=$(now)
     for _ in $(seq "$N"); do
-        id=$($f run -d --network "$net" $LABEL "$img" sleep 1000)
+        id=$($f run -d --network "$net" $LABEL "$@" "$img" sleep 1000)
         $f rm $rmf "$id" >/dev/null
     done
     t1=$(now)
@@ -85,19 +86,31 @@ D() { docker "$@"; }
 
 echo "## Network setup + teardown per container (run -d + rm -f, mean of $N, ms)"
 echo
-echo "| engine | bridge | none | network's share |"
-echo "|---|---:|---:|---:|"
-row() { echo "| $1 | $2 | $3 | $(($2 - $3)) |"; }
+echo "Another container stays on the bridge meanwhile (docker0 and podman's CNI bridge stay up"
+echo "anyway; berth's bridge goes with its last container: that case is the last row)."
+echo
+echo "| engine | none | bridge | bridge -p 127.0.0.1::80 | network's share | with a port |"
+echo "|---|---:|---:|---:|---:|---:|"
+row() { echo "| $1 | $2 | $3 | $4 | $(($3 - $2)) | $(($4 - $2)) |"; }
 LABEL=
-bb=$(cycle B bench/bb bridge); bn=$(cycle B bench/bb none); row "berth (nft + ip)" "$bb" "$bn"
+B run -d bench/bb sleep 100000 >/dev/null
+bn=$(cycle B bench/bb none); bb=$(cycle B bench/bb bridge); bp=$(cycle B bench/bb bridge -p 127.0.0.1::80)
+row "berth (ip + nft)" "$bn" "$bb" "$bp"
 if [ -n "$have_podman" ]; then
-    pb=$(cycle P localhost/bench-bb bridge); pn=$(cycle P localhost/bench-bb none); row "podman (CNI)" "$pb" "$pn"
-else echo "| podman | skipped: $why_podman | | |"; fi
+    P run -d localhost/bench-bb sleep 100000 >/dev/null
+    pn=$(cycle P localhost/bench-bb none); pb=$(cycle P localhost/bench-bb bridge); pp=$(cycle P localhost/bench-bb bridge -p 127.0.0.1::80)
+    row "podman $(podman --version | awk '{print $3}') (CNI)" "$pn" "$pb" "$pp"
+else echo "| podman | skipped: $why_podman | | | | |"; fi
 if [ -n "$have_docker" ]; then
     LABEL="--label berth-netbench"
-    db=$(cycle D "$DIMG" bridge); dn=$(cycle D "$DIMG" none); row "docker (libnetwork)" "$db" "$dn"
+    docker run -d $LABEL "$DIMG" sleep 100000 >/dev/null
+    dn=$(cycle D "$DIMG" none); db=$(cycle D "$DIMG" bridge); dp=$(cycle D "$DIMG" bridge -p 127.0.0.1::80)
+    row "docker $(docker version -f '{{.Server.Version}}') (libnetwork)" "$dn" "$db" "$dp"
     LABEL=
-else echo "| docker | skipped: $why_docker | | |"; fi
+else echo "| docker | skipped: $why_docker | | | | |"; fi
+B rm -f $(B ps -aq) >/dev/null
+bf=$(cycle B bench/bb bridge)
+echo "| berth, first container (bridge, table, FORWARD rules, DNS server made and removed) | $bn | $bf | | $((bf - bn)) | |"
 
 # Throughput.
 HTTPD="httpd -f -p 8080 -h /www"
