@@ -653,3 +653,86 @@ fn removal_leaves_nothing_even_after_a_killed_monitor() {
             .any(|l| l.contains(&root) && l.contains("__dns"))
     );
 }
+
+#[test]
+fn ipv6_network_gives_ula_addresses_and_names() {
+    tools();
+    let b = Berth::new();
+    b.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.89.217.0/24",
+        "six",
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "v6a",
+        "--network",
+        "six",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let ip6 = b.inspect("v6a")["NetworkSettings"]["Networks"]["six"]["GlobalIPv6Address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(ip6.starts_with("fd"), "{ip6}");
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "six",
+        IMAGE,
+        "sh",
+        "-c",
+        "ip -6 route; ping6 -c1 -W3 v6a",
+    ]);
+    assert!(o.contains("default via") && o.contains(&ip6), "{o}");
+}
+
+/// While a berth bridge is up and the iptables FORWARD policy drops (Docker's), berth's two
+/// ACCEPT rules for it are there; they go with the bridge.
+#[test]
+fn forward_rules_follow_the_bridge() {
+    tools();
+    let b = Berth::new();
+    b.ok(&["network", "create", "--subnet", "10.89.218.0/24", "fwd"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "f1",
+        "--network",
+        "fwd",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let net: serde_json::Value =
+        serde_json::from_str(&b.ok(&["network", "inspect", "fwd"])).unwrap();
+    let bridge = net[0]["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let comment = format!("berth {bridge}\"");
+    let rules = || {
+        let o = Command::new("iptables")
+            .args(["-w", "-S", "FORWARD"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let before = rules();
+    if before.lines().any(|l| l == "-P FORWARD DROP") {
+        assert_eq!(before.matches(&comment).count(), 2, "{before}");
+    } else {
+        assert_eq!(before.matches(&comment).count(), 0, "{before}");
+    }
+    b.ok(&["rm", "-f", "f1"]);
+    assert_eq!(rules().matches(&comment).count(), 0);
+}

@@ -219,7 +219,10 @@ impl Networks {
         };
         let id = random_hex(32);
         let subnet6 = if o.ipv6 {
-            format!("fd{}:{}:{}::/64", &id[..2], &id[2..6], &id[6..10])
+            let hex = |r: std::ops::Range<usize>| u16::from_str_radix(&id[r], 16).unwrap_or(0);
+            let p =
+                std::net::Ipv6Addr::new(0xfd00 | hex(0..2), hex(2..6), hex(6..10), 0, 0, 0, 0, 0);
+            format!("{p}/64")
         } else {
             String::new()
         };

@@ -79,8 +79,8 @@ impl Network {
             return None;
         }
         let host = u32::from(ip) - u32::from(self.subnet.addr);
-        let base = self.subnet6.trim_end_matches("/64").trim_end_matches("::");
-        Some(format!("{base}::{host:x}"))
+        let base: std::net::Ipv6Addr = self.subnet6.trim_end_matches("/64").parse().ok()?;
+        Some(std::net::Ipv6Addr::from(u128::from(base) | u128::from(host)).to_string())
     }
 }
 
