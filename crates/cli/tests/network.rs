@@ -736,3 +736,71 @@ fn forward_rules_follow_the_bridge() {
     b.ok(&["rm", "-f", "f1"]);
     assert_eq!(rules().matches(&comment).count(), 0);
 }
+
+/// After a reboot the namespace mount, the bridge, the nft table and the DNS server are gone
+/// while the state on disk remains: `start` remakes them with the same address and port.
+#[test]
+fn start_after_a_simulated_reboot_remakes_the_network() {
+    tools();
+    let b = Berth::new();
+    b.ok(&["network", "create", "--subnet", "10.89.219.0/24", "boot"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "boot",
+        "-p",
+        "127.0.0.1:18086:80",
+        IMAGE,
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let ip = ip_of(&b, "srv");
+    b.ok(&["stop", "-t", "0", "srv"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["network", "inspect", "boot"])).unwrap();
+    let bridge = v[0]["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let netns = b.inspect("srv")["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The "reboot".
+    Command::new("umount").arg(&netns).status().unwrap();
+    Command::new("ip")
+        .args(["link", "del", &bridge])
+        .status()
+        .unwrap();
+    Command::new("nft")
+        .args(["delete", "table", "inet", &bridge])
+        .status()
+        .unwrap();
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.root.path().join("networks/boot.json")).unwrap())
+            .unwrap();
+    if let Some(pid) = st["dns"][0].as_i64() {
+        // SAFETY: kill has no memory arguments; the pid is this network's DNS server.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    b.ok(&["start", "srv"]);
+    assert_eq!(ip_of(&b, "srv"), ip);
+    b.wait_for(20, "httpd on 127.0.0.1:18086 after the restart", || {
+        http_get((Ipv4Addr::LOCALHOST, 18086)).is_some_and(|r| r.contains("hello from"))
+    });
+    b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "boot",
+        IMAGE,
+        "ping",
+        "-c1",
+        "-W3",
+        "srv",
+    ]);
+}
