@@ -140,6 +140,10 @@ fn import_push_pull_images_rmi() {
     assert_eq!(v[0]["Id"], id.trim());
     assert_eq!(v[0]["Descriptor"]["digest"], digest);
     assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    // Docker's size: what the unpacked layer holds (here /bin/busybox alone), not the
+    // compressed download.
+    let busybox = fs::metadata("/bin/busybox").unwrap().len();
+    assert_eq!(v[0]["Size"], busybox, "{inspect}");
 
     let missing = b.fails(&["image", "inspect", "busybox:nope"]);
     assert!(

@@ -53,6 +53,16 @@ impl Store {
             }
         }
         sync_dir(&layers)?;
+        let sizes = self.sizes_dir();
+        for e in fs::read_dir(&sizes).map_err(io_err("read", &sizes))? {
+            let e = e.map_err(io_err("read", &sizes))?;
+            let keep = Digest::from_hex(&e.file_name().to_string_lossy()).is_ok_and(|chain| {
+                chains.contains(&chain) && self.layers_dir().join(chain.hex()).is_dir()
+            });
+            if !keep {
+                fs::remove_file(e.path()).map_err(io_err("remove", e.path()))?;
+            }
+        }
         let tmp = self.tmp_dir();
         for e in fs::read_dir(&tmp).map_err(io_err("read", &tmp))? {
             let path = e.map_err(io_err("read", &tmp))?.path();
@@ -126,6 +136,10 @@ impl Store {
             let dir = layers.join(chain.hex());
             if !chains.contains(&chain) && dir.is_dir() {
                 remove_tree_atomically(&self.tmp_dir(), &dir)?;
+                let size = self.sizes_dir().join(chain.hex());
+                if size.exists() {
+                    fs::remove_file(&size).map_err(io_err("remove", &size))?;
+                }
                 report.layers.push(chain);
             }
         }

@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result, io_err};
-use crate::fsutil::{remove_tree_atomically, sync_dir, temp_name};
+use crate::fsutil::{atomic_write, remove_tree_atomically, sync_dir, temp_name};
 use crate::image::Image;
 use crate::store::Store;
-use crate::unpack::unpack_layer;
+use crate::unpack::unpack_sized;
 
 /// A mount for the caller to perform, as data: `mount -t <kind> -o <options> <source> TARGET`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -158,7 +158,7 @@ impl Snapshotter {
 
     fn unpack_one(&self, layer: &crate::image::Layer, tmp: &Path, dir: &Path) -> Result<()> {
         let mut blob = HashingReader::new(self.store.open(&layer.digest)?);
-        let diff_id = unpack_layer(&mut blob, tmp)?;
+        let (diff_id, size) = unpack_sized(&mut blob, tmp)?;
         let (digest, _) = blob
             .finish()
             .map_err(io_err("read", self.store.blob_path(&layer.digest)))?;
@@ -175,6 +175,12 @@ impl Snapshotter {
                 actual: diff_id,
             });
         }
+        // Recorded before the layer appears: a layer directory always has its size.
+        atomic_write(
+            &self.store.tmp_dir(),
+            &self.store.sizes_dir().join(layer.chain_id.hex()),
+            size.to_string().as_bytes(),
+        )?;
         let f = fs::File::open(tmp).map_err(io_err("open", tmp))?;
         // SAFETY: syncfs on a descriptor we own.
         if unsafe { libc::syncfs(f.as_raw_fd()) } < 0 {
@@ -188,6 +194,16 @@ impl Snapshotter {
             }
             Err(e) => Err(io_err("rename", dir)(e)),
         }
+    }
+
+    /// The image's size as Docker shows it (the sum of its layers' file bytes), when all its
+    /// layers are unpacked; `None` otherwise.
+    pub fn unpacked_size(&self, image: &Image) -> Option<u64> {
+        image.layers.iter().try_fold(0u64, |sum, l| {
+            let path = self.store.sizes_dir().join(l.chain_id.hex());
+            let n: u64 = fs::read_to_string(path).ok()?.trim().parse().ok()?;
+            Some(sum + n)
+        })
     }
 
     fn container_dir(&self, key: &str) -> Result<PathBuf> {

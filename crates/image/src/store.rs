@@ -60,6 +60,7 @@ impl Store {
             store.root.join("blobs/sha256"),
             store.tmp_dir(),
             store.layers_dir(),
+            store.sizes_dir(),
             store.containers_dir(),
         ] {
             fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
@@ -79,6 +80,11 @@ impl Store {
 
     pub(crate) fn layers_dir(&self) -> PathBuf {
         self.root.join("snapshots/layers")
+    }
+
+    /// `snapshots/sizes/<chain id hex>`: an unpacked layer's size (decimal bytes).
+    pub(crate) fn sizes_dir(&self) -> PathBuf {
+        self.root.join("snapshots/sizes")
     }
 
     pub(crate) fn containers_dir(&self) -> PathBuf {

@@ -43,6 +43,13 @@ const CHUNKS_IN_FLIGHT: usize = 16;
 /// before stays in `dest`, which is why the store unpacks into a temp directory and renames it
 /// into place only when the whole layer was applied and its diff ID checked.
 pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<Digest> {
+    unpack_sized(reader, dest).map(|(diff_id, _)| diff_id)
+}
+
+/// [`unpack_layer`], also returning the layer's size as Docker counts it: the bytes of its
+/// regular files and symlink targets.
+pub(crate) fn unpack_sized(reader: impl Read + Send, dest: &Path) -> Result<(Digest, u64)> {
+    let mut size = 0u64;
     let root = open_dir_path(dest)?;
     let mut unpacker = Unpacker {
         dest,
@@ -63,6 +70,13 @@ pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<Digest> {
                 let entries = archive.entries().map_err(io_err("read tar", dest))?;
                 for entry in entries {
                     let entry = entry.map_err(io_err("read tar", dest))?;
+                    size += match entry.header().entry_type() {
+                        tar::EntryType::Regular | tar::EntryType::Continuous => entry.size(),
+                        tar::EntryType::Symlink => {
+                            entry.link_name_bytes().map_or(0, |l| l.len() as u64)
+                        }
+                        _ => 0,
+                    };
                     unpacker.apply(entry)?;
                 }
             }
@@ -79,7 +93,7 @@ pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<Digest> {
             })
         });
         applied?;
-        produced
+        Ok((produced?, size))
     })
 }
 

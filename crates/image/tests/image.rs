@@ -375,6 +375,11 @@ fn remove_image_removes_only_what_that_image_alone_used() {
     let snaps = Snapshotter::new(&store, SnapshotMode::Overlay);
     snaps.unpack(&ia).unwrap();
     snaps.unpack(&ib).unwrap();
+    // Sizes as Docker counts them: file bytes and symlink targets, per unpacked layer.
+    let busybox = fs::metadata("/bin/busybox").unwrap().len();
+    let base = busybox + "busybox".len() as u64 + 27 + 5 + 8;
+    assert_eq!(snaps.unpacked_size(&ia), Some(base));
+    assert_eq!(snaps.unpacked_size(&ib), Some(base + 8 + 19));
     // Unrelated garbage: a blob nothing names. `rmi` must leave it to `image prune`.
     let stray = store.ingest_bytes(b"unrelated blob").unwrap();
 
@@ -398,6 +403,8 @@ fn remove_image_removes_only_what_that_image_alone_used() {
     assert!(store.has(&stray), "an unrelated blob stays");
     assert!(store.has(&ia.layers[0].digest), "the shared layer stays");
     assert!(snaps.layer_dir(&ia.layers[0].chain_id).is_dir());
+    assert_eq!(snaps.unpacked_size(&ia), Some(base));
+    assert_eq!(snaps.unpacked_size(&ib), None, "b's upper layer is gone");
     assert_eq!(
         Image::by_name(&store, &a).unwrap().manifest_digest,
         ia.manifest_digest

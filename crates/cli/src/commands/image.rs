@@ -455,6 +455,14 @@ struct Row {
     size: u64,
 }
 
+/// Docker's image size: the bytes its unpacked layers hold (recorded at unpack), else, for an
+/// image not unpacked yet (loaded or imported, never run), its compressed layers' size.
+fn image_size(store: &Store, image: &Image) -> u64 {
+    Snapshotter::new(store, SnapshotMode::detect())
+        .unpacked_size(image)
+        .unwrap_or_else(|| image.layers.iter().map(|l| l.size).sum())
+}
+
 fn repo_of(r: &Reference) -> String {
     let f = familiar_name(&r.with_digest(&Digest::of(b"")));
     f.split('@').next().unwrap_or(&f).to_string()
@@ -469,8 +477,7 @@ fn rows(store: &Store) -> Result<Vec<Row>> {
         let Ok(image) = Image::load(store, &manifest) else {
             continue;
         };
-        let size = image.layers.iter().map(|l| l.size).sum::<u64>()
-            + store.size(&image.config_digest).unwrap_or(0);
+        let size = image_size(store, &image);
         out.push(Row {
             repository: repo_of(&r),
             tag: r.tag().unwrap_or("<none>").to_string(),
@@ -749,7 +756,7 @@ fn inspect(store: &Store, a: &InspectArgs) -> Result<u8> {
             .collect();
         digests.sort();
         digests.dedup();
-        let size = image.layers.iter().map(|l| l.size).sum::<u64>();
+        let size = image_size(store, &image);
         let v = serde_json::json!({
             "Id": image.config_digest.to_string(),
             "RepoTags": tags,
