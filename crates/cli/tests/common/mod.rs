@@ -232,6 +232,14 @@ impl Berth {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// `image inspect NAME`, the first element.
+    #[allow(dead_code)]
+    pub fn inspect_image(&self, name: &str) -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ok(&["image", "inspect", name])).unwrap();
+        v[0].clone()
+    }
+
     /// Runs berth with `input` on stdin.
     pub fn run_input(&self, args: &[&str], input: &[u8]) -> Output {
         let mut c = self.cmd();

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# bench/engine.sh: `berth run --rm IMAGE true` side by side with `podman run --rm` and
+# `docker run --rm` of the same image (a busybox-static rootfs imported into each), with
+# --network none and on each engine's default network. hyperfine, ratios to podman.
+# Writes docs/engine-benchmark.md and prints it. Run as root. podman gets its own temp root
+# (runc: crun refuses this host's hybrid cgroups); docker is the system daemon, with an image
+# tag of this script only, removed at the end. Either is skipped, with the reason, when missing.
+# Knobs: RUNS (20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-20}
+[ "$(id -u)" = 0 ] || { echo "bench/engine.sh: run as root" >&2; exit 1; }
+for t in hyperfine jq busybox; do
+    command -v "$t" >/dev/null || { echo "bench/engine.sh: $t is missing (apt-get install hyperfine jq busybox-static)" >&2; exit 1; }
+done
+cargo build -q --release -p berth-cli -p berth-runtime
+TMP=$(mktemp -d /tmp/berth-enginebench.XXXXXX)
+BERTH="$PWD/target/release/berth --root $TMP/berth --runtime $PWD/target/release/berth-runtime"
+PODMAN="podman --root $TMP/podman/root --runroot $TMP/podman/run --tmpdir $TMP/podman/tmp --cgroup-manager cgroupfs --events-backend file"
+command -v runc >/dev/null && PODMAN="$PODMAN --runtime $(command -v runc)"
+DIMG=berth-enginebench/busybox:$$
+have_podman=; have_docker=
+why_podman="podman not installed"; why_docker="docker not installed"
+if command -v podman >/dev/null; then
+    if $PODMAN info >/dev/null 2>&1; then have_podman=1; else why_podman="podman info failed"; fi
+fi
+if command -v docker >/dev/null; then
+    if timeout 10 docker info >/dev/null 2>&1; then have_docker=1; else why_docker="no docker daemon answers"; fi
+fi
+cleanup() {
+    set +e
+    # shellcheck disable=SC2046
+    $BERTH rm -f $($BERTH ps -aq) >/dev/null 2>&1
+    if [ -n "$have_podman" ]; then $PODMAN rm -af >/dev/null 2>&1; $PODMAN rmi -af >/dev/null 2>&1; fi
+    [ -n "$have_docker" ] && docker rmi "$DIMG" >/dev/null 2>&1
+    umount -R "$TMP/podman" 2>/dev/null
+    grep -o "${TMP}[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+mkdir -p "$TMP/rootfs/bin" "$TMP/rootfs/etc" "$TMP/rootfs/tmp"
+cp /bin/busybox "$TMP/rootfs/bin/"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$TMP/rootfs/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' >"$TMP/rootfs/etc/passwd"
+echo 'root:x:0:' >"$TMP/rootfs/etc/group"
+tar -C "$TMP/rootfs" -cf "$TMP/rootfs.tar" .
+$BERTH import "$TMP/rootfs.tar" bench/bb:latest >/dev/null
+[ -n "$have_podman" ] && $PODMAN import -q "$TMP/rootfs.tar" localhost/bench-bb:latest >/dev/null
+[ -n "$have_docker" ] && docker import "$TMP/rootfs.tar" "$DIMG" >/dev/null
+
+names=(); cmds=()
+add() { names+=("$1"); cmds+=("$2"); }
+add "berth, none" "$BERTH run --rm --network none bench/bb true"
+add "berth, bridge" "$BERTH run --rm bench/bb true"
+if [ -n "$have_podman" ]; then
+    add "podman, none" "$PODMAN run --rm --network none localhost/bench-bb true"
+    add "podman, bridge (CNI)" "$PODMAN run --rm localhost/bench-bb true"
+fi
+if [ -n "$have_docker" ]; then
+    add "docker, none" "docker run --rm --network none $DIMG true"
+    add "docker, bridge" "docker run --rm $DIMG true"
+fi
+# A container that stays on berth's default bridge, as docker0 and podman's CNI bridge stay up:
+# otherwise each berth run would also make and remove the bridge.
+$BERTH run -d --name keep-bridge bench/bb sleep 100000 >/dev/null
+args=()
+for i in "${!names[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
+hyperfine -N -w 3 -r "$RUNS" --style none --export-json "$TMP/r.json" "${args[@]}" >/dev/null
+
+out=docs/engine-benchmark.md
+{
+    echo "# \`run --rm IMAGE true\`: berth, podman and docker"
+    echo
+    echo "Produced by \`bench/engine.sh\` on $(date -u +%Y-%m-%d) ($(uname -r), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg));"
+    echo "hyperfine, $RUNS runs after 3 warm-ups; one run, side by side. The image is a busybox-static"
+    echo "rootfs imported into each engine. podman $([ -n "$have_podman" ] && podman --version | awk '{print $3}') runs with runc (crun refuses"
+    echo "this host's hybrid cgroups) and its own root; docker $([ -n "$have_docker" ] && docker version -f '{{.Server.Version}}') is the system daemon."
+    echo "berth keeps one container on its default bridge meanwhile (the others keep their bridges up)."
+    [ -z "$have_podman" ] && echo "podman skipped: $why_podman."
+    [ -z "$have_docker" ] && echo "docker skipped: $why_docker."
+    echo
+    echo "| command | median ms | min | max | mean ± sd | ratio to podman (same network) |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    jq -r '.results[] | [.command, (.median*1000), (.min*1000), (.max*1000), (.mean*1000), (.stddev*1000)] | @tsv' "$TMP/r.json" |
+        while IFS=$'\t' read -r name med min max mean sd; do
+            net=${name#*, }; net=${net%% *}
+            ref=$(jq -r --arg n "podman, $net" '.results[] | select(.command | startswith($n)) | .median*1000' "$TMP/r.json")
+            ratio=-; [ -n "$ref" ] && ratio=$(awk -v a="$med" -v b="$ref" 'BEGIN {printf "%.2fx", a/b}')
+            printf '| %s | %.1f | %.1f | %.1f | %.1f ± %.1f | %s |\n' "$name" "$med" "$min" "$max" "$mean" "$sd" "$ratio"
+        done
+    echo
+    echo "Commands:"
+    echo
+    echo '```sh'
+    for i in "${!names[@]}"; do echo "${cmds[$i]}" | sed "s#$TMP#\$TMP#g; s#$PWD/##g"; done
+    echo '```'
+} >"$out"
+cat "$out"
