@@ -210,11 +210,19 @@ fn remove_orphan_cgroup(dir: &Path, id: &str) -> Result<()> {
     let path: Option<String> = serde_json::from_slice(&data).unwrap_or_default();
     let cg = berth_cgroups::manager(path.as_deref(), id)?;
     let _ = cg.freeze(berth_cgroups::FreezerState::Frozen);
+    kill_until_empty(cg.as_ref(), id)?;
+    cg.destroy().context("remove the container's cgroup")?;
+    Ok(())
+}
+
+/// SIGKILL every process of the cgroup until none is left (at most 10 s). A frozen cgroup is
+/// thawed after each round, so the signals are delivered while nothing could fork meanwhile.
+fn kill_until_empty(cg: &dyn berth_cgroups::Manager, id: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let pids = cg.pids().unwrap_or_default();
         if pids.is_empty() {
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
             bail!("container {id}: processes {pids:?} are still in its cgroup");
@@ -225,8 +233,6 @@ fn remove_orphan_cgroup(dir: &Path, id: &str) -> Result<()> {
         let _ = cg.freeze(berth_cgroups::FreezerState::Thawed);
         std::thread::sleep(Duration::from_millis(5));
     }
-    cg.destroy().context("remove the container's cgroup")?;
-    Ok(())
 }
 
 fn kill_and_wait(c: &Container) -> Result<()> {
@@ -246,23 +252,7 @@ fn kill_and_wait(c: &Container) -> Result<()> {
 fn destroy(c: &Container) -> Result<()> {
     let s = c.saved();
     let cg = berth_cgroups::manager(s.cgroups_path.as_deref(), &s.id)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let pids = cg.pids().unwrap_or_default();
-        if pids.is_empty() {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "container {}: processes {pids:?} are still in its cgroup",
-                s.id
-            );
-        }
-        for p in pids {
-            let _ = sys::kill(p, libc::SIGKILL);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    kill_until_empty(cg.as_ref(), &s.id)?;
     cg.destroy().context("remove the container's cgroup")?;
     c.remove_dir()?;
     if let Some(h) = saved_hooks(c) {
