@@ -628,22 +628,8 @@ fn now_secs() -> i64 {
 /// Seconds since the epoch of an RFC 3339 time (fractions and offsets ignored: it is for
 /// "2 days ago").
 fn parse_time(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86400 + hh * 3600 + mm * 60 + ss)
+    let t = humantime::parse_rfc3339_weak(s.get(..19)?).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
 }
 
 /// Docker's `units.HumanDuration` + " ago".
