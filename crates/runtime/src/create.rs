@@ -217,9 +217,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
     let cg_path = cg.path().to_path_buf();
     // Recorded before the cgroup exists, so `delete --force` can find it if this process dies
     // before the state is saved.
-    std::fs::write(
-        container.dir.join(state::CGROUP_FILE),
-        serde_json::to_vec(&cgroups_path)?,
+    write_atomic(
+        &container.dir.join(state::CGROUP_FILE),
+        &serde_json::to_vec(&cgroups_path)?,
     )
     .context("record the container's cgroup path")?;
     match cg.create() {

@@ -4,8 +4,8 @@
 //! The program is compiled while the container is being set up (in the init, before it reports
 //! ready), so `start` only pays for loading it; compiled programs are cached by a sha256 of the
 //! profile, the libseccomp version and the kernel, under `<root>/.seccomp-cache` (Docker's
-//! profile costs libseccomp ~15 ms of CPU, which every container would pay). With `SCMP_ACT_NOTIFY` the filter is loaded with
-//! `SECCOMP_FILTER_FLAG_NEW_LISTENER` and the listener descriptor is sent to `listenerPath` with
+//! profile costs libseccomp ~15 ms of CPU, which every container would pay). With
+//! `SCMP_ACT_NOTIFY` the filter is loaded with `SECCOMP_FILTER_FLAG_NEW_LISTENER` and the listener descriptor is sent to `listenerPath` with
 //! the container process state, as the runtime spec says.
 
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -82,8 +82,6 @@ fn compare(
     Ok(ScmpArgCompare::new(index as u32, op, datum))
 }
 
-/// Compile the profile. Syscall names this kernel or libseccomp does not know are skipped, as
-/// runc does (profiles list syscalls of every kernel version).
 /// Where compiled programs are kept (set once by `main`: below the state root, which is a tmpfs
 /// on most hosts and so starts empty at each boot).
 static CACHE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -128,17 +126,14 @@ fn cached(key: &str) -> Option<Vec<u8>> {
     (!bpf.is_empty() && bpf.len() % std::mem::size_of::<libc::sock_filter>() == 0).then_some(bpf)
 }
 
-/// Store a program (temp file and rename: readers see all of it or nothing). Best effort.
+/// Store a program (atomically: readers see all of it or nothing). Best effort.
 fn store(key: &str, bpf: &[u8]) {
     let Some(dir) = CACHE_DIR.get() else { return };
     let _ = std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir);
-    let tmp = dir.join(format!(".{key}.{}", std::process::id()));
-    if std::fs::write(&tmp, bpf).is_ok() && std::fs::rename(&tmp, dir.join(key)).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    let _ = crate::create::write_atomic(&dir.join(key), bpf);
 }
 
 /// Compile the profile, or take the program compiled for the same profile before.
@@ -190,6 +185,8 @@ fn filter_flag(f: &LinuxSeccompFilterFlag) -> libc::c_ulong {
     }
 }
 
+/// Compile the profile with libseccomp. Syscall names this kernel or libseccomp does not know
+/// are skipped, as runc does (profiles list syscalls of every kernel version).
 fn compile_uncached(s: &LinuxSeccomp) -> Result<Compiled> {
     let default = action(
         s.default_action(),

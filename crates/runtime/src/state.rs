@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -217,12 +216,7 @@ impl Container {
     /// crash ends anyway (a state left empty by one reads as an error, and `delete --force`
     /// removes it), and on a disk-backed /run each fsync cost ~5 ms of every create and start.
     pub fn save(&mut self, saved: Saved) -> Result<()> {
-        let tmp = self.dir.join(".state.json.tmp");
-        let path = self.dir.join(STATE_FILE);
-        let mut f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-        f.write_all(&serde_json::to_vec(&saved)?)
-            .with_context(|| format!("write {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("rename to {}", path.display()))?;
+        crate::create::write_atomic(&self.dir.join(STATE_FILE), &serde_json::to_vec(&saved)?)?;
         self.saved = Some(saved);
         Ok(())
     }

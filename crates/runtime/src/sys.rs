@@ -406,22 +406,24 @@ pub fn socketpair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// The fields of /proc/PID/stat from field 3 (state) on; None if the process does not exist.
+/// The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+fn stat_fields(pid: libc::pid_t) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split(' ').map(str::to_owned).collect())
+}
+
 /// The parent pid of a process (field 4 of /proc/PID/stat); None if it does not exist.
 pub fn proc_ppid(pid: libc::pid_t) -> Option<libc::pid_t> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 4, after the state; the command name may contain spaces and parentheses.
-    stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
+    stat_fields(pid)?.get(1)?.parse().ok()
 }
 
 /// The start time of a process (field 22 of /proc/PID/stat) and its state letter; None if the
 /// process does not exist.
 pub fn proc_stat(pid: libc::pid_t) -> Option<(u64, char)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    let state = fields.next()?.chars().next()?;
-    // rest starts at field 3 (state); starttime is field 22.
-    let start = fields.nth(18)?.parse().ok()?;
+    let f = stat_fields(pid)?;
+    let state = f.first()?.chars().next()?;
+    let start = f.get(19)?.parse().ok()?;
     Some((start, state))
 }
