@@ -14,13 +14,11 @@ use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use oci_spec::image::{Descriptor, MediaType};
-
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result, io_err};
 use crate::fsutil::temp_name;
 use crate::image::{DOCKER_MANIFEST, Image, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Platform};
-use crate::layout::{CONTAINERD_NAME, ImportedImage, REF_NAME, import_layout};
+use crate::layout::{ImportedImage, import_layout};
 use crate::reference::{DEFAULT_REGISTRY, Reference};
 use crate::store::Store;
 
@@ -313,18 +311,7 @@ pub fn save(store: &Store, names: &[Reference], writer: impl Write) -> Result<()
                 .map_err(werr)?;
             written.push(d);
         }
-        let mut ann = HashMap::new();
-        if let Some(tag) = name.tag() {
-            ann.insert(REF_NAME.to_string(), tag.to_string());
-        }
-        ann.insert(CONTAINERD_NAME.to_string(), name.to_string());
-        let mut desc = Descriptor::new(
-            MediaType::from(image.manifest_media_type.as_str()),
-            store.size(&image.manifest_digest)?,
-            image.manifest_digest.to_oci(),
-        );
-        desc.set_annotations(Some(ann));
-        index_entries.push(desc);
+        index_entries.push(crate::layout::index_descriptor(store, &image, name)?);
         let tag = name
             .tag()
             .map(|_| familiar_name(&name_without_digest(name)));

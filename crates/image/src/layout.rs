@@ -215,6 +215,27 @@ fn name_of(desc: &Descriptor) -> Result<Option<Reference>> {
     }
 }
 
+/// The `index.json` entry of an image saved under `name`: its manifest, annotated with the tag
+/// (OCI's ref.name) and the full name (containerd's), as Docker and containerd write them.
+pub(crate) fn index_descriptor(
+    store: &Store,
+    image: &Image,
+    name: &Reference,
+) -> Result<Descriptor> {
+    let mut ann = HashMap::new();
+    if let Some(tag) = name.tag() {
+        ann.insert(REF_NAME.to_string(), tag.to_string());
+    }
+    ann.insert(CONTAINERD_NAME.to_string(), name.to_string());
+    let mut desc = Descriptor::new(
+        MediaType::from(image.manifest_media_type.as_str()),
+        store.size(&image.manifest_digest)?,
+        image.manifest_digest.to_oci(),
+    );
+    desc.set_annotations(Some(ann));
+    Ok(desc)
+}
+
 /// Writes the named images as an OCI layout into `dir` (created if missing; an existing
 /// `index.json` is replaced). Each manifest's descriptor carries its tag in
 /// `org.opencontainers.image.ref.name` (as skopeo and umoci expect) and the full name in
@@ -237,18 +258,7 @@ pub fn export_layout(store: &Store, names: &[Reference], dir: &Path) -> Result<(
             out.sync_all().map_err(io_err("fsync", &tmp))?;
             fs::rename(&tmp, &dest).map_err(io_err("rename", &dest))?;
         }
-        let mut ann = HashMap::new();
-        if let Some(tag) = name.tag() {
-            ann.insert(REF_NAME.to_string(), tag.to_string());
-        }
-        ann.insert(CONTAINERD_NAME.to_string(), name.to_string());
-        let mut desc = Descriptor::new(
-            MediaType::from(image.manifest_media_type.as_str()),
-            store.size(&image.manifest_digest)?,
-            image.manifest_digest.to_oci(),
-        );
-        desc.set_annotations(Some(ann));
-        descriptors.push(desc);
+        descriptors.push(index_descriptor(store, &image, name)?);
     }
     let index = serde_json::json!({
         "schemaVersion": 2,
