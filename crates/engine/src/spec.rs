@@ -90,15 +90,12 @@ pub(crate) fn base_spec(rt: &Runtime, dir: &Path) -> Result<Value> {
         return Ok(v);
     }
     let v = base_spec_uncached(rt, dir)?;
-    if let Some(k) = &key {
-        // Best effort, atomic: a temp file renamed into place.
-        let tmp = cache.join(format!(".{k}.{}", std::process::id()));
-        if fs::create_dir_all(&cache).is_ok()
-            && fs::write(&tmp, serde_json::to_vec(&v).unwrap_or_default()).is_ok()
-            && fs::rename(&tmp, cache.join(k)).is_err()
-        {
-            let _ = fs::remove_file(&tmp);
-        }
+    if let Some(k) = &key
+        && fs::create_dir_all(&cache).is_ok()
+    {
+        // Best effort; atomic, so a reader never sees half of it.
+        let _ =
+            crate::util::write_atomic(&cache.join(k), &serde_json::to_vec(&v).unwrap_or_default());
     }
     Ok(v)
 }
