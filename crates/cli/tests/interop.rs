@@ -115,6 +115,10 @@ impl Podman {
             .arg(self.dir.path().join("root"))
             .arg("--runroot")
             .arg(self.dir.path().join("run"))
+            // Its own tmpdir too: the default /run/libpod (exit files, the alive file) is shared
+            // by every podman, and the tests run in parallel.
+            .arg("--tmpdir")
+            .arg(self.dir.path().join("tmp"))
             .args(["--storage-driver", "vfs"])
             .args(args)
             .output()
