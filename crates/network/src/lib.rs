@@ -399,15 +399,35 @@ impl Networks {
         n.dns = None;
     }
 
+    /// The alias berth gives a network's bridge: bridge names are reused (the first free
+    /// `berthN`), so a link of the recorded name is this network's only if it carries this.
+    fn bridge_alias(n: &Network) -> String {
+        format!("berth-network-{}", n.id)
+    }
+
+    /// Whether the bridge recorded for `n` is up and is this network's.
+    fn bridge_ours(n: &Network) -> bool {
+        !n.bridge.is_empty() && link::alias(&n.bridge).is_some_and(|a| a == Self::bridge_alias(n))
+    }
+
+    /// Whether the recorded bridge name now belongs to another network (ours went away, by a
+    /// reboot or by hand, and the name was given out again): its table and FORWARD rules,
+    /// which carry that name, are the other network's and must not be touched.
+    fn bridge_taken(n: &Network) -> bool {
+        !n.bridge.is_empty() && link::exists(&n.bridge) && !Self::bridge_ours(n)
+    }
+
     /// Brings the network's bridge up if it is not (first container, or after a reboot).
     fn bridge_up(&self, n: &mut Network) -> Result<()> {
-        if !n.bridge.is_empty() && link::exists(&n.bridge) {
+        if Self::bridge_ours(n) {
             return self.start_dns(n);
         }
         if !n.bridge.is_empty() {
             // Recorded but gone (a reboot): forget what went with it.
-            let _ = firewall::remove(&n.bridge);
-            firewall::forward_remove(&n.forward_rules);
+            if !Self::bridge_taken(n) {
+                let _ = firewall::remove(&n.bridge);
+                firewall::forward_remove(&n.forward_rules);
+            }
             n.forward_rules.clear();
             Self::stop_dns(n);
             n.bridge.clear();
@@ -438,7 +458,8 @@ impl Networks {
             .find(|b| !link::exists(b))
             .expect("a free name");
         let mut cmds = format!(
-            "link add {br} type bridge\naddr add {}/{} dev {br}\nlink set {br} up\n",
+            "link add {br} type bridge\nlink set {br} alias {}\naddr add {}/{} dev {br}\nlink set {br} up\n",
+            Self::bridge_alias(n),
             n.gateway,
             n.prefix()
         );
@@ -478,12 +499,14 @@ impl Networks {
             return;
         }
         Self::stop_dns(n);
-        let _ = firewall::remove(&n.bridge);
-        firewall::forward_remove(&n.forward_rules);
-        n.forward_rules.clear();
-        if link::exists(&n.bridge) {
-            let _ = link::ip_batch(&format!("link del {}\n", n.bridge), None);
+        if !Self::bridge_taken(n) {
+            let _ = firewall::remove(&n.bridge);
+            firewall::forward_remove(&n.forward_rules);
+            if link::exists(&n.bridge) {
+                let _ = link::ip_batch(&format!("link del {}\n", n.bridge), None);
+            }
         }
+        n.forward_rules.clear();
         n.bridge.clear();
     }
 
@@ -583,7 +606,7 @@ impl Networks {
             .iter()
             .any(|x| !x.internal && x.endpoints.contains_key(container_id));
         let ports = self.ports(&all, &o.ports)?;
-        let was_down = n.bridge.is_empty() || !link::exists(&n.bridge);
+        let was_down = !Self::bridge_ours(&n);
         self.bridge_up(&mut n)?;
         let res = self.attach_link(
             &mut n,
@@ -712,7 +735,7 @@ impl Networks {
         }
         if n.endpoints.is_empty() {
             self.bridge_down(n);
-        } else if !e.ports.is_empty() && !n.bridge.is_empty() && link::exists(&n.bridge) {
+        } else if !e.ports.is_empty() && Self::bridge_ours(n) {
             firewall::apply_ports(n)?;
         }
         self.store.save(n)
@@ -775,7 +798,7 @@ impl Networks {
             let _l = store::lock()?;
             for (n, _) in &eps {
                 let mut n = self.find(&n.name)?;
-                if n.bridge.is_empty() || !link::exists(&n.bridge) || !Self::dns_alive(&n) {
+                if !Self::bridge_ours(&n) || !Self::dns_alive(&n) {
                     self.bridge_up(&mut n)?;
                     self.store.save(&n)?;
                 }

@@ -75,6 +75,18 @@ pub(crate) fn exists(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
 }
 
+/// The alias of a link (`ip link set NAME alias A`), if it has one.
+pub(crate) fn alias(name: &str) -> Option<String> {
+    let a = std::fs::read_to_string(
+        std::path::Path::new("/sys/class/net")
+            .join(name)
+            .join("ifalias"),
+    )
+    .ok()?;
+    let a = a.trim_end_matches('\n');
+    (!a.is_empty()).then(|| a.to_string())
+}
+
 /// Writes a sysctl under /proc/sys.
 pub(crate) fn sysctl(key: &str, value: &str) -> Result<()> {
     let p = std::path::Path::new("/proc/sys").join(key.replace('.', "/"));
