@@ -3,9 +3,8 @@
 //! registry pulled and run by podman.
 //!
 //! A peer whose binary is absent is skipped with a printed reason; a peer that is installed
-//! but misbehaves fails the test. Docker is used only through its own CLI against the system
-//! daemon (skipped when /var/run/docker.sock is absent), with unique image names that are
-//! removed afterwards. Podman always gets a temp `--root`/`--runroot` of its own.
+//! but misbehaves fails the test. Docker runs as a dockerd of the test's own (socket, data
+//! root, cgroup parent; never the system daemon), podman with a temp `--root`/`--runroot`.
 
 mod common;
 
@@ -66,27 +65,133 @@ fn rootfs_tar(dir: &Path) -> PathBuf {
     tar
 }
 
-/// The system Docker daemon through its CLI, or why not.
-fn docker() -> Result<(), String> {
-    if which("docker").is_none() {
-        return Err("docker CLI not installed".into());
-    }
-    if !Path::new("/var/run/docker.sock").exists() {
-        return Err("/var/run/docker.sock absent (no Docker daemon)".into());
-    }
-    Ok(())
+/// A dockerd of the test's own (Debian's docker.io): its own socket, data root, exec root, pid
+/// file and cgroup parent, an empty config file, no default bridge and no iptables, sysctl or
+/// NAT changes, so a system daemon (running or not) is never used or touched. Stopped, its
+/// mounts and cgroups removed, when dropped.
+struct Dockerd {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    cgroup: String,
 }
 
-fn docker_cmd(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().unwrap()
+impl Dockerd {
+    /// Starts one and waits until it answers; `None` (printed) when dockerd is not installed.
+    fn start() -> Option<Self> {
+        if which("dockerd").is_none() || which("docker").is_none() {
+            eprintln!(
+                "skipped docker: dockerd or docker not installed (apt-get install docker.io)"
+            );
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("berth-dockerd")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let d = dir.path();
+        fs::write(d.join("daemon.json"), "{}").unwrap();
+        let cgroup = format!("berth-interop-dockerd-{}", std::process::id());
+        let log = fs::File::create(d.join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .arg("-H")
+            .arg(format!("unix://{}", d.join("docker.sock").display()))
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("dockerd.pid"))
+            .args(["--bridge", "none", "--iptables=false", "--ip-forward=false"])
+            .args(["--ip-masq=false", "--storage-driver", "overlay2"])
+            .args(["--cgroup-parent", &format!("/{cgroup}")])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn dockerd");
+        let me = Self { dir, child, cgroup };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if me.cmd(&["version"]).status.success() {
+                return Some(me);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dockerd did not answer within 60 s; its log:\n{}",
+                fs::read_to_string(me.dir.path().join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.dir.path().join("docker.sock").display()),
+            )
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        out_ok(&format!("docker {args:?}"), self.cmd(args))
+    }
 }
 
-/// Removes a Docker image when dropped.
-struct DockerImage(String);
-
-impl Drop for DockerImage {
+impl Drop for Dockerd {
     fn drop(&mut self) {
-        let _ = docker_cmd(&["rmi", "-f", &self.0]);
+        let _ = self.cmd(&["rm", "-f", "-v", "--all"]);
+        // SIGTERM: dockerd stops its containerd and shims and exits.
+        // SAFETY: kill(2) on our own child's pid (not yet reaped, so not reused).
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.child.try_wait().ok().flatten().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // Whatever is still mounted under its directory (overlay layers, its shm), deepest first.
+        let prefix = self.dir.path().to_string_lossy().into_owned();
+        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+            .filter(|m| m.starts_with(&prefix))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            if let Ok(c) = std::ffi::CString::new(m) {
+                // SAFETY: a valid NUL-terminated path; umount2 only reads it.
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
+        // Its cgroup parent in every hierarchy (children first).
+        for h in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            rmdir_tree(&h.path().join(&self.cgroup));
+        }
+        rmdir_tree(&Path::new("/sys/fs/cgroup").join(&self.cgroup));
+    }
+}
+
+/// Removes a cgroup directory and its child cgroups (rmdir, children first).
+fn rmdir_tree(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                rmdir_tree(&e.path());
+            }
+        }
+        let _ = fs::remove_dir(dir);
     }
 }
 
@@ -172,7 +277,7 @@ fn berth_runs(b: &Berth, image: &str) {
 }
 
 #[test]
-fn berth_save_loads_in_docker_and_podman() {
+fn berth_save_loads_in_podman() {
     let b = Berth::new();
     let work = tempfile::tempdir().unwrap();
     let tar = rootfs_tar(work.path());
@@ -180,32 +285,6 @@ fn berth_save_loads_in_docker_and_podman() {
     b.ok(&["import", tar.to_str().unwrap(), &name]);
     let archive = work.path().join("saved.tar");
     b.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
-
-    match docker() {
-        Err(why) => eprintln!("skipped docker load: {why}"),
-        Ok(()) => {
-            let _guard = DockerImage(name.clone());
-            let out = out_ok(
-                "docker load",
-                docker_cmd(&["load", "-i", archive.to_str().unwrap()]),
-            );
-            assert!(out.contains(&format!("Loaded image: {name}")), "{out}");
-            let out = out_ok(
-                "docker run",
-                docker_cmd(&[
-                    "run",
-                    "--rm",
-                    "--network",
-                    "none",
-                    &name,
-                    "/bin/busybox",
-                    "echo",
-                    "from-docker",
-                ]),
-            );
-            assert_eq!(out.trim(), "from-docker");
-        }
-    }
 
     if let Some(p) = Podman::new() {
         let out = p.ok(&["load", "-i", archive.to_str().unwrap()]);
@@ -216,31 +295,9 @@ fn berth_save_loads_in_docker_and_podman() {
 }
 
 #[test]
-fn docker_and_podman_saves_load_and_run_in_berth() {
+fn podman_saves_load_and_run_in_berth() {
     let work = tempfile::tempdir().unwrap();
     let tar = rootfs_tar(work.path());
-
-    match docker() {
-        Err(why) => eprintln!("skipped docker save: {why}"),
-        Ok(()) => {
-            let name = format!("{}:2", unique("docker"));
-            let _guard = DockerImage(name.clone());
-            out_ok(
-                "docker import",
-                docker_cmd(&["import", tar.to_str().unwrap(), &name]),
-            );
-            let archive = work.path().join("docker.tar");
-            out_ok(
-                "docker save",
-                docker_cmd(&["save", "-o", archive.to_str().unwrap(), &name]),
-            );
-            let b = Berth::new();
-            let out = b.ok(&["load", "-i", archive.to_str().unwrap()]);
-            assert!(out.contains(&format!("Loaded image: {name}")), "{out}");
-            assert!(b.ok(&["images"]).contains(&name[..name.len() - 2]));
-            berth_runs(&b, &name);
-        }
-    }
 
     if let Some(p) = Podman::new() {
         let name = format!("localhost/{}:3", unique("podman"));
@@ -287,4 +344,42 @@ fn podman_pulls_and_runs_what_berth_pushes() {
         "pulled-by-podman",
     ]);
     assert_eq!(out.trim(), "pulled-by-podman");
+}
+
+#[test]
+fn docker_round_trips_with_berth() {
+    let Some(d) = Dockerd::start() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let tar = rootfs_tar(work.path());
+
+    // berth save -> docker load -> docker run.
+    let b = Berth::new();
+    let name = format!("{}:1", unique("saved"));
+    b.ok(&["import", tar.to_str().unwrap(), &name]);
+    let archive = work.path().join("saved.tar");
+    b.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
+    let out = d.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains(&format!("Loaded image: {name}")), "{out}");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "/bin/busybox",
+        "echo",
+        "from-docker",
+    ]);
+    assert_eq!(out.trim(), "from-docker");
+
+    // docker import + save -> berth load -> berth run.
+    let name = format!("{}:2", unique("docker"));
+    d.ok(&["import", tar.to_str().unwrap(), &name]);
+    let archive = work.path().join("docker.tar");
+    d.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
+    let b = Berth::new();
+    let out = b.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains(&format!("Loaded image: {name}")), "{out}");
+    assert!(b.ok(&["images"]).contains(&name[..name.len() - 2]));
+    berth_runs(&b, &name);
 }
