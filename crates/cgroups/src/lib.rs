@@ -74,6 +74,21 @@ pub trait Manager {
     fn create(&self) -> Result<()>;
     /// Move a process into the cgroup.
     fn add_task(&self, pid: i32) -> Result<()>;
+    /// The `tasks` files of the v1 hierarchies, through which a single-threaded process moves
+    /// itself into this cgroup by writing `0` ([`join_self`]). Unlike writing a pid to
+    /// `cgroup.procs`, that takes no global lock: the kernel's `cgroup.procs` write waits for an
+    /// RCU grace period (5-20 ms) whenever no other migration happened just before. Empty on v2,
+    /// whose `cgroup.threads` only moves threads within a threaded subtree.
+    fn self_join_files(&self) -> Vec<PathBuf>;
+    /// [`Manager::add_task`] in the v1 hierarchies only (nothing on v2).
+    fn add_task_v1(&self, pid: i32) -> Result<()>;
+    /// [`Manager::add_task`] in the cgroup2 hierarchy only: the whole cgroup on v2, the unified
+    /// hierarchy of a hybrid host (nothing on pure v1).
+    fn add_task_unified(&self, pid: i32) -> Result<()>;
+    /// The cgroup's directory in the cgroup2 hierarchy (on v2, or a hybrid host's unified one):
+    /// a process cloned with `CLONE_INTO_CGROUP` and a descriptor of it starts there, without
+    /// the `cgroup.procs` write and its RCU grace period.
+    fn cgroup2_dir(&self) -> Option<&Path>;
     /// Apply resource limits (creation and live update alike).
     fn apply(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<()>;
     /// Every process in the cgroup and its descendants.
@@ -88,6 +103,12 @@ pub trait Manager {
     fn oom_kills(&self) -> Result<u64>;
     /// Remove the cgroup directories. Fails if processes are still inside after a short wait.
     fn destroy(&self) -> Result<()>;
+}
+
+/// Move the calling thread into a cgroup through [`Manager::self_join_files`]: writes `0` to
+/// each. The caller must be single-threaded for that to move its whole process.
+pub fn join_self(files: &[PathBuf]) -> Result<()> {
+    files.iter().try_for_each(|f| fsutil::write(f, "0"))
 }
 
 /// Open the manager of a container's cgroup on the layout detected on this host.

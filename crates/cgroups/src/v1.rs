@@ -165,11 +165,31 @@ impl Manager for V1Manager {
     }
 
     fn add_task(&self, pid: i32) -> Result<()> {
+        self.add_task_v1(pid)?;
+        self.add_task_unified(pid)
+    }
+
+    fn add_task_v1(&self, pid: i32) -> Result<()> {
         let pid = pid.to_string();
-        for d in self.all_dirs() {
+        for d in &self.dirs {
             write(&d.path.join("cgroup.procs"), &pid)?;
         }
         Ok(())
+    }
+
+    fn cgroup2_dir(&self) -> Option<&Path> {
+        self.unified.as_ref().map(|u| u.path.as_path())
+    }
+
+    fn self_join_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.path.join("tasks")).collect()
+    }
+
+    fn add_task_unified(&self, pid: i32) -> Result<()> {
+        match &self.unified {
+            Some(u) => write(&u.path.join("cgroup.procs"), &pid.to_string()),
+            None => Ok(()),
+        }
     }
 
     fn apply(&self, resources: &LinuxResources) -> Result<()> {

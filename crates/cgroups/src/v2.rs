@@ -132,6 +132,22 @@ impl Manager for V2Manager {
         write(&self.dir.join("cgroup.procs"), &pid.to_string())
     }
 
+    fn self_join_files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    fn add_task_v1(&self, _pid: i32) -> Result<()> {
+        Ok(())
+    }
+
+    fn add_task_unified(&self, pid: i32) -> Result<()> {
+        self.add_task(pid)
+    }
+
+    fn cgroup2_dir(&self) -> Option<&Path> {
+        Some(&self.dir)
+    }
+
     fn apply(&self, resources: &LinuxResources) -> Result<()> {
         apply::apply(self, resources)
     }

@@ -223,7 +223,11 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
     )
     .context("record the container's cgroup path")?;
     match cg.create() {
-        Ok(()) => cleanup.cgroup = Some(cg),
+        Ok(()) => {
+            // Limits are in place before any process joins.
+            let cg = cleanup.cgroup.insert(cg);
+            cg.apply(&resources).context("linux.resources")?;
+        }
         // Rootless without a delegated cgroup: run without one, unless limits are asked for.
         Err(_) if rootless() && !has_limits(linux) => {}
         Err(e) => {
@@ -247,6 +251,21 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
         &cfg.bundle,
     )?;
     let (parent_end, child_end) = sys::socketpair(libc::SOCK_SEQPACKET)?;
+    // The init joins its v1 cgroups itself, unless it is in another user namespace (whose root
+    // may not write the host's cgroup files) or joins a cgroup namespace.
+    let cgroup_join = match &cleanup.cgroup {
+        Some(cg)
+            if !rootless()
+                && !plan.new_user
+                && !plan.joins.iter().any(|(flag, _)| {
+                    *flag & (libc::CLONE_NEWUSER | libc::CLONE_NEWCGROUP) != 0
+                }) =>
+        {
+            cg.self_join_files()
+        }
+        _ => Vec::new(),
+    };
+    let self_join = !cgroup_join.is_empty();
     let init_args = InitArgs {
         cfg: &cfg,
         fifo: Some(fifo.as_raw_fd()),
@@ -255,6 +274,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
         cgroup_path: &cg_path,
+        cgroup_join,
         needs_maps: false,
         close_fds: vec![container.lock_fd()],
         idmapped: idmapped
@@ -277,9 +297,20 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
                 0
             }
     };
+    // The init (or the intermediate process) starts in the cgroup2 part of its cgroup.
+    let cgroup2 = cleanup
+        .cgroup
+        .as_ref()
+        .and_then(|cg| cg.cgroup2_dir())
+        .and_then(|d| std::fs::File::open(d).ok());
     // SAFETY: the runtime is single-threaded (no threads are ever started before this point).
-    let child = unsafe { sys::clone_fork(clone_flags as libc::c_ulong) }
-        .context("clone the container's init")?;
+    let (child, in_cgroup2) = unsafe {
+        sys::clone_fork_into(
+            clone_flags as libc::c_ulong,
+            cgroup2.as_ref().map(|f| f.as_raw_fd()),
+        )
+    }
+    .context("clone the container's init")?;
     if child == 0 {
         drop(parent_end);
         let sync = Sync(child_end);
@@ -296,17 +327,24 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
     }
     drop(child_end);
     drop(console_child);
+    drop(cgroup2);
     cleanup.pids.push(child);
     let sync = Sync(parent_end);
 
+    let mut joined = false;
     let init_pid = handshake(
         &sync,
         &cfg,
         child,
         intermediate,
         plan.new_user,
+        &mut joined,
         &mut cleanup,
     )?;
+    if self_join && !joined {
+        sync.expect(Msg::Joined)
+            .context("the container's init joining its cgroup")?;
+    }
     crate::log::debug(|| {
         format!(
             "{id}: init pid {init_pid}, new namespaces {:#x}, {} joined, intermediate {intermediate}, cgroup {}",
@@ -315,9 +353,20 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
             cg_path.display()
         )
     });
+    let annotations = cfg.spec.annotations().clone().unwrap_or_default();
+    let hook_state = hooks::state_json(id, "creating", init_pid, &cfg.bundle, &annotations);
+    sync.send(&Msg::Proceed(hook_state.clone()))?;
     if let Some(cg) = cleanup.cgroup.as_ref() {
-        match cg.add_task(init_pid) {
-            Ok(()) => cg.apply(&resources).context("linux.resources")?,
+        let v1 = || match self_join {
+            true => Ok(()),
+            false => cg.add_task_v1(init_pid),
+        };
+        let added = v1().and_then(|()| match in_cgroup2 {
+            true => Ok(()),
+            false => cg.add_task_unified(init_pid),
+        });
+        match added {
+            Ok(()) => {}
             Err(_) if rootless() && !has_limits(linux) => {}
             Err(e) => {
                 return Err(anyhow::Error::from(e))
@@ -325,9 +374,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
             }
         }
     }
-    let annotations = cfg.spec.annotations().clone().unwrap_or_default();
-    let hook_state = hooks::state_json(id, "creating", init_pid, &cfg.bundle, &annotations);
-    sync.send(&Msg::Proceed(hook_state.clone()))?;
+    sync.send(&Msg::CgroupsDone)?;
     loop {
         match sync.recv()? {
             Some(Msg::Ready) => break,
@@ -464,6 +511,7 @@ fn handshake(
     child: i32,
     intermediate: bool,
     new_user: bool,
+    joined: &mut bool,
     cleanup: &mut Cleanup,
 ) -> Result<i32> {
     let mut maps_pending = new_user;
@@ -477,6 +525,8 @@ fn handshake(
                 maps_pending = false;
                 sync.send(&Msg::MapsDone)?;
             }
+            // A self-joining init forked by the intermediate may say so before its pid comes.
+            Some(Msg::Joined) => *joined = true,
             Some(Msg::InitPid(pid)) => {
                 // Never trust a pid blindly: it is about to be moved into the cgroup. The init
                 // is the intermediate's child (or ours, once the intermediate has exited).

@@ -35,6 +35,9 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     /// The container's cgroup path (for cgroup mounts).
     pub cgroup_path: &'a Path,
+    /// The v1 `tasks` files this process writes `0` into to join its cgroup itself (empty when
+    /// the parent adds it; see [`berth_cgroups::Manager::self_join_files`]).
+    pub cgroup_join: Vec<std::path::PathBuf>,
     /// Whether this process must ask for its id maps (it made the user namespace).
     pub needs_maps: bool,
     /// Descriptors of the parent to close at once (the container lock).
@@ -182,6 +185,13 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
     let cfg = args.cfg;
     let spec = &cfg.spec;
     let process = spec.process().as_ref().expect("validated");
+    if !args.cgroup_join.is_empty() {
+        // Single-threaded, writing 0 to the v1 `tasks` files: no RCU grace period to wait for
+        // (as a `cgroup.procs` write has), and the parent's own write (v2, unified) then
+        // overlaps the setup below.
+        berth_cgroups::join_self(&args.cgroup_join).context("join the container's cgroup")?;
+        sync.send(&Msg::Joined)?;
+    }
     if args.needs_maps {
         sync.send(&Msg::NeedMaps)?;
         sync.expect(Msg::MapsDone)
@@ -214,6 +224,9 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
         has_new(cfg, LinuxNamespaceType::User) || joined(cfg, LinuxNamespaceType::User).is_some();
     let cgroupns = has_new(cfg, LinuxNamespaceType::Cgroup);
     if cgroupns {
+        // The namespace's root is the cgroup this process is in when it unshares.
+        sync.expect(Msg::CgroupsDone)
+            .context("waiting for the cgroup")?;
         sys::unshare(libc::CLONE_NEWCGROUP).context("unshare the cgroup namespace")?;
     }
     if let Some(adj) = process.oom_score_adj() {
@@ -248,6 +261,11 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
         setup_terminal(&root, args.console, process)?;
     }
     drop(root);
+    if !cgroupns {
+        // Hooks and the process itself start inside the cgroup.
+        sync.expect(Msg::CgroupsDone)
+            .context("waiting for the cgroup")?;
+    }
     if let Some(hooks) = spec.hooks() {
         #[allow(deprecated)]
         let runtime_hooks = hooks

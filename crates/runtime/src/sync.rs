@@ -5,8 +5,10 @@
 //!   <---- NeedMaps (new user namespace) -----
 //!   ----- MapsDone ------------------------->
 //!   <---- InitPid(pid) (intermediate only) --
-//!   (cgroup: add init, apply resources)
-//!   ----- Proceed(state for hooks) --------->
+//!   <---- Joined (self-joining init only) ---   it wrote 0 to its v1 cgroups' `tasks`
+//!   ----- Proceed(state for hooks) --------->   sets up, while the parent adds it to the
+//!   (cgroup: add init where it cannot)          rest of its cgroup (v2, unified)
+//!   ----- CgroupsDone ---------------------->   awaited before a cgroup namespace or hooks
 //!   <---- RunHooks (only with hooks) --------   mounts made, before pivot_root
 //!   ----- HooksDone ------------------------>   (prestart, createRuntime ran here)
 //!   <---- Ready  | Error(message) -----------
@@ -30,8 +32,14 @@ pub enum Msg {
     MapsDone,
     /// The pid (in the parent's namespace) of the init forked by the intermediate process.
     InitPid(i32),
-    /// The cgroup is ready: go on with the setup. Carries the state JSON for hooks.
+    /// The init has joined its v1 cgroups itself (before the parent's `cgroup.procs` write,
+    /// which holds the kernel's cgroup mutex for an RCU grace period).
+    Joined,
+    /// Go on with the setup. Carries the state JSON for hooks.
     Proceed(String),
+    /// The parent has added the init to the rest of its cgroup (v2, or a hybrid host's unified
+    /// hierarchy): the init is wholly in its cgroup now.
+    CgroupsDone,
     /// The mounts are made: run the prestart and createRuntime hooks.
     RunHooks,
     /// The hooks ran.
