@@ -1,9 +1,10 @@
 //! `exec`: run another process in a running container.
 //!
 //! The parent joins the container's pid and time namespaces for its children, forks the new
-//! process, which joins the user namespace first and then the others (mount last, which puts it
-//! at the container's root), waits until the parent has put it in the container's cgroup, joins
-//! the cgroup namespace, and then goes through the same process setup as the init (cwd, rlimits,
+//! process into the container's cgroup (as `create` does its init: cloned into the cgroup2 part,
+//! joining the v1 hierarchies itself), which joins the user namespace first and then the others
+//! (mount last, which puts it at the container's root), waits until the parent has added it to
+//! whatever part of the cgroup it could not join itself, joins the cgroup namespace, and then goes through the same process setup as the init (cwd, rlimits,
 //! user, capabilities, no_new_privs) before it execs. Without `--detach` the parent waits and
 //! exits with the process's status, forwarding signals and proxying the terminal.
 
@@ -222,14 +223,26 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
         Some(super::run::block_signals())
     };
     let (parent_end, child_end) = sys::socketpair(libc::SOCK_SEQPACKET)?;
+    // As for the init (see create.rs): the process starts in the cgroup2 part of the cgroup and
+    // joins the v1 hierarchies itself, so no `cgroup.procs` write waits for an RCU grace period.
+    let join_files = if crate::create::rootless() {
+        Vec::new()
+    } else {
+        cg.self_join_files()
+    };
+    let cgroup2 = cg.cgroup2_dir().and_then(|d| File::open(d).ok());
     // SAFETY: the runtime is single-threaded.
-    let pid = unsafe { sys::clone_fork(0) }.context("fork the exec process")?;
+    let (pid, in_cgroup2) =
+        unsafe { sys::clone_fork_into(0, cgroup2.as_ref().map(|f| f.as_raw_fd())) }
+            .context("fork the exec process")?;
     if pid == 0 {
         drop(parent_end);
         let sync = Sync(child_end);
         let r = (|| -> Result<init::Exec> {
             // SAFETY: closing the lock descriptor in this forked copy.
             unsafe { libc::close(c.lock_fd()) };
+            // Before joining the container's user and mount namespaces.
+            berth_cgroups::join_self(&join_files).context("join the container's cgroup")?;
             // Keep container processes from reading our memory or /proc/self/exe.
             sys::prctl(libc::PR_SET_DUMPABLE, 0)?;
             // The seccomp listener is a host path: connect before joining the mount namespace.
@@ -295,13 +308,22 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
     }
     drop(child_end);
     drop(console_child);
+    drop(cgroup2);
     let sync = Sync(parent_end);
     let fail = |e: anyhow::Error| -> Result<i32> {
         let _ = sys::kill(pid, libc::SIGKILL);
         let _ = sys::waitpid(pid, 0);
         Err(e)
     };
-    if let Err(e) = cg.add_task(pid) {
+    let v1 = || match join_files.is_empty() {
+        true => cg.add_task_v1(pid),
+        false => Ok(()),
+    };
+    let added = v1().and_then(|()| match in_cgroup2 {
+        true => Ok(()),
+        false => cg.add_task_unified(pid),
+    });
+    if let Err(e) = added {
         return fail(anyhow::Error::from(e).context("add the process to the container's cgroup"));
     }
     let state = crate::hooks::state_json(&s.id, "running", s.pid, &s.bundle, &s.annotations);
