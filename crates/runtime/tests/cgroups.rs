@@ -468,3 +468,60 @@ fn failed_create_leaves_no_cgroup() {
     assert!(out.stderr.contains("memory"), "{out:?}");
     finish(b, &[&id]);
 }
+
+/// Every line of /proc/PID/cgroup (each v1 hierarchy, and the cgroup2 one) names the
+/// container's cgroup `/berth/<id>`.
+#[track_caller]
+fn assert_in_cgroup_everywhere(pid: i32, id: &str) {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("/proc/PID/cgroup");
+    let want = format!("/berth/{id}");
+    assert!(!text.is_empty());
+    for line in text.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap_or_default();
+        assert_eq!(
+            path, want,
+            "process {pid} is not in {want} everywhere:\n{text}"
+        );
+    }
+}
+
+/// The init and an exec'd process join every hierarchy of the container's cgroup: by
+/// themselves (cloned into the cgroup2 part, writing to the v1 `tasks` files) and, in a user
+/// namespace, through the parent's `cgroup.procs` writes.
+#[test]
+fn init_and_exec_processes_are_in_every_hierarchy_of_the_cgroup() {
+    for userns in [false, true] {
+        let (mut b, _out) = bundle(if userns { "join-userns" } else { "join" });
+        if userns {
+            b.with_ns("user", None);
+            let map = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
+            b.cfg["linux"]["uidMappings"] = map.clone();
+            b.cfg["linux"]["gidMappings"] = map;
+        }
+        b.sh("exec sleep 60");
+        let id = b.id.clone();
+        create_start(&b, &id);
+        let init = b.pid(&id);
+        assert_in_cgroup_everywhere(init, &id);
+        let pid_file = b.dir.join("exec.pid");
+        b.rt(&[
+            "exec",
+            "--detach",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &id,
+            "sleep",
+            "60",
+        ])
+        .ok();
+        let exec_pid: i32 = fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_in_cgroup_everywhere(exec_pid, &id);
+        b.rt(&["kill", "--all", &id, "KILL"]).ok();
+        b.wait_status(&id, "stopped");
+        finish(b, &[&id]);
+    }
+}
