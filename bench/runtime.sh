@@ -32,7 +32,7 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get -o DPkg::Lock::Timeout=600 -q update >&2
     apt-get -o DPkg::Lock::Timeout=600 -y -q install "${need[@]}" >&2
 fi
-cargo build --release -q -p berth-runtime
+cargo build-runtime   # the static release build (.cargo/config.toml)
 rt=$PWD/target/release/berth-runtime
 
 # A controller leaves cgroup2 for a v1 mount only while no cgroup2 subtree_control enables it;

@@ -5,11 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (containers need it)" >&2; exit 1; }
-if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
+# busybox-static for the image; libseccomp-dev (libseccomp.a) to link berth-runtime.
+need=()
+for p in busybox-static libseccomp-dev pkg-config; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get -y -q install busybox-static >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get -y -q install "${need[@]}" >/dev/null
 fi
-cargo build --release -q -p berth-cli -p berth-runtime
+cargo build --release -q -p berth-cli
+cargo build-runtime   # the static berth-runtime (.cargo/config.toml)
 berth=$PWD/target/release/berth
 # The image: a root filesystem tarball with busybox and its applets, imported as busybox:local.
 if ! "$berth" image inspect busybox:local >/dev/null 2>&1; then

@@ -37,7 +37,7 @@ if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then die "/bin/bus
 build_runtime() {
     local try
     for try in 1 2 3; do
-        if cargo build --release -q -p berth-runtime; then return 0; fi
+        if cargo build-runtime; then return 0; fi   # static (.cargo/config.toml)
         log "cargo build of berth-runtime failed (try $try/3; the source may be mid-edit), retrying in 60 s"
         sleep 60
     done

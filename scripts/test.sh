@@ -9,6 +9,21 @@ if [ "$(id -u)" != 0 ]; then
     echo "scripts/test.sh: the tests run real containers and must run as root" >&2
     exit 1
 fi
+# What the tests use, installed on a fresh Debian machine: a static busybox for the test images,
+# libseccomp (linked statically), a registry, skopeo/podman/docker/runc as peers, nftables and
+# iptables for the network tests, wrk, jq.
+export DEBIAN_FRONTEND=noninteractive
+need=()
+for p in busybox-static jq libseccomp-dev pkg-config docker-registry apache2-utils skopeo \
+    nftables iproute2 iptables wrk podman runc docker.io; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get -o DPkg::Lock::Timeout=600 -q update
+    apt-get -o DPkg::Lock::Timeout=600 -y -q install "${need[@]}"
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || {
     echo "scripts/test.sh: /bin/busybox must be the static busybox (apt-get install busybox-static)" >&2
     exit 1

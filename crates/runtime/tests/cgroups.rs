@@ -135,7 +135,7 @@ struct Events {
 impl Events {
     fn spawn(b: &Bundle, id: &str) -> Events {
         let out = b.dir.join(format!("events-{id}.out"));
-        let child = Command::new(BIN)
+        let child = Command::new(*BIN)
             .arg("--root")
             .arg(&b.state_root)
             .args(["events", "--interval", "1s", id])
@@ -249,7 +249,7 @@ fn events_does_not_lock_out_other_commands() {
     b.create(&id).ok();
     let ev = Events::spawn(&b, &id);
     std::thread::sleep(Duration::from_millis(300));
-    let mut state = Command::new(BIN)
+    let mut state = Command::new(*BIN)
         .arg("--root")
         .arg(&b.state_root)
         .args(["state", &id])

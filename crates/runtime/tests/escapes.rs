@@ -19,8 +19,8 @@ use serde_json::json;
 
 /// The runtime binary's bytes and metadata, to compare before and after an attack.
 fn runtime_binary() -> (Vec<u8>, u64, i64) {
-    let bytes = fs::read(BIN).unwrap();
-    let meta = fs::metadata(BIN).unwrap();
+    let bytes = fs::read(*BIN).unwrap();
+    let meta = fs::metadata(*BIN).unwrap();
     (bytes, meta.size(), meta.mtime())
 }
 

@@ -411,7 +411,7 @@ fn preserve_fds_passes_descriptor_3() {
     // SAFETY: pipe2 returned two new descriptors nothing else owns.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let wfd = w.as_raw_fd();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(*BIN);
     cmd.arg("--root")
         .arg(&b.state_root)
         .args(["exec", "--preserve-fds", "1", &b.id])

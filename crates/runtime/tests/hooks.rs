@@ -91,7 +91,7 @@ fn create(b: &Bundle) -> Out {
 /// not reach any hook.
 fn rt_with_env(b: &Bundle, args: &[&str]) -> Out {
     common::run_cmd(
-        Command::new(BIN)
+        Command::new(*BIN)
             .env("BERTH_HOOK_LEAK", "leaked")
             .arg("--root")
             .arg(&b.state_root)

@@ -147,7 +147,7 @@ fn killed_from_the_host_while_run_waits() {
     let mut b = Bundle::new("sigkill-host");
     b.args(&["sleep", "100"]);
     b.save();
-    let mut child = Command::new(common::BIN)
+    let mut child = Command::new(*common::BIN)
         .args(b.verb_args("run"))
         .arg(&b.id)
         .stdin(Stdio::null())
@@ -222,7 +222,7 @@ fn run_with_fds(b: &Bundle, preserve: u32, nfds: usize) -> (common::Out, Vec<Str
     b.save();
     let pipes: Vec<(OwnedFd, OwnedFd)> = (0..nfds).map(|_| pipe()).collect();
     let writers: Vec<i32> = pipes.iter().map(|(_, w)| w.as_raw_fd()).collect();
-    let mut cmd = Command::new(common::BIN);
+    let mut cmd = Command::new(*common::BIN);
     cmd.args(b.verb_args("run"))
         .arg("--preserve-fds")
         .arg(preserve.to_string())

@@ -17,7 +17,7 @@ fn as_user(b: &Bundle, args: &[&str]) -> common::Out {
         &format!("--reuid={UID}"),
         &format!("--regid={UID}"),
         "--clear-groups",
-        BIN,
+        *BIN,
         "--root",
     ])
     .arg(&b.state_root)

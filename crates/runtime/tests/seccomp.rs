@@ -26,7 +26,7 @@ fn docker_spec(b: &Bundle) -> Value {
     let dir = b.host_dir("docker-spec");
     let _ = fs::remove_file(dir.join("config.json"));
     run_cmd(
-        std::process::Command::new(BIN)
+        std::process::Command::new(*BIN)
             .args(["spec", "--profile", "docker", "--bundle"])
             .arg(&dir),
     )
@@ -211,7 +211,7 @@ fn spec_profile_docker_writes_docker_caps_and_seccomp() {
     assert!(b.cfg["linux"].get("seccomp").is_none());
     // Unknown profiles are refused.
     let out = run_cmd(
-        std::process::Command::new(BIN)
+        std::process::Command::new(*BIN)
             .args(["spec", "--profile", "nope", "--bundle"])
             .arg(b.host_dir("nope")),
     )

@@ -19,7 +19,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 /// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
+/// The berth-runtime under test: `$BERTH_TEST_RUNTIME` (e.g. the static release build), else the
+/// binary cargo built with these tests.
+pub static BIN: std::sync::LazyLock<&'static str> =
+    std::sync::LazyLock::new(|| match std::env::var("BERTH_TEST_RUNTIME") {
+        Ok(p) if !p.is_empty() => Box::leak(p.into_boxed_str()),
+        _ => env!("CARGO_BIN_EXE_berth-runtime"),
+    });
 
 /// The static busybox every rootfs is made of.
 pub const BUSYBOX: &str = "/bin/busybox";
@@ -82,7 +88,7 @@ fn scratch_file(tag: &str) -> PathBuf {
 /// Output goes through files, not pipes: a container made by `create` or `run -d` inherits the
 /// runtime's stdio and would hold a pipe open for as long as it lives.
 pub fn run<S: AsRef<OsStr>>(args: &[S]) -> (i32, String, String) {
-    let out = run_cmd(Command::new(BIN).args(args));
+    let out = run_cmd(Command::new(*BIN).args(args));
     (out.code, out.stdout, out.stderr)
 }
 
@@ -167,7 +173,7 @@ impl Bundle {
         )
         .unwrap();
         let state_root = dir.join("state");
-        let out = run_cmd(Command::new(BIN).arg("spec").arg("--bundle").arg(&bundle));
+        let out = run_cmd(Command::new(*BIN).arg("spec").arg("--bundle").arg(&bundle));
         assert_eq!(out.code, 0, "spec failed: {out:?}");
         let text = fs::read_to_string(bundle.join("config.json")).unwrap();
         let mut cfg: Value = serde_json::from_str(&text).unwrap();
@@ -261,7 +267,7 @@ impl Bundle {
     /// Run `berth-runtime --root STATE ARGS...`.
     pub fn rt<S: AsRef<OsStr>>(&self, args: &[S]) -> Out {
         run_cmd(
-            Command::new(BIN)
+            Command::new(*BIN)
                 .arg("--root")
                 .arg(&self.state_root)
                 .args(args),
