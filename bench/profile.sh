@@ -80,7 +80,7 @@ sum_ms() {
 echo "Computed from the two traces above (one run each, under strace):"
 echo
 for r in berth-runtime crun; do
-    echo "- $r: writing the init's pid into cgroup.procs files: $(sum_ms "$OUT/t-$r" 'write\([0-9]+</sys/fs/cgroup/[^>]*cgroup\.procs>'); \
+    echo "- $r: moving the init into its cgroups (writes to cgroup.procs or tasks): $(sum_ms "$OUT/t-$r" 'write\([0-9]+</sys/fs/cgroup/[^>]*(cgroup\.procs|tasks)>'); \
 mkdir of cgroups: $(sum_ms "$OUT/t-$r" 'mkdir(at)?\(.*/sys/fs/cgroup/'); fsync/fdatasync: $(sum_ms "$OUT/t-$r" ' f(data)?sync\('); \
 mount-family syscalls: $(sum_ms "$OUT/t-$r" ' (mount|umount2|pivot_root|open_tree|move_mount|mount_setattr)\('); \
 openat/openat2: $(sum_ms "$OUT/t-$r" ' openat2?\(')"

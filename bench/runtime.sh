@@ -147,7 +147,7 @@ case "$(stat -f -c %T /sys/fs/cgroup)" in cgroup2fs) cgmode=v2 ;; tmpfs) [ -e /s
     echo "- kernel $(uname -r), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(sed -n "s/^PRETTY_NAME=//p" /etc/os-release | tr -d \")"
     echo "- cgroups: $cgmode; v1 hierarchies at /sys/fs/cgroup/*, cgroup2 at /sys/fs/cgroup/unified owning: ${v2_owns:-none}${mounted[*]:+ (for this run mounted as v1 at ${mounted[*]} by bench/runtime.sh: crun refuses a hybrid host whose cgroup2 mount owns controllers)}"
     echo "- run at nice $(nice); the load average at the start and end of the OCI part is in its header below: other work on this 2-core machine (builds) shows up as noise, so ratios within about ±10% are not significant"
-    echo "- runtimes: $("$rt" --version | head -n1) (release, LTO, built from $(git rev-parse --short HEAD)); $(crun --version | head -n1); $(runc --version | head -n1)"
+    echo "- runtimes: $("$rt" --version | head -n1) (release, LTO, statically linked by \`cargo build-runtime\`, built from $(git rev-parse --short HEAD)); $(crun --version | head -n1); $(runc --version | head -n1)"
     echo "- hardware perf counters: $(perf stat -e instructions true 2>&1 | grep -q 'not supported' && echo 'not available (VM)' || echo available)"
     echo
     echo "## OCI runtime alone"
