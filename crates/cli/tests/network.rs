@@ -151,6 +151,15 @@ fn publish_tcp_on_loopback_host_address_and_hairpin() {
             .starts_with("10.89."),
         "{ns}"
     );
+    // stats counts the traffic of the container's interface (the HTTP exchanges above).
+    let st: serde_json::Value = serde_json::from_str(
+        b.ok(&["stats", "--no-stream", "--format", "json", "web"])
+            .trim(),
+    )
+    .unwrap();
+    let net = st["NetIO"].as_str().unwrap();
+    let (rx, tx) = net.split_once(" / ").unwrap();
+    assert!(rx != "0B" && tx != "0B", "NetIO {net}");
     // A second container cannot take the same host port.
     let o = b.run(&["run", "-d", "-p", "18081:80", IMAGE, "sleep", "1"]);
     assert!(!o.status.success());

@@ -41,6 +41,33 @@ pub struct Stats {
     pub blk_write: u64,
     /// Processes.
     pub pids: u64,
+    /// Bytes received by the container's network interfaces (loopback excluded).
+    pub net_rx: u64,
+    /// Bytes sent by the container's network interfaces (loopback excluded).
+    pub net_tx: u64,
+}
+
+/// Bytes received and sent by the interfaces of `pid`'s network namespace, loopback excluded,
+/// from /proc/PID/net/dev (which shows the namespace of that process).
+fn net_io(pid: i32) -> (u64, u64) {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/dev")) else {
+        return (0, 0);
+    };
+    text.lines()
+        .skip(2)
+        .filter_map(|l| {
+            let (name, counters) = l.split_once(':')?;
+            if name.trim() == "lo" {
+                return None;
+            }
+            let f: Vec<u64> = counters
+                .split_whitespace()
+                .map(|v| v.parse().unwrap_or(0))
+                .collect();
+            // receive: bytes packets errs drop fifo frame compressed multicast; transmit: bytes ...
+            Some((*f.first()?, *f.get(8)?))
+        })
+        .fold((0, 0), |(r, t), (a, b)| (r + a, t + b))
 }
 
 fn is_active(s: Status) -> bool {
@@ -571,6 +598,13 @@ impl Engine {
             pids: d["pids"]["current"].as_u64().unwrap_or(0),
             ..Default::default()
         };
+        // Like Docker: the container's own interfaces; nothing with the host's network.
+        if let (Ok(state), Ok(record)) = (self.state(id), self.record(id))
+            && state.pid > 0
+            && record.host_config.network_mode != "host"
+        {
+            (st.net_rx, st.net_tx) = net_io(state.pid);
+        }
         for e in d["blkio"]["ioServiceBytesRecursive"]
             .as_array()
             .into_iter()

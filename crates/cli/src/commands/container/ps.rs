@@ -343,7 +343,7 @@ pub fn stats(
                 "CPUPerc": format!("{cpu:.2}%"),
                 "MemUsage": format!("{} / {}", bytes_size(s.mem_usage), bytes_size(s.mem_limit)),
                 "MemPerc": format!("{mem_perc:.2}%"),
-                "NetIO": "0B / 0B",
+                "NetIO": format!("{} / {}", human_size(s.net_rx), human_size(s.net_tx)),
                 "BlockIO": format!("{} / {}", human_size(s.blk_read), human_size(s.blk_write)),
                 "PIDs": s.pids.to_string(),
             }));
