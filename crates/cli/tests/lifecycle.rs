@@ -289,6 +289,48 @@ fn health_check_becomes_healthy_or_unhealthy() {
 }
 
 #[test]
+fn image_healthcheck_runs_and_flags_override_it() {
+    let b = Berth::new();
+    let image = "berth-test/healthy:latest";
+    common::import_with_config(&b, image, |config| {
+        config["Healthcheck"] = serde_json::json!({
+            "Test": ["CMD-SHELL", "test -e /tmp/ok"],
+            "Interval": 200_000_000u64,
+            "Retries": 2,
+        });
+    });
+    let run = |flags: &[&str]| {
+        let mut a: Vec<&str> = flags.to_vec();
+        a.extend([image, "sh", "-c", "touch /tmp/ok; sleep 100"]);
+        run_d(&b, &a)
+    };
+    // The image's check alone: it runs (at the image's 200 ms interval) and turns healthy.
+    let id = run(&[]);
+    b.wait_for(30, "healthy from the image's HEALTHCHECK", || {
+        b.inspect(&id)["State"]["Health"]["Status"] == "healthy"
+    });
+    let hc = &b.inspect(&id)["Config"]["Healthcheck"];
+    assert_eq!(hc["Test"][1], "test -e /tmp/ok", "{hc}");
+    assert_eq!(hc["Retries"], 2, "{hc}");
+    // A flag replaces one field; the others still come from the image.
+    let id = run(&["--health-retries", "5"]);
+    let hc = &b.inspect(&id)["Config"]["Healthcheck"];
+    assert_eq!(hc["Retries"], 5, "{hc}");
+    assert_eq!(hc["Interval"], 200_000_000u64, "{hc}");
+    // --no-healthcheck turns it off.
+    let id = run(&["--no-healthcheck"]);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let v = b.inspect(&id);
+    assert_eq!(
+        v["State"]["Health"],
+        serde_json::Value::Null,
+        "{}",
+        v["State"]
+    );
+    assert_eq!(v["Config"]["Healthcheck"]["Test"][0], "NONE");
+}
+
+#[test]
 fn memory_limit_oom_kill_is_reported() {
     let b = Berth::new();
     let o = b.run(&[

@@ -13,7 +13,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Berth, IMAGE};
-use sha2::{Digest as _, Sha256};
 
 /// Serves "hello from NAME" on port 80.
 const HTTPD: &str = "mkdir -p /www && echo \"hello from $HOSTNAME\" > /www/index.html && exec httpd -f -p 80 -h /www";
@@ -209,52 +208,9 @@ fn publish_udp() {
 
 /// Imports a copy of the busybox image whose config exposes 80/tcp and 81/tcp.
 fn import_exposing(b: &Berth, name: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    common::write_busybox_layout(dir.path());
-    let blobs = dir.path().join("blobs/sha256");
-    let read_json = |d: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(blobs.join(d)).unwrap()).unwrap()
-    };
-    let put = |v: &serde_json::Value| -> (String, usize) {
-        let data = serde_json::to_vec(v).unwrap();
-        let hex = hex::encode(Sha256::digest(&data));
-        std::fs::write(blobs.join(&hex), &data).unwrap();
-        (hex, data.len())
-    };
-    let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
-    let mdigest = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:")
-        .to_string();
-    let mut manifest = read_json(&mdigest);
-    let cdigest = manifest["config"]["digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:")
-        .to_string();
-    let mut config = read_json(&cdigest);
-    config["config"]["ExposedPorts"] = serde_json::json!({"80/tcp": {}, "81/tcp": {}});
-    let (ch, cl) = put(&config);
-    manifest["config"]["digest"] = format!("sha256:{ch}").into();
-    manifest["config"]["size"] = cl.into();
-    let (mh, ml) = put(&manifest);
-    index["manifests"][0]["digest"] = format!("sha256:{mh}").into();
-    index["manifests"][0]["size"] = ml.into();
-    std::fs::write(
-        dir.path().join("index.json"),
-        serde_json::to_vec(&index).unwrap(),
-    )
-    .unwrap();
-    let store = berth_image::Store::new(b.root.path()).unwrap();
-    berth_image::layout::import_layout(
-        &store,
-        dir.path(),
-        Some(&berth_image::Reference::parse(name).unwrap()),
-        &berth_image::Platform::host(),
-    )
-    .unwrap();
+    common::import_with_config(b, name, |config| {
+        config["ExposedPorts"] = serde_json::json!({"80/tcp": {}, "81/tcp": {}});
+    });
 }
 
 #[test]

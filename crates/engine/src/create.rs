@@ -65,6 +65,54 @@ fn dur_ns(flag: &str, v: &Option<String>, default: Duration) -> Result<u64> {
     }
 }
 
+/// The health check as Docker merges it: `--no-healthcheck` disables it (`["NONE"]`),
+/// `--health-cmd` replaces the image's test, and each `--health-*` flag replaces one field of the
+/// image's `Healthcheck`; what neither gives takes Docker's defaults (30 s, 30 s, 3, 0).
+fn healthcheck(
+    image: Option<&serde_json::Value>,
+    o: &CreateOptions,
+) -> Result<Option<HealthConfig>> {
+    if o.no_healthcheck {
+        return Ok(Some(HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }));
+    }
+    let base: HealthConfig = image
+        .and_then(|h| serde_json::from_value(h.clone()).ok())
+        .unwrap_or_default();
+    let test = match &o.health_cmd {
+        Some(cmd) => vec!["CMD-SHELL".into(), cmd.clone()],
+        None => base.test.clone(),
+    };
+    if test.is_empty() {
+        return Ok(None);
+    }
+    let or = |v: u64, d: Duration| if v > 0 { Duration::from_nanos(v) } else { d };
+    Ok(Some(HealthConfig {
+        test,
+        interval: dur_ns(
+            "--health-interval",
+            &o.health_interval,
+            or(base.interval, Duration::from_secs(30)),
+        )?,
+        timeout: dur_ns(
+            "--health-timeout",
+            &o.health_timeout,
+            or(base.timeout, Duration::from_secs(30)),
+        )?,
+        retries: o
+            .health_retries
+            .or((base.retries > 0).then_some(base.retries))
+            .unwrap_or(3),
+        start_period: dur_ns(
+            "--health-start-period",
+            &o.health_start_period,
+            or(base.start_period, Duration::ZERO),
+        )?,
+    }))
+}
+
 /// Builds the record (without mounts) from the image config and the options.
 fn make_record(
     engine: &Engine,
@@ -171,29 +219,7 @@ fn make_record(
         return Err(invalid("--stop-signal", format!("invalid signal {s:?}")));
     }
     c.stop_timeout = o.stop_timeout;
-    if let Some(cmd) = &o.health_cmd
-        && !o.no_healthcheck
-    {
-        c.healthcheck = Some(HealthConfig {
-            test: vec!["CMD-SHELL".into(), cmd.clone()],
-            interval: dur_ns(
-                "--health-interval",
-                &o.health_interval,
-                Duration::from_secs(30),
-            )?,
-            timeout: dur_ns(
-                "--health-timeout",
-                &o.health_timeout,
-                Duration::from_secs(30),
-            )?,
-            retries: o.health_retries.unwrap_or(3),
-            start_period: dur_ns(
-                "--health-start-period",
-                &o.health_start_period,
-                Duration::ZERO,
-            )?,
-        });
-    }
+    c.healthcheck = healthcheck(image.healthcheck.as_ref(), o)?;
 
     let mut hc = HostConfig {
         binds: o.volumes.clone(),

@@ -162,6 +162,9 @@ pub struct Image {
     pub config_digest: Digest,
     /// The parsed config.
     pub config: ImageConfiguration,
+    /// Docker's `config.Healthcheck` of the config blob (`Test`, `Interval`, ... as Docker writes
+    /// it): not part of the OCI image spec, so [`ImageConfiguration`] drops it.
+    pub healthcheck: Option<serde_json::Value>,
     /// Layers, bottom first.
     pub layers: Vec<Layer>,
 }
@@ -185,6 +188,20 @@ impl Image {
                 what: format!("config {config_digest}"),
                 source,
             })?;
+        #[derive(serde::Deserialize)]
+        struct DockerExtras {
+            #[serde(default)]
+            config: Option<DockerConfig>,
+        }
+        #[derive(serde::Deserialize)]
+        struct DockerConfig {
+            #[serde(rename = "Healthcheck", default)]
+            healthcheck: Option<serde_json::Value>,
+        }
+        let healthcheck = serde_json::from_slice::<DockerExtras>(&config_data)
+            .ok()
+            .and_then(|e| e.config?.healthcheck)
+            .filter(|h| h.is_object());
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != manifest.layers().len() {
             return Err(Error::Invalid {
@@ -221,6 +238,7 @@ impl Image {
             manifest,
             config_digest,
             config,
+            healthcheck,
             layers,
         })
     }

@@ -330,3 +330,54 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Imports a copy of the busybox image as `name`, with its image config (the `config` object of
+/// the config blob: Cmd, ExposedPorts, Healthcheck, ...) changed by `edit`.
+pub fn import_with_config(b: &Berth, name: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let dir = tempfile::tempdir().unwrap();
+    write_busybox_layout(dir.path());
+    let blobs = dir.path().join("blobs/sha256");
+    let read_json = |d: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(blobs.join(d)).unwrap()).unwrap()
+    };
+    let put = |v: &serde_json::Value| -> (String, usize) {
+        let data = serde_json::to_vec(v).unwrap();
+        let hex = hex::encode(Sha256::digest(&data));
+        std::fs::write(blobs.join(&hex), &data).unwrap();
+        (hex, data.len())
+    };
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let mut manifest = read_json(&mdigest);
+    let cdigest = manifest["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let mut config = read_json(&cdigest);
+    edit(&mut config["config"]);
+    let (ch, cl) = put(&config);
+    manifest["config"]["digest"] = format!("sha256:{ch}").into();
+    manifest["config"]["size"] = cl.into();
+    let (mh, ml) = put(&manifest);
+    index["manifests"][0]["digest"] = format!("sha256:{mh}").into();
+    index["manifests"][0]["size"] = ml.into();
+    std::fs::write(
+        dir.path().join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let store = berth_image::Store::new(b.root.path()).unwrap();
+    berth_image::layout::import_layout(
+        &store,
+        dir.path(),
+        Some(&berth_image::Reference::parse(name).unwrap()),
+        &berth_image::Platform::host(),
+    )
+    .unwrap();
+}
