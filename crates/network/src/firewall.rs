@@ -214,21 +214,30 @@ pub(crate) fn forward_accept(bridge: &str) -> Result<Vec<Vec<String>>> {
     let mut undo = Vec::new();
     for bin in forward_dropping() {
         for r in &rules {
+            let mut del = vec![bin.to_string(), "-w".into(), "-D".into(), "FORWARD".into()];
+            del.extend(r.iter().map(|s| s.to_string()));
+            // The bridge is being made now, so a rule already naming it is stale (left by a
+            // berth that was killed, or by a host reboot of iptables-persistent's kind): one
+            // copy, not one more.
+            forward_remove(std::slice::from_ref(&del));
             let mut add = vec!["-w", "-I", "FORWARD", "1"];
             add.extend(r);
             run(bin, &add, "", None)?;
-            let mut del = vec![bin.to_string(), "-w".into(), "-D".into(), "FORWARD".into()];
-            del.extend(r.iter().map(|s| s.to_string()));
             undo.push(del);
         }
     }
     Ok(undo)
 }
 
-/// Removes rules recorded by [`forward_accept`].
+/// Removes rules recorded by [`forward_accept`], every copy of each (bridge names are unique on
+/// the host, so a copy can only be a stale one of this bridge).
 pub(crate) fn forward_remove(rules: &[Vec<String>]) {
     for r in rules {
         let args: Vec<&str> = r[1..].iter().map(String::as_str).collect();
-        let _ = run(&r[0], &args, "", None);
+        for _ in 0..16 {
+            if run(&r[0], &args, "", None).is_err() {
+                break;
+            }
+        }
     }
 }
