@@ -75,6 +75,21 @@ fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
+/// The alias of a link (`berth-network-<id>` on berth's bridges).
+fn link_alias(name: &str) -> Option<String> {
+    std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("ifalias"))
+        .ok()
+        .map(|a| a.trim().to_string())
+}
+
+/// Whether the bridge `name` that carried `alias` is gone, with its nft table. Tests run in
+/// parallel and bridge names are reused (the first free `berthN`), so a link or table of the
+/// same name with another alias is another network's, made since.
+fn bridge_gone(name: &str, alias: &str) -> bool {
+    link_alias(name).is_none_or(|a| a != alias)
+        && !(nft_table_exists(name) && link_alias(name).is_none())
+}
+
 fn nft_table_exists(name: &str) -> bool {
     Command::new("nft")
         .args(["list", "table", "inet", name])
@@ -549,6 +564,8 @@ fn removal_leaves_nothing_even_after_a_killed_monitor() {
         .unwrap()
         .to_string();
     assert!(link_exists(&bridge) && link_exists(&veth1) && link_exists(&veth2));
+    let alias = link_alias(&bridge).unwrap();
+    assert!(alias.starts_with("berth-network-"), "{alias}");
     assert!(nft_table_exists(&bridge));
     let rules = Command::new("nft")
         .args(["list", "table", "inet", &bridge])
@@ -560,8 +577,10 @@ fn removal_leaves_nothing_even_after_a_killed_monitor() {
     b.ok(&["rm", "-f", "r1"]);
     // The kernel destroys the veth with the namespace, asynchronously.
     b.wait_for(10, "the veth of r1 to go", || !link_exists(&veth1));
-    assert!(!link_exists(&bridge), "{bridge} left");
-    assert!(!nft_table_exists(&bridge));
+    assert!(
+        bridge_gone(&bridge, &alias),
+        "{bridge} ({alias}) or its table left"
+    );
     assert!(!Path::new(&netns).exists(), "{netns} left");
     let id2 = r2["Id"].as_str().unwrap();
     let st: serde_json::Value = serde_json::from_slice(
@@ -584,10 +603,13 @@ fn removal_leaves_nothing_even_after_a_killed_monitor() {
         .as_str()
         .unwrap()
         .to_string();
+    let default_alias = link_alias(&default_bridge).unwrap();
     b.ok(&["rm", "-f", "r2"]);
     b.wait_for(10, "the veth of r2 to go", || !link_exists(&veth2));
-    assert!(!link_exists(&default_bridge));
-    assert!(!nft_table_exists(&default_bridge));
+    assert!(
+        bridge_gone(&default_bridge, &default_alias),
+        "{default_bridge} ({default_alias}) or its table left"
+    );
     b.ok(&["network", "rm", "gone"]);
     // IPAM: no lease left in any network; no namespace left.
     for e in std::fs::read_dir(b.root.path().join("networks"))
