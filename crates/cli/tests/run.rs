@@ -112,6 +112,27 @@ fn config_from_image_and_flags() {
     assert_eq!(caps(&[]) & (1 << 21), 0);
     assert_ne!(caps(&["--cap-add", "SYS_ADMIN"]) & (1 << 21), 0);
     assert_eq!(caps(&["--cap-drop", "ALL"]), 0);
+    // The seccomp profile follows the capabilities, as Docker's does: with CAP_SYS_ADMIN, mount(2)
+    // gets through (without it seccomp refuses it with EPERM before the capability check).
+    let mount = |extra: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&[
+            IMAGE,
+            "sh",
+            "-c",
+            "mkdir -p /m && mount -t tmpfs none /m && echo mounted",
+        ]);
+        b.run(&a)
+    };
+    let o = mount(&["--cap-add", "SYS_ADMIN"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "mounted\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!mount(&[]).status.success());
     let own = std::fs::read_to_string("/proc/self/status").unwrap();
     let bounding = own
         .lines()

@@ -471,7 +471,10 @@ impl Engine {
     pub(crate) fn write_bundle(&self, r: &Record) -> Result<()> {
         let dir = self.containers.dir(&r.id);
         let bundle = dir.join("bundle");
-        let base = spec::base_spec(&self.runtime, &bundle)?;
+        let mut base = spec::base_spec(&self.runtime, &bundle, None)?;
+        if let Some(caps) = spec::changed_caps(&base, r)? {
+            base = spec::base_spec(&self.runtime, &bundle, Some(&caps))?;
+        }
         let rootfs = dir.join("rootfs");
         let user = crate::user::resolve(&rootfs, &r.config.user)?;
         let init = if r.host_config.init {

@@ -70,16 +70,29 @@ pub(crate) const INIT_PATH: &str = "/sbin/docker-init";
 /// The base spec from the runtime (`spec --profile docker`), cached per runtime binary: it is
 /// the same for every container, and asking costs an exec of the runtime (~3 ms) at each create
 /// and start.
-pub(crate) fn base_spec(rt: &Runtime, dir: &Path) -> Result<Value> {
+///
+/// With `caps`, the capabilities and Docker's seccomp profile are those for that capability set
+/// instead of Docker's default one (`spec --caps`): --cap-add SYS_ADMIN must also let mount(2)
+/// through seccomp, as with Docker.
+pub(crate) fn base_spec(rt: &Runtime, dir: &Path, caps: Option<&[String]>) -> Result<Value> {
+    use std::hash::{Hash, Hasher};
     use std::os::unix::fs::MetadataExt;
     fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    let caps_key = caps.map(|c| {
+        let mut sorted = c.to_vec();
+        sorted.sort();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        sorted.hash(&mut h);
+        format!("-caps{:016x}", h.finish())
+    });
     let key = fs::metadata(&rt.bin).ok().map(|m| {
         format!(
-            "spec-docker-{}-{}-{}-{}.json",
+            "spec-docker-{}-{}-{}-{}{}.json",
             m.dev(),
             m.ino(),
             m.size(),
-            m.mtime_nsec() + m.mtime() * 1_000_000_000
+            m.mtime_nsec() + m.mtime() * 1_000_000_000,
+            caps_key.as_deref().unwrap_or("")
         )
     });
     let cache = rt.root.parent().unwrap_or(&rt.root).join("cache");
@@ -89,7 +102,7 @@ pub(crate) fn base_spec(rt: &Runtime, dir: &Path) -> Result<Value> {
     {
         return Ok(v);
     }
-    let v = base_spec_uncached(rt, dir)?;
+    let v = base_spec_uncached(rt, dir, caps)?;
     if let Some(k) = &key
         && fs::create_dir_all(&cache).is_ok()
     {
@@ -100,17 +113,15 @@ pub(crate) fn base_spec(rt: &Runtime, dir: &Path) -> Result<Value> {
     Ok(v)
 }
 
-fn base_spec_uncached(rt: &Runtime, dir: &Path) -> Result<Value> {
+fn base_spec_uncached(rt: &Runtime, dir: &Path, caps: Option<&[String]>) -> Result<Value> {
     let _ = fs::remove_file(dir.join("config.json"));
-    rt.run(
-        "spec",
-        &[
-            "--profile",
-            "docker",
-            "--bundle",
-            &dir.display().to_string(),
-        ],
-    )?;
+    let bundle = dir.display().to_string();
+    let list = caps.map(|c| c.join(","));
+    let mut args = vec!["--profile", "docker", "--bundle", &bundle];
+    if let Some(l) = &list {
+        args.extend(["--caps", l]);
+    }
+    rt.run("spec", &args)?;
     let p = dir.join("config.json");
     let data = fs::read(&p).map_err(io_err("read", &p))?;
     serde_json::from_slice(&data).map_err(|source| Error::Json {
@@ -150,6 +161,21 @@ fn cap_name(c: &str) -> String {
     } else {
         format!("CAP_{up}")
     }
+}
+
+/// The container's capabilities when they are not those of the base spec `base` (Docker's
+/// defaults), for [`base_spec`]'s `caps`; `None` when they are the same set or seccomp does not
+/// apply (privileged).
+pub(crate) fn changed_caps(base: &Value, r: &Record) -> Result<Option<Vec<String>>> {
+    if r.host_config.privileged {
+        return Ok(None);
+    }
+    let base_caps: Vec<String> =
+        serde_json::from_value(base["process"]["capabilities"]["bounding"].clone())
+            .unwrap_or_default();
+    let caps = capabilities(&base_caps, r)?;
+    let same = caps.len() == base_caps.len() && caps.iter().all(|c| base_caps.contains(c));
+    Ok((!same).then_some(caps))
 }
 
 /// The final capability set: Docker's defaults (or all), minus drops, plus adds.

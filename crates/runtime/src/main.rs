@@ -162,6 +162,11 @@ enum Cmd {
         /// A security profile: `docker` (Docker's default capabilities and seccomp profile).
         #[arg(long)]
         profile: Option<String>,
+        /// With `--profile docker`: the capabilities instead of Docker's default set
+        /// (comma-separated, e.g. CAP_CHOWN,CAP_SYS_ADMIN); the seccomp profile's conditional
+        /// rules follow them, as Docker's do for --cap-add/--cap-drop.
+        #[arg(long, value_name = "CAPS")]
+        caps: Option<String>,
     },
     /// Print what this runtime supports, as OCI features JSON.
     Features,
@@ -389,7 +394,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             bundle,
             rootless,
             profile,
-        } => commands::spec::run(bundle, *rootless, profile.as_deref())?,
+            caps,
+        } => commands::spec::run(bundle, *rootless, profile.as_deref(), caps.as_deref())?,
         Cmd::Exec {
             process,
             tty,

@@ -213,11 +213,6 @@ pub fn docker_seccomp(caps: &[&str]) -> Value {
     resolve(DOCKER_SECCOMP, &target).expect("the built-in profile resolves")
 }
 
-/// Docker's default seccomp profile for Docker's default capabilities ([`DOCKER_CAPS`]).
-pub fn docker_default() -> Value {
-    docker_seccomp(&DOCKER_CAPS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,7 +240,7 @@ mod tests {
 
     #[test]
     fn docker_default_parses_and_compiles() {
-        let v = docker_default();
+        let v = docker_seccomp(&DOCKER_CAPS);
         let s: LinuxSeccomp = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(s.default_errno_ret(), Some(1));

@@ -87,10 +87,16 @@ pub const PROFILES: &[&str] = &["docker"];
 /// effective and permitted; no inheritable or ambient ones) and its default seccomp profile
 /// resolved for them.
 pub fn apply_docker_profile(spec: &mut Value) {
-    let caps = json!(crate::profile::DOCKER_CAPS);
+    apply_docker_profile_for(spec, &crate::profile::DOCKER_CAPS);
+}
+
+/// [`apply_docker_profile`] for the capability set `caps` instead of Docker's default one: the
+/// seccomp profile's conditional rules follow the capabilities, as Docker resolves them for
+/// `--cap-add`/`--cap-drop` (CAP_SYS_ADMIN allows mount, unshare, setns, ...).
+pub fn apply_docker_profile_for(spec: &mut Value, caps: &[&str]) {
     spec["process"]["capabilities"] =
         json!({"bounding": caps, "effective": caps, "permitted": caps});
-    spec["linux"]["seccomp"] = crate::profile::docker_default();
+    spec["linux"]["seccomp"] = crate::profile::docker_seccomp(caps);
 }
 
 /// The default config with Docker's default security profile.
@@ -103,16 +109,26 @@ pub fn docker_spec() -> Value {
 
 /// Write BUNDLE/config.json; refuses to overwrite one. `profile` selects a security profile
 /// (`docker`); without it the config is runc's.
-pub fn run(bundle: &Path, rootless: bool, profile: Option<&str>) -> Result<()> {
+/// `caps` (with the docker profile): the capability set, comma-separated, that the process gets
+/// and the seccomp profile is resolved for.
+pub fn run(bundle: &Path, rootless: bool, profile: Option<&str>, caps: Option<&str>) -> Result<()> {
     let path = bundle.join("config.json");
     if path.exists() {
         bail!("{} already exists: remove it first", path.display());
     }
     let mut spec = default_spec(rootless);
-    match profile {
-        None => {}
-        Some("docker") => apply_docker_profile(&mut spec),
-        Some(p) => bail!(
+    match (profile, caps) {
+        (None, Some(_)) => bail!("--caps needs --profile docker"),
+        (None, None) => {}
+        (Some("docker"), None) => apply_docker_profile(&mut spec),
+        (Some("docker"), Some(list)) => {
+            let caps: Vec<&str> = list.split(',').filter(|c| !c.is_empty()).collect();
+            if let Some(bad) = caps.iter().find(|c| c.parse::<caps::Capability>().is_err()) {
+                bail!("--caps: unknown capability {bad:?} (names like CAP_SYS_ADMIN)");
+            }
+            apply_docker_profile_for(&mut spec, &caps);
+        }
+        (Some(p), _) => bail!(
             "--profile: unknown profile {p:?} (known: {})",
             PROFILES.join(", ")
         ),
