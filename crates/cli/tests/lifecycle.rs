@@ -289,6 +289,36 @@ fn health_check_becomes_healthy_or_unhealthy() {
 }
 
 #[test]
+fn exec_detached_with_a_terminal_keeps_running() {
+    let b = Berth::new();
+    let id = run_d(&b, &[IMAGE, "sleep", "100"]);
+    // The process gets a terminal that stays up after exec returns (a holder process has the
+    // master), and it runs to its end.
+    b.ok(&[
+        "exec",
+        "-d",
+        "-t",
+        &id,
+        "sh",
+        "-c",
+        "tty > /tmp/t; sleep 1; echo done > /tmp/d",
+    ]);
+    b.wait_for(30, "the detached process to finish", || {
+        b.run(&["exec", &id, "cat", "/tmp/d"]).status.success()
+    });
+    let t = b.ok(&["exec", &id, "cat", "/tmp/t"]);
+    assert!(t.starts_with("/dev/pts/"), "{t:?}");
+    // Its console socket is gone from the container's directory.
+    let dir = b.root.path().join("containers").join(&id);
+    let socks: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("exec-"))
+        .collect();
+    assert!(socks.is_empty(), "{socks:?}");
+}
+
+#[test]
 fn image_healthcheck_runs_and_flags_override_it() {
     let b = Berth::new();
     let image = "berth-test/healthy:latest";

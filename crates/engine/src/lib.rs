@@ -40,7 +40,7 @@ pub use berth_network::{
 };
 pub use error::{Error, Result};
 pub use logs::{LogEntry, LogOptions};
-pub use monitor::Starting;
+pub use monitor::{Starting, pty_drain};
 pub use ops::{ContainerInfo, Stats};
 pub use options::{CreateOptions, ExecOptions};
 pub use record::{
@@ -53,6 +53,10 @@ pub use util::{parse_duration, parse_rfc3339, parse_signal};
 /// The hidden subcommand of the `berth` binary that runs a monitor:
 /// `berth --root R --runtime RT __monitor [--wait-attach] [--ready-fd N] ID`.
 pub const MONITOR_COMMAND: &str = "__monitor";
+
+/// The hidden subcommand of the `berth` binary that holds the terminal of an `exec -d -t`
+/// process ([`pty_drain`]): `berth __ptydrain`, with a listening console socket as stdin.
+pub const PTY_DRAIN_COMMAND: &str = "__ptydrain";
 
 /// The engine over one root directory.
 #[derive(Clone, Debug)]

@@ -739,6 +739,36 @@ fn parse_error(l: &str) -> Error {
     }
 }
 
+/// `berth __ptydrain`: the holder of an `exec -d -t` process's terminal. Its stdin is the
+/// listening console socket `berth-runtime exec --console-socket` connects to; it takes the pty
+/// master from there and reads (and drops) the output until the process and everything that
+/// shares its terminal are gone, so the process keeps a terminal that does not hang up, as with
+/// Docker. Gives up after 30 s without a connection (the exec failed). Returns an exit status.
+pub fn pty_drain() -> i32 {
+    // SAFETY: descriptor 0 is the listening socket `exec` handed over; nothing else owns it.
+    let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(0) };
+    let _ = l.set_nonblocking(true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let conn = loop {
+        match l.accept() {
+            Ok((c, _)) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => return 1,
+        }
+    };
+    drop(l);
+    let _ = conn.set_nonblocking(false);
+    let Ok(master) = recv_fd(&conn) else {
+        return 1;
+    };
+    drop(conn);
+    let mut master = File::from(master);
+    let mut buf = [0u8; 8192];
+    // EIO once no process has the terminal open any more.
+    while matches!(std::io::Read::read(&mut master, &mut buf), Ok(n) if n > 0) {}
+    0
+}
+
 impl Engine {
     /// Spawns the container's monitor (`berth __monitor`), which starts the container.
     pub fn start_monitor(&self, id: &str, wait_attach: bool) -> Result<Starting> {
@@ -781,6 +811,33 @@ impl Engine {
         Ok(Starting {
             ready: std::io::BufReader::new(r),
             child,
+        })
+    }
+
+    /// Spawns `berth __ptydrain` (in a session of its own, stdio closed) with `listener` as its
+    /// stdin: the holder of an `exec -d -t` process's terminal ([`pty_drain`]).
+    pub(crate) fn spawn_pty_drain(
+        &self,
+        listener: std::os::unix::net::UnixListener,
+    ) -> Result<std::process::Child> {
+        let mut cmd = Command::new(&self.monitor_exe);
+        cmd.arg(crate::PTY_DRAIN_COMMAND)
+            .stdin(Stdio::from(OwnedFd::from(listener)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: between fork and exec only async-signal-safe calls (setsid).
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        cmd.spawn().map_err(|e| {
+            Error::Other(format!(
+                "start {} {}: {e}",
+                self.monitor_exe.display(),
+                crate::PTY_DRAIN_COMMAND
+            ))
         })
     }
 

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -416,12 +417,6 @@ impl Engine {
         if o.cmd.is_empty() {
             return Err(crate::error::invalid("exec", "no command given"));
         }
-        if o.detach && o.tty {
-            return Err(crate::error::invalid(
-                "exec",
-                "-d with -t is not supported yet",
-            ));
-        }
         let r = self.containers.record(id)?;
         let rootfs = self.containers.dir(id).join("rootfs");
         let user = crate::user::resolve(&rootfs, o.user.as_deref().unwrap_or(&r.config.user))?;
@@ -471,6 +466,35 @@ impl Engine {
                 cmd.arg("--cap").arg(c);
             }
         }
+        // -d -t: the terminal goes to a holder process of its own (`berth __ptydrain`), which
+        // takes it from a console socket in the container's directory (reached through
+        // /proc/PID/fd, as the path itself can be too long for a socket address).
+        let mut drain = None;
+        let mut drain_sock = None;
+        if o.detach && o.tty {
+            let dir = self.containers.dir(id);
+            let dirf = fs::File::open(&dir).map_err(io_err("open", &dir))?;
+            let name = format!(
+                "exec-{}-{}.sock",
+                std::process::id(),
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .subsec_nanos()
+            );
+            let l = std::os::unix::net::UnixListener::bind(format!(
+                "/proc/self/fd/{}/{name}",
+                dirf.as_raw_fd()
+            ))
+            .map_err(io_err("listen", dir.join(&name)))?;
+            cmd.arg("--console-socket").arg(format!(
+                "/proc/{}/fd/{}/{name}",
+                std::process::id(),
+                dirf.as_raw_fd()
+            ));
+            drain = Some(self.spawn_pty_drain(l)?);
+            drain_sock = Some((dirf, dir.join(name)));
+        }
         cmd.arg(id).args(&o.cmd);
         if !o.interactive {
             cmd.stdin(Stdio::null());
@@ -501,6 +525,17 @@ impl Engine {
         let status = child.wait().map_err(io_err("wait", &self.runtime.bin))?;
         let errors = filter.join().unwrap_or_default();
         let code = status.code().unwrap_or(255);
+        if let Some((dirf, path)) = drain_sock {
+            let _ = fs::remove_file(&path);
+            drop(dirf);
+        }
+        if let Some(mut d) = drain
+            && code != 0
+        {
+            // The process did not start: nothing will connect.
+            let _ = d.kill();
+            let _ = d.wait();
+        }
         if code != 0 && !errors.is_empty() {
             return match runtime_error("exec", &errors) {
                 e @ Error::Command { .. } => Err(e),

@@ -203,6 +203,9 @@ pub enum ContainerCommand {
         /// Repository[:tag] for the new image.
         repository: String,
     },
+    /// Hold the terminal of an `exec -d -t` process (internal: started by exec).
+    #[command(name = "__ptydrain", hide = true)]
+    PtyDrain,
     /// Run a container's monitor (internal: started by run/start).
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -280,6 +283,9 @@ fn command_status(e: EngineError) -> anyhow::Result<u8> {
 
 /// Runs a container command; returns the exit status.
 pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
+    if let ContainerCommand::PtyDrain = cmd {
+        return Ok(berth_engine::pty_drain() as u8);
+    }
     if let ContainerCommand::Monitor {
         ready_fd,
         wait_attach,
@@ -291,7 +297,7 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
     }
     let e = engine(cli)?;
     match cmd {
-        ContainerCommand::Monitor { .. } => unreachable!(),
+        ContainerCommand::Monitor { .. } | ContainerCommand::PtyDrain => unreachable!(),
         ContainerCommand::Run(a) => run_container(&e, a),
         ContainerCommand::Create(f) => {
             let id = create_pulling(&e, &f.options()?, &f.pull)?;
