@@ -37,6 +37,7 @@ mod fsutil;
 mod gc;
 mod image;
 pub mod layout;
+mod parallel;
 mod reference;
 pub mod registry;
 mod snapshot;

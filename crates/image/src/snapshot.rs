@@ -110,40 +110,11 @@ impl Snapshotter {
             .zip(&dirs)
             .filter(|(_, d)| !d.is_dir())
             .collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(1, 4)
-            .min(missing.len());
-        let queue = std::sync::Mutex::new(missing.into_iter());
-        let first_error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    loop {
-                        if first_error
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .is_some()
-                        {
-                            return;
-                        }
-                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-                        let Some((layer, dir)) = next else { return };
-                        if let Err(e) = self.unpack_missing(layer, dir) {
-                            first_error
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .get_or_insert(e);
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(e) => Err(e),
-            None => Ok(dirs),
-        }
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        crate::parallel::try_each(missing, threads, |(layer, dir), _| {
+            self.unpack_missing(layer, dir)
+        })?;
+        Ok(dirs)
     }
 
     fn unpack_missing(&self, layer: &crate::image::Layer, dir: &Path) -> Result<()> {

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use oci_spec::image::ImageIndex;
@@ -259,45 +258,15 @@ fn fetch_blobs(
     parallel: usize,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    let threads = parallel.clamp(1, 8).min(queue.len().max(1));
-    let queue = Mutex::new(queue);
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let bytes = AtomicU64::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    if failed.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-                    let Some((digest, size)) = next else { return };
-                    progress.start(&digest, size, Transfer::Download);
-                    match fetch_blob(
-                        store, client, repo, scopes, &digest, size, &failed, progress,
-                    ) {
-                        Ok(()) => {
-                            bytes.fetch_add(size, Ordering::Relaxed);
-                            progress.finish(&digest, &Outcome::Done);
-                        }
-                        Err(e) => {
-                            failed.store(true, Ordering::Relaxed);
-                            first_error
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .get_or_insert(e);
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    match first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(bytes.into_inner()),
-    }
+    crate::parallel::try_each(queue, parallel.clamp(1, 8), |(digest, size), stop| {
+        progress.start(&digest, size, Transfer::Download);
+        fetch_blob(store, client, repo, scopes, &digest, size, stop, progress)?;
+        bytes.fetch_add(size, Ordering::Relaxed);
+        progress.finish(&digest, &Outcome::Done);
+        Ok(())
+    })?;
+    Ok(bytes.into_inner())
 }
 
 #[allow(clippy::too_many_arguments)]
