@@ -7,7 +7,7 @@
 
 mod cp;
 mod flags;
-mod format;
+pub(crate) mod format;
 mod ps;
 
 use std::io::Write;

@@ -17,6 +17,7 @@ use berth_image::registry::{
 use berth_image::{Digest, Error, Image, Platform, Reference, SnapshotMode, Snapshotter, Store};
 use clap::{Args, Subcommand};
 
+use super::container::format::write_table;
 use crate::Cli;
 
 /// Commands on images and registries.
@@ -572,25 +573,6 @@ fn images(store: &Store, a: &ImagesArgs) -> Result<u8> {
         other => bail!("unknown --format {other:?}: use table or json"),
     }
     Ok(0)
-}
-
-fn write_table(out: &mut impl Write, rows: &[Vec<String>]) -> io::Result<()> {
-    let cols = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    for r in rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            if c + 1 == cols {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
-    Ok(())
 }
 
 /// Docker's `units.HumanSize`: decimal units, three significant digits.

@@ -8,6 +8,7 @@ use berth_engine::{Engine, Network, NetworkCreateOptions};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use super::container::format::print_table;
 use crate::Cli;
 
 /// Network commands.
@@ -328,29 +329,5 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-    }
-}
-
-fn print_table(rows: &[Vec<String>]) {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut width = vec![0; cols];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
-        }
-    }
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i + 1 < r.len() {
-                    format!("{c:w$}", w = width[i])
-                } else {
-                    c.clone()
-                }
-            })
-            .collect();
-        println!("{}", line.join("   "));
     }
 }

@@ -83,6 +83,12 @@ pub fn bytes_size(n: u64) -> String {
 
 /// Prints rows aligned like Go's tabwriter with Docker's padding (3 spaces).
 pub fn print_table(rows: &[Vec<String>]) {
+    let _ = write_table(&mut std::io::stdout().lock(), rows);
+}
+
+/// [`print_table`] to `out`: each column as wide as its widest cell (in characters) plus 3
+/// spaces, the last one unpadded, trailing blanks trimmed.
+pub fn write_table(out: &mut impl std::io::Write, rows: &[Vec<String>]) -> std::io::Result<()> {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut width = vec![0; cols];
     for r in rows {
@@ -98,8 +104,9 @@ pub fn print_table(rows: &[Vec<String>]) {
                 line.push_str(&" ".repeat(width[i] - c.chars().count() + 3));
             }
         }
-        println!("{}", line.trim_end());
+        writeln!(out, "{}", line.trim_end())?;
     }
+    Ok(())
 }
 
 fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
