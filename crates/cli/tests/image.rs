@@ -1,15 +1,17 @@
 //! `berth` image commands as a user runs them: import, images, tag, push, pull, rmi, save,
 //! load, image inspect/prune, login/logout, against Debian's docker-registry and skopeo.
 
+mod common;
+
 #[path = "../../image/tests/common/registry.rs"]
 mod registry;
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use common::rootfs_tar;
 use registry::TestRegistry;
 
 struct Berth {
@@ -61,25 +63,6 @@ impl Berth {
         assert!(!out.status.success(), "berth {args:?} succeeded");
         String::from_utf8(out.stderr).unwrap()
     }
-}
-
-/// A rootfs tarball with busybox-static as /bin/busybox.
-fn rootfs_tar(dir: &Path) -> std::path::PathBuf {
-    let rootfs = dir.join("rootfs");
-    fs::create_dir_all(rootfs.join("bin")).unwrap();
-    fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
-        .expect("/bin/busybox (apt-get install busybox-static)");
-    let tar = dir.join("rootfs.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tar
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::Berth;
+use common::{Berth, rootfs_tar};
 use registry::TestRegistry;
 
 fn which(bin: &str) -> Option<PathBuf> {
@@ -44,25 +44,6 @@ fn unique(what: &str) -> String {
         .unwrap()
         .subsec_nanos();
     format!("berth-interop/{what}-{}-{nanos}", std::process::id())
-}
-
-/// A rootfs tarball with busybox-static as /bin/busybox.
-fn rootfs_tar(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("rootfs");
-    fs::create_dir_all(rootfs.join("bin")).unwrap();
-    fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
-        .expect("/bin/busybox (apt-get install busybox-static)");
-    let tar = dir.join("rootfs.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .args(["-cf"])
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tar
 }
 
 /// A dockerd of the test's own (Debian's docker.io): its own socket, data root, exec root, pid

@@ -381,3 +381,22 @@ pub fn import_with_config(b: &Berth, name: &str, edit: impl FnOnce(&mut serde_js
     )
     .unwrap();
 }
+
+/// A rootfs tarball with busybox-static as /bin/busybox.
+pub fn rootfs_tar(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+        .expect("/bin/busybox (apt-get install busybox-static)");
+    let tar = dir.join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
