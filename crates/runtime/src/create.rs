@@ -357,15 +357,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
     let hook_state = hooks::state_json(id, "creating", init_pid, &cfg.bundle, &annotations);
     sync.send(&Msg::Proceed(hook_state.clone()))?;
     if let Some(cg) = cleanup.cgroup.as_ref() {
-        let v1 = || match self_join {
-            true => Ok(()),
-            false => cg.add_task_v1(init_pid),
-        };
-        let added = v1().and_then(|()| match in_cgroup2 {
-            true => Ok(()),
-            false => cg.add_task_unified(init_pid),
-        });
-        match added {
+        match add_rest_to_cgroup(cg.as_ref(), init_pid, self_join, in_cgroup2) {
             Ok(()) => {}
             Err(_) if rootless() && !has_limits(linux) => {}
             Err(e) => {
@@ -502,6 +494,23 @@ fn has_limits(linux: &oci_spec::runtime::Linux) -> bool {
             || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
             || r.unified().as_ref().is_some_and(|u| !u.is_empty())
     })
+}
+
+/// Adds `pid` to the parts of its cgroup it is not in yet: the v1 hierarchies unless it joined
+/// them itself (`self_joined`, through `tasks`), the cgroup2 one unless it was cloned into it.
+pub(crate) fn add_rest_to_cgroup(
+    cg: &dyn berth_cgroups::Manager,
+    pid: i32,
+    self_joined: bool,
+    in_cgroup2: bool,
+) -> berth_cgroups::Result<()> {
+    if !self_joined {
+        cg.add_task_v1(pid)?;
+    }
+    if !in_cgroup2 {
+        cg.add_task_unified(pid)?;
+    }
+    Ok(())
 }
 
 /// Parent side of the handshake up to knowing the init's pid.

@@ -4,8 +4,9 @@
 //! process into the container's cgroup (as `create` does its init: cloned into the cgroup2 part,
 //! joining the v1 hierarchies itself), which joins the user namespace first and then the others
 //! (mount last, which puts it at the container's root), waits until the parent has added it to
-//! whatever part of the cgroup it could not join itself, joins the cgroup namespace, and then goes through the same process setup as the init (cwd, rlimits,
-//! user, capabilities, no_new_privs) before it execs. Without `--detach` the parent waits and
+//! whatever part of the cgroup it could not join itself, joins the cgroup namespace, and then
+//! goes through the same process setup as the init (cwd, rlimits, user, capabilities,
+//! no_new_privs) before it execs. Without `--detach` the parent waits and
 //! exits with the process's status, forwarding signals and proxying the terminal.
 
 use std::fs::File;
@@ -315,14 +316,8 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
         let _ = sys::waitpid(pid, 0);
         Err(e)
     };
-    let v1 = || match join_files.is_empty() {
-        true => cg.add_task_v1(pid),
-        false => Ok(()),
-    };
-    let added = v1().and_then(|()| match in_cgroup2 {
-        true => Ok(()),
-        false => cg.add_task_unified(pid),
-    });
+    let added =
+        crate::create::add_rest_to_cgroup(cg.as_ref(), pid, !join_files.is_empty(), in_cgroup2);
     if let Err(e) = added {
         return fail(anyhow::Error::from(e).context("add the process to the container's cgroup"));
     }
