@@ -138,13 +138,7 @@ impl Drop for Dockerd {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         // Whatever is still mounted under its directory (overlay layers, its shm), deepest first.
-        let prefix = self.dir.path().to_string_lossy().into_owned();
-        let mut mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
-            .filter(|m| m.starts_with(&prefix))
-            .collect();
+        let mut mounts = common::mounted_below(self.dir.path());
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in mounts {
             if let Ok(c) = std::ffi::CString::new(m) {
