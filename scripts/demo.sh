@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (containers need it)" >&2; exit 1; }
-# busybox-static for the image; libseccomp-dev (libseccomp.a) to link berth-runtime.
+# busybox-static for the image; libseccomp-dev (libseccomp.a) to link berth-runtime; nftables
+# and iproute2 for the default bridge network the container joins.
 need=()
-for p in busybox-static libseccomp-dev pkg-config; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in busybox-static libseccomp-dev pkg-config nftables iproute2; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get -y -q install "${need[@]}" >/dev/null

@@ -57,6 +57,9 @@ pub enum Command {
     /// Network commands (network create|ls|inspect|rm|connect|disconnect|prune, port).
     #[command(flatten)]
     Network(commands::network::NetworkCommand),
+    /// System commands (system boot, container prune).
+    #[command(flatten)]
+    System(commands::system::SystemCommand),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Image(c) => commands::image::run(&cli, c),
         Command::Container(c) => commands::container::run(&cli, c),
         Command::Network(c) => commands::network::run(&cli, c),
+        Command::System(c) => commands::system::run(&cli, c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -250,11 +250,29 @@ fn make_record(
     if hc.memory > 0 && hc.memory < 6 << 20 {
         return Err(invalid("--memory", "minimum memory limit allowed is 6MB"));
     }
+    if hc.memory_swap > 0 {
+        if hc.memory <= 0 {
+            return Err(invalid(
+                "--memory-swap",
+                "a swap limit needs a memory limit: set --memory (-m) too",
+            ));
+        }
+        if hc.memory_swap < hc.memory {
+            return Err(invalid(
+                "--memory-swap",
+                format!(
+                    "{} is less than the memory limit {}: --memory-swap is memory plus swap, \
+                     so it must be at least --memory (or -1 for unlimited swap)",
+                    o.memory_swap.as_deref().unwrap_or_default(),
+                    o.memory.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+    } else if hc.memory_swap < -1 {
+        return Err(invalid("--memory-swap", "must be a size or -1 (unlimited)"));
+    }
     if let Some(c) = &o.cpus {
-        let v: f64 = c
-            .parse()
-            .map_err(|_| invalid("--cpus", format!("{c:?} is not a number")))?;
-        hc.nano_cpus = (v * 1e9) as i64;
+        hc.nano_cpus = nano_cpus(c)?;
     }
     for u in &o.ulimits {
         let (name, vals) = u
@@ -349,6 +367,38 @@ fn make_record(
     })
 }
 
+/// `--cpus` as Docker checks it: a decimal number of CPUs from 0.01 up to the CPUs this host
+/// has (0 means no limit).
+fn nano_cpus(v: &str) -> Result<i64> {
+    let n: f64 = v
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+        .ok_or_else(|| {
+            invalid(
+                "--cpus",
+                format!("{v:?} is not a number of CPUs (e.g. 1.5)"),
+            )
+        })?;
+    // SAFETY: sysconf has no memory arguments.
+    let host = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1);
+    let nano = (n * 1e9).round() as i64;
+    if nano == 0 {
+        return Ok(0);
+    }
+    if nano < 10_000_000 || n > host as f64 {
+        return Err(invalid(
+            "--cpus",
+            format!(
+                "{v} is out of range: CPUs range from 0.01 to {host}.00, as there are only \
+                 {host} CPUs available"
+            ),
+        ));
+    }
+    Ok(nano)
+}
+
 fn env_flag(env: &mut Vec<String>, e: &str) {
     if e.contains('=') {
         merge_env(env, e);
@@ -390,16 +440,24 @@ impl Engine {
             },
         };
         let mut record = make_record(self, &id, &name, &image, o)?;
+        self.containers.clean_debris();
+        // The container is recorded before anything is made for it, with this process as its
+        // creator: if we are killed at any point below, it lists as `dead` and `rm` removes
+        // what was made (snapshot, mount, volumes, network), so nothing is left unowned.
+        let me = std::process::id() as i32;
+        let creating = State {
+            creator_pid: me,
+            creator_start: crate::util::pid_start_time(me).unwrap_or(0),
+            ..Default::default()
+        };
+        self.containers.create_entry(&record, &creating)?;
         let dir = self.containers.dir(&id);
-        fs::create_dir(&dir).map_err(io_err("create", &dir))?;
-        let res = self.create_in(&dir, &mut record, &image);
-        if res.is_err() {
-            let _ = self.release_network(&id);
-            let _ = crate::util::umount(&dir.join("rootfs"));
-            let _ = Snapshotter::new(&self.images, SnapshotMode::detect()).remove(&id);
-            let _ = fs::remove_dir_all(&dir);
+        if let Err(e) = self.create_in(&dir, &mut record, &image) {
+            // If undoing fails too, the container stays listed, `dead` once we exit, and
+            // `rm` retries; the error that matters to the caller is the first.
+            let _ = self.remove_made(&record, true);
+            return Err(e);
         }
-        res?;
         Ok(id)
     }
 
@@ -426,10 +484,12 @@ impl Engine {
         for (p, opts) in &r.host_config.tmpfs {
             points.push(volumes::tmpfs_point(p, opts));
         }
-        for p in &points {
+        // Recorded before they are made, so that `rm -v` after a crash finds new volumes.
+        r.mounts = points;
+        self.containers.save_record(r)?;
+        for p in &r.mounts {
             volumes::prepare_source(p, &rootfs)?;
         }
-        r.mounts = points;
 
         // The user must resolve now, so `create` fails as Docker's `start` would.
         crate::user::resolve(&rootfs, &r.config.user)?;

@@ -27,6 +27,7 @@ mod rootpath;
 mod runtime;
 mod spec;
 mod store;
+mod system;
 mod user;
 mod util;
 mod volumes;
@@ -48,6 +49,7 @@ pub use record::{
     PortBinding, Record, RestartPolicy, State, Status, Ulimit,
 };
 pub use runtime::locate_runtime;
+pub use system::{BootResult, PruneReport};
 pub use util::{parse_duration, parse_rfc3339, parse_signal};
 
 /// The hidden subcommand of the `berth` binary that runs a monitor:
@@ -73,10 +75,11 @@ impl Engine {
     /// An engine with its state under `root`, running containers with the OCI runtime binary
     /// `runtime`; monitors are started as `monitor_exe __monitor ...` (the `berth` binary).
     pub fn new(root: &Path, runtime: &Path, monitor_exe: &Path) -> Result<Self> {
-        std::fs::create_dir_all(root).map_err(error::io_err("create", root))?;
+        util::private_dir(root)?;
         let root = root
             .canonicalize()
             .map_err(error::io_err("resolve", root))?;
+        util::private_dir(&root.join("volumes"))?;
         Ok(Self {
             images: berth_image::Store::new(&root)?,
             containers: store::Store::new(&root)?,

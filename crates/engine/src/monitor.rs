@@ -413,8 +413,9 @@ impl Engine {
         }
         ready.close();
         let _ = fs::remove_file(&sock);
+        // As Docker: a --rm container takes its anonymous volumes with it.
         if record.host_config.auto_remove {
-            self.remove_stopped(id, false)?;
+            self.remove_stopped(id, true)?;
         }
         Ok(())
     }

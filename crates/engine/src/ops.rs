@@ -104,6 +104,9 @@ impl Engine {
     /// real status was lost with the monitor).
     pub fn state(&self, id: &str) -> Result<State> {
         let s = self.containers.state(id)?;
+        if s.creator_pid != 0 && !pid_alive(s.creator_pid, s.creator_start) {
+            return self.creation_interrupted(id);
+        }
         if !is_active(s.status) || pid_alive(s.monitor_pid, s.monitor_start) {
             return Ok(s);
         }
@@ -125,6 +128,23 @@ impl Engine {
         s.finished_at = rfc3339(SystemTime::now());
         self.containers.save_state(id, &s)?;
         let _ = self.runtime.delete(id);
+        Ok(s)
+    }
+
+    /// A container whose creating process died before it finished: `dead`, for `rm` to
+    /// remove what had been made.
+    fn creation_interrupted(&self, id: &str) -> Result<State> {
+        let _lock = self.containers.lock(id)?;
+        let mut s = self.containers.state(id)?;
+        if s.creator_pid != 0 && !pid_alive(s.creator_pid, s.creator_start) {
+            s.status = Status::Dead;
+            s.creator_pid = 0;
+            s.creator_start = 0;
+            s.error = "its creation was interrupted (the creating process died); \
+                       remove it with `berth rm`"
+                .into();
+            self.containers.save_state(id, &s)?;
+        }
         Ok(s)
     }
 
@@ -239,6 +259,17 @@ impl Engine {
     /// call before [`Engine::start_monitor`].
     pub fn prepare_start(&self, id: &str) -> Result<()> {
         let s = self.state(id)?;
+        if s.creator_pid != 0 || s.status == Status::Dead {
+            return Err(Error::WrongState {
+                id: id.to_string(),
+                status: s.status.as_str().into(),
+                what: if s.creator_pid != 0 {
+                    "it is still being created".into()
+                } else {
+                    "a dead container cannot be started: remove it with `berth rm`".into()
+                },
+            });
+        }
         if is_active(s.status) {
             return Err(Error::WrongState {
                 id: id.to_string(),
@@ -343,12 +374,21 @@ impl Engine {
     /// Removes a container that does not run.
     pub(crate) fn remove_stopped(&self, id: &str, volumes: bool) -> Result<()> {
         let _all = self.containers.lock_all()?;
-        let dir = self.containers.dir(id);
         let record = match self.containers.record(id) {
             Ok(r) => r,
             Err(Error::NoSuchContainer(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
+        self.remove_made(&record, volumes)
+    }
+
+    /// Undoes everything made for a container, in the reverse order of `create`, each step
+    /// tolerating what was never made (a creation interrupted at any point): runtime state,
+    /// network, rootfs mount, snapshot, anonymous volumes (with `volumes`), then the
+    /// directory. The caller holds [`store::Store::lock_all`].
+    pub(crate) fn remove_made(&self, record: &Record, volumes: bool) -> Result<()> {
+        let id = &record.id;
+        let dir = self.containers.dir(id);
         self.runtime.delete(id)?;
         self.release_network(id)?;
         let rootfs = dir.join("rootfs");
@@ -365,8 +405,13 @@ impl Engine {
         }
         if volumes {
             for m in &record.mounts {
-                if m.kind == "volume" && m.name.len() == 64 {
-                    let _ = fs::remove_dir_all(self.root.join("volumes").join(&m.name));
+                if m.kind == "volume" && crate::volumes::is_anonymous(&m.name) {
+                    let v = self.root.join("volumes").join(&m.name);
+                    match fs::remove_dir_all(&v) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_err("remove", &v)(e)),
+                    }
                 }
             }
         }

@@ -312,4 +312,10 @@ pub struct State {
     pub monitor_start: u64,
     /// Start time of the init.
     pub pid_start: u64,
+    /// While `create` makes the container: the creating process's pid (0 once created). A
+    /// container whose creator died before it finished is `dead` (see `Engine::state`), and
+    /// `rm` removes whatever had been made for it.
+    pub creator_pid: i32,
+    /// Start time of the creating process.
+    pub creator_start: u64,
 }

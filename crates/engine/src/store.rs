@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, io_err};
 use crate::record::{Record, State};
-use crate::util::{Flock, write_atomic};
+use crate::util::{Flock, private_dir, write_atomic};
 
 /// The containers directory of a root.
 #[derive(Clone, Debug)]
@@ -27,8 +27,57 @@ pub(crate) struct Store {
 impl Store {
     pub(crate) fn new(root: &Path) -> Result<Self> {
         let dir = root.join("containers");
-        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        private_dir(&dir)?;
         Ok(Self { dir })
+    }
+
+    /// Records a new container before anything is made for it: `config.json` and
+    /// `state.json` are written into `.new-<id>`, which is then renamed to `<id>`, so a crash
+    /// leaves either no container or one that lists (its state says who is creating it) and
+    /// that `rm` removes. The caller holds [`Store::lock_all`].
+    pub(crate) fn create_entry(&self, r: &Record, s: &State) -> Result<()> {
+        let tmp = self.dir.join(format!(".new-{}", r.id));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+        let res = (|| {
+            for (name, data) in [
+                (
+                    "config.json",
+                    serde_json::to_vec_pretty(r).expect("a record serialises"),
+                ),
+                (
+                    "state.json",
+                    serde_json::to_vec_pretty(s).expect("a state serialises"),
+                ),
+            ] {
+                let p = tmp.join(name);
+                write_atomic(&p, &data).map_err(io_err("write", &p))?;
+            }
+            let dir = self.dir(&r.id);
+            fs::rename(&tmp, &dir).map_err(io_err("rename", &tmp))?;
+            crate::util::sync_dir(&self.dir).map_err(io_err("sync", &self.dir))
+        })();
+        if res.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        res
+    }
+
+    /// Removes what interrupted creations and removals left: `.new-<id>` (a record not yet
+    /// in place: nothing was made for it) and `.rm-<id>` (a container already unmounted and
+    /// released, renamed away before its files were deleted). The caller holds
+    /// [`Store::lock_all`], which every creation and removal holds, so these have no owner.
+    pub(crate) fn clean_debris(&self) {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".new-") || name.starts_with(".rm-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     pub(crate) fn dir(&self, id: &str) -> PathBuf {

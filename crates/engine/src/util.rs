@@ -32,6 +32,30 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// fsyncs a directory (after a rename into it).
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Makes `dir` (and missing parents) and closes it to other users: mode 0700, also when it
+/// exists with a looser mode (a store made by an older berth). Container roots, layers and
+/// volumes below must not be reachable by unprivileged host users (CVE-2021-41091 class: a
+/// setuid file of an image, or a device node, run or opened through a known path).
+pub(crate) fn private_dir(dir: &Path) -> crate::error::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(crate::error::io_err("create", dir))?;
+    let m = fs::metadata(dir).map_err(crate::error::io_err("stat", dir))?;
+    if m.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(crate::error::io_err("chmod", dir))?;
+    }
+    Ok(())
+}
+
 /// An exclusive flock held until dropped.
 pub(crate) struct Flock(#[allow(dead_code)] File);
 

@@ -14,6 +14,12 @@ pub(crate) fn volume_dir(root: &Path, name: &str) -> PathBuf {
     root.join("volumes").join(name).join("_data")
 }
 
+/// Whether a volume name is one `create` made for an anonymous `-v /path` (64 hex digits, as
+/// Docker's): those go with their container at `rm -v` and with `--rm` containers.
+pub(crate) fn is_anonymous(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn valid_volume_name(n: &str) -> bool {
     crate::store::valid_name(n)
 }

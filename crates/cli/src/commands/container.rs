@@ -264,7 +264,7 @@ pub struct ExecArgs {
     cmd: Vec<String>,
 }
 
-fn engine(cli: &Cli) -> anyhow::Result<Engine> {
+pub(crate) fn engine(cli: &Cli) -> anyhow::Result<Engine> {
     let rt = berth_engine::locate_runtime(cli.runtime.as_deref())?;
     let exe = std::env::current_exe().context("find the berth binary")?;
     Ok(Engine::new(&cli.root, &rt, &exe)?)

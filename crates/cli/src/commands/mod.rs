@@ -4,3 +4,4 @@
 pub mod container;
 pub mod image;
 pub mod network;
+pub mod system;

@@ -1,0 +1,136 @@
+//! Verbs over all containers: `system boot` (restart policies after a reboot) and
+//! `container prune`.
+
+use std::path::Path;
+
+use crate::Engine;
+use crate::error::{Error, Result};
+use crate::record::Status;
+
+/// What [`Engine::boot`] did for one container.
+#[derive(Debug)]
+pub struct BootResult {
+    /// The container's ID.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Started, or why it could not be.
+    pub result: Result<()>,
+}
+
+/// What [`Engine::prune_containers`] removed.
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    /// IDs of the removed containers.
+    pub removed: Vec<String>,
+    /// Bytes their writable layers held.
+    pub reclaimed: u64,
+}
+
+/// The bytes of regular files below `dir` (not following symlinks, not crossing mounts).
+fn tree_size(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(top) = std::fs::symlink_metadata(dir) else {
+        return 0;
+    };
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() && m.dev() == top.dev() {
+                stack.push(e.path());
+            } else if m.is_file() {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+impl Engine {
+    /// Starts, after a reboot, the containers whose restart policy says so (what a boot
+    /// unit runs as `berth system boot`, as podman-restart.service runs podman): `always`,
+    /// and `unless-stopped` unless a user stopped it. Containers that run already are left
+    /// alone, so running it twice is harmless. Results come in the containers' creation order.
+    pub fn boot(&self) -> Result<Vec<BootResult>> {
+        let mut out = Vec::new();
+        let mut all = self.list()?;
+        all.reverse();
+        for c in all {
+            let policy = c.record.host_config.restart_policy.name.as_str();
+            let wanted = match policy {
+                "always" => true,
+                "unless-stopped" => !c.state.manual_stop,
+                _ => false,
+            };
+            let active = matches!(
+                c.state.status,
+                Status::Running | Status::Paused | Status::Restarting
+            );
+            if !wanted || active || c.state.status == Status::Dead {
+                continue;
+            }
+            out.push(BootResult {
+                result: self.start(&c.record.id),
+                id: c.record.id,
+                name: c.record.name,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes every stopped container (created, exited, dead) whose labels match all of
+    /// `labels` (`KEY` or `KEY=VALUE`), with its anonymous volumes kept, as Docker's
+    /// `container prune` keeps them.
+    pub fn prune_containers(&self, labels: &[String]) -> Result<PruneReport> {
+        let mut report = PruneReport::default();
+        for c in self.list()? {
+            if matches!(
+                c.state.status,
+                Status::Running | Status::Paused | Status::Restarting | Status::Removing
+            ) || c.state.creator_pid != 0
+            {
+                continue;
+            }
+            let l = &c.record.config.labels;
+            let matches = labels.iter().all(|f| match f.split_once('=') {
+                Some((k, v)) => l.get(k).is_some_and(|x| x == v),
+                None => l.contains_key(f.as_str()),
+            });
+            if !matches {
+                continue;
+            }
+            let id = c.record.id.clone();
+            let size = self.rw_size(&id);
+            match self.remove_stopped(&id, false) {
+                Ok(()) => {
+                    report.removed.push(id);
+                    report.reclaimed += size;
+                }
+                Err(Error::NoSuchContainer(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+
+    /// The bytes of a container's writable layer (its snapshot's upper or copied root).
+    pub(crate) fn rw_size(&self, id: &str) -> u64 {
+        let snap = self
+            .images()
+            .root()
+            .join("snapshots")
+            .join("containers")
+            .join(id);
+        ["upper", "rootfs"]
+            .iter()
+            .map(|d| tree_size(&snap.join(d)))
+            .sum()
+    }
+}
