@@ -120,9 +120,9 @@ impl Engine {
         let layer = res.map_err(io_err("archive", &upper))?;
         let diff = self.images.ingest_bytes(&layer)?;
 
-        let mut config = serde_json::to_value(&image.config).map_err(|source| Error::Json {
+        let mut config = serde_json::to_value(&image.config).map_err(|error| Error::Json {
             what: "image config".into(),
-            source,
+            error,
         })?;
         let now = rfc3339(SystemTime::now());
         config["created"] = json!(now);

@@ -8,15 +8,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A system call or file operation failed on `path`.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {error}")]
     Io {
         /// What was being done.
         op: &'static str,
         /// The file it was done to.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error: part of the message, deliberately not `source()`, so that a
+        /// printed chain names the OS error once.
+        error: io::Error,
     },
     /// No container has this name or ID (prefix).
     #[error("No such container: {0}")]
@@ -76,13 +76,12 @@ pub enum Error {
     #[error(transparent)]
     Network(#[from] berth_network::Error),
     /// A JSON file of the engine could not be read or written.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Json {
         /// Which file.
         what: String,
-        /// The parser's error.
-        #[source]
-        source: serde_json::Error,
+        /// The parser's error (in the message, not `source()`).
+        error: serde_json::Error,
     },
     /// Anything else, with its message.
     #[error("{0}")]
@@ -98,7 +97,7 @@ pub(crate) fn io_err(
     path: impl Into<PathBuf>,
 ) -> impl FnOnce(io::Error) -> Error {
     let path = path.into();
-    move |source| Error::Io { op, path, source }
+    move |error| Error::Io { op, path, error }
 }
 
 /// An [`Error::InvalidOption`].
@@ -106,5 +105,36 @@ pub(crate) fn invalid(flag: &str, reason: impl Into<String>) -> Error {
     Error::InvalidOption {
         flag: flag.to_string(),
         reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Walks `source()` as a printed chain does (`anyhow`'s `{:#}`).
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut s = e.to_string();
+        let mut cur = e.source();
+        while let Some(c) = cur {
+            s += &format!(": {c}");
+            cur = c.source();
+        }
+        s
+    }
+
+    #[test]
+    fn a_printed_chain_names_the_os_error_once() {
+        let e = io_err("open", "/nonexistent")(io::Error::from_raw_os_error(libc::ENOENT));
+        let s = chain(&e);
+        assert_eq!(s.matches("No such file or directory").count(), 1, "{s}");
+        assert!(s.starts_with("open /nonexistent: "), "{s}");
+        let net = Error::from(berth_network::Error::Io {
+            op: "read",
+            path: "/x".into(),
+            error: io::Error::from_raw_os_error(libc::EACCES),
+        });
+        let s = chain(&net);
+        assert_eq!(s.matches("Permission denied").count(), 1, "{s}");
     }
 }

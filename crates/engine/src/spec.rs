@@ -124,9 +124,9 @@ fn base_spec_uncached(rt: &Runtime, dir: &Path, caps: Option<&[String]>) -> Resu
     rt.run("spec", &args)?;
     let p = dir.join("config.json");
     let data = fs::read(&p).map_err(io_err("read", &p))?;
-    serde_json::from_slice(&data).map_err(|source| Error::Json {
+    serde_json::from_slice(&data).map_err(|error| Error::Json {
         what: p.display().to_string(),
-        source,
+        error,
     })
 }
 
@@ -219,9 +219,9 @@ fn capabilities(base: &[String], r: &Record) -> Result<Vec<String>> {
 /// conditional rules are kept only when unconditional).
 fn seccomp_file(path: &str) -> Result<Value> {
     let data = fs::read(path).map_err(io_err("read seccomp profile", path))?;
-    let mut v: Value = serde_json::from_slice(&data).map_err(|source| Error::Json {
+    let mut v: Value = serde_json::from_slice(&data).map_err(|error| Error::Json {
         what: path.to_string(),
-        source,
+        error,
     })?;
     if let Some(map) = v.get("archMap").and_then(Value::as_array).cloned() {
         let mut arches = Vec::new();

@@ -121,9 +121,9 @@ impl Store {
             }
             Err(e) => return Err(io_err("read", p)(e)),
         };
-        serde_json::from_slice(&data).map_err(|source| Error::Json {
+        serde_json::from_slice(&data).map_err(|error| Error::Json {
             what: p.display().to_string(),
-            source,
+            error,
         })
     }
 
@@ -137,9 +137,9 @@ impl Store {
     pub(crate) fn state(&self, id: &str) -> Result<State> {
         let p = self.dir(id).join("state.json");
         match fs::read(&p) {
-            Ok(d) => serde_json::from_slice(&d).map_err(|source| Error::Json {
+            Ok(d) => serde_json::from_slice(&d).map_err(|error| Error::Json {
                 what: p.display().to_string(),
-                source,
+                error,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if self.dir(id).is_dir() {

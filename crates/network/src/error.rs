@@ -6,14 +6,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O error on a path.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {error}")]
     Io {
         /// What was done.
         op: &'static str,
         /// On what.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The error: part of the message, deliberately not `source()`, so that a printed
+        /// chain names the OS error once.
+        error: std::io::Error,
     },
     /// A tool (ip, nft, iptables) failed.
     #[error("{tool} failed: {msg}")]
@@ -73,7 +74,7 @@ pub(crate) fn io_err(
     path: impl Into<PathBuf>,
 ) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
-    move |source| Error::Io { op, path, source }
+    move |error| Error::Io { op, path, error }
 }
 
 pub(crate) fn invalid(what: impl Into<String>, msg: impl Into<String>) -> Error {
