@@ -212,7 +212,18 @@ impl Podman {
     /// `podman run --rm ARGS`, with runc when crun refuses this host (crun does not support
     /// hybrid cgroup hierarchies).
     fn run_rm(&self, args: &[&str]) -> String {
+        // podman asks for RLIMIT_NOFILE and RLIMIT_NPROC 1048576 as root; root without
+        // CAP_SYS_RESOURCE (this host) cannot raise a hard limit, so the runtime fails with
+        // "error setting rlimit type 7". Ask for no more than this process holds.
+        let nofile = hard_limit(libc::RLIMIT_NOFILE).min(1 << 20);
+        let nproc = hard_limit(libc::RLIMIT_NPROC).min(32768);
+        let (nofile, nproc) = (
+            format!("nofile={nofile}:{nofile}"),
+            format!("nproc={nproc}:{nproc}"),
+        );
+        let limits = ["--ulimit", &nofile, "--ulimit", &nproc];
         let mut all = vec!["run", "--rm", "--network", "none"];
+        all.extend_from_slice(&limits);
         all.extend_from_slice(args);
         let o = self.cmd(&all);
         if !o.status.success()
@@ -220,11 +231,23 @@ impl Podman {
             && which("runc").is_some()
         {
             let mut all = vec!["run", "--rm", "--runtime", "runc", "--network", "none"];
+            all.extend_from_slice(&limits);
             all.extend_from_slice(args);
             return self.ok(&all);
         }
         out_ok(&format!("podman {all:?}"), o)
     }
+}
+
+/// The calling process's hard limit for `resource`.
+fn hard_limit(resource: libc::__rlimit_resource_t) -> u64 {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the rlimit it is given.
+    assert_eq!(unsafe { libc::getrlimit(resource, &mut l) }, 0);
+    l.rlim_max
 }
 
 impl Drop for Podman {
