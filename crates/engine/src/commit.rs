@@ -175,6 +175,15 @@ impl Engine {
             .images
             .ingest_bytes(&serde_json::to_vec(&manifest).expect("manifest serialises"))?;
         self.images.tag(&reference, &manifest_digest)?;
+        self.container_event(
+            &r,
+            "commit",
+            &[
+                ("comment", message.to_string()),
+                ("imageID", config_digest.to_string()),
+                ("imageRef", reference.to_string()),
+            ],
+        );
         Ok(config_digest)
     }
 }

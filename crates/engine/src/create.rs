@@ -458,6 +458,7 @@ impl Engine {
             let _ = self.remove_made(&record, true);
             return Err(e);
         }
+        self.container_event(&record, "create", &[]);
         Ok(id)
     }
 

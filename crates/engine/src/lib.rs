@@ -17,6 +17,7 @@ mod commit;
 mod cp;
 mod create;
 mod error;
+mod events;
 mod logs;
 mod monitor;
 mod network;
@@ -40,6 +41,7 @@ pub use berth_network::{
     Networks, PortMapping,
 };
 pub use error::{Error, Result};
+pub use events::{Actor, Event, EventFilter, EventLog, EventQuery};
 pub use logs::{LogEntry, LogOptions};
 pub use monitor::{Starting, pty_drain};
 pub use ops::{ContainerInfo, Stats};
@@ -69,6 +71,7 @@ pub struct Engine {
     runtime: runtime::Runtime,
     monitor_exe: PathBuf,
     networks: berth_network::Networks,
+    events: events::EventLog,
 }
 
 impl Engine {
@@ -89,6 +92,7 @@ impl Engine {
             },
             monitor_exe: monitor_exe.to_path_buf(),
             networks: berth_network::Networks::new(&root, monitor_exe),
+            events: events::EventLog::new(&root),
             root,
         })
     }
@@ -101,5 +105,23 @@ impl Engine {
     /// The image store.
     pub fn images(&self) -> &berth_image::Store {
         &self.images
+    }
+
+    /// The event log (front ends record their image operations in it too).
+    pub fn events(&self) -> &events::EventLog {
+        &self.events
+    }
+
+    /// Records a container event with Docker's attributes (`image`, `name`, the labels) plus
+    /// `extra`.
+    pub(crate) fn container_event(&self, r: &Record, action: &str, extra: &[(&str, String)]) {
+        let mut a = r.config.labels.clone();
+        a.insert("image".into(), r.config.image.clone());
+        a.insert("name".into(), r.name.clone());
+        for (k, v) in extra {
+            a.insert(k.to_string(), v.clone());
+        }
+        self.events
+            .append(&events::Event::new("container", action, &r.id, a));
     }
 }

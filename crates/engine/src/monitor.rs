@@ -364,6 +364,13 @@ impl Engine {
                     break;
                 }
                 Ok(exit) => {
+                    // The record as it is now: the container may have been renamed.
+                    let now = self.containers.record(id);
+                    let r = now.as_ref().unwrap_or(&record);
+                    if exit.oom {
+                        self.container_event(r, "oom", &[]);
+                    }
+                    self.container_event(r, "die", &[("exitCode", exit.code.to_string())]);
                     let s = self.containers.update_state(id, |s| {
                         s.status = Status::Exited;
                         s.exit_code = exit.code;
@@ -552,6 +559,7 @@ impl Engine {
                 });
             }
         })?;
+        self.container_event(r, "start", &[]);
         ready.send(&format!("started {pid}"));
         let stop_health = Arc::new(AtomicBool::new(false));
         let health = r
@@ -620,8 +628,9 @@ impl Engine {
                     output,
                 };
                 let in_start_period = started.elapsed() < start_period;
-                let _ = engine.containers.update_state(&id, |s| {
+                let change = engine.containers.update_state(&id, |s| {
                     let hs = s.health.get_or_insert_with(Health::default);
+                    let before = hs.status.clone();
                     hs.log.push(entry);
                     if hs.log.len() > 5 {
                         hs.log.remove(0);
@@ -635,7 +644,12 @@ impl Engine {
                             hs.status = "unhealthy".into();
                         }
                     }
+                    (hs.status != before).then(|| hs.status.clone())
                 });
+                // Docker records a change of status as `health_status: STATUS`.
+                if let (Ok(Some(status)), Ok(r)) = (change, engine.containers.record(&id)) {
+                    engine.container_event(&r, &format!("health_status: {status}"), &[]);
+                }
             }
         })
     }
@@ -844,6 +858,10 @@ impl Engine {
 
     /// Connects to a running container's monitor to attach to its stdio.
     pub fn attach(&self, id: &str) -> Result<attach::AttachClient> {
-        attach::AttachClient::connect(&self.containers.dir(id).join("attach.sock"))
+        let c = attach::AttachClient::connect(&self.containers.dir(id).join("attach.sock"))?;
+        if let Ok(r) = self.containers.record(id) {
+            self.container_event(&r, "attach", &[]);
+        }
+        Ok(c)
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::net::Ipv4Addr;
 
-use berth_network::{AttachOptions, DEFAULT_NETWORK, Networks, PortMapping, PortRequest};
+use berth_network::{AttachOptions, DEFAULT_NETWORK, Network, Networks, PortMapping, PortRequest};
 use serde_json::{Value, json};
 
 use crate::Engine;
@@ -180,12 +180,48 @@ impl Engine {
         };
         self.networks
             .attach(&r.id, &r.name, &r.host_config.network_mode, &o)?;
+        if let Ok(n) = self.networks.get(&r.host_config.network_mode) {
+            self.network_event("connect", &n, Some(&r.id));
+        }
         Ok(())
     }
 
     /// At rm (and when create fails): every attachment and the namespace go.
     pub(crate) fn release_network(&self, id: &str) -> Result<()> {
-        Ok(self.networks.release(id)?)
+        let attached = self.networks.endpoints(id).unwrap_or_default();
+        self.networks.release(id)?;
+        for (n, _) in attached {
+            self.network_event("disconnect", &n, Some(id));
+        }
+        Ok(())
+    }
+
+    /// Records a network event with Docker's attributes (`name`, `type`, and `container`
+    /// for connect and disconnect).
+    fn network_event(&self, action: &str, n: &Network, container: Option<&str>) {
+        let mut a = crate::events::attrs([("name", n.name.clone()), ("type", n.driver.clone())]);
+        if let Some(c) = container {
+            a.insert("container".into(), c.to_string());
+        }
+        self.events
+            .append(&crate::events::Event::new("network", action, &n.id, a));
+    }
+
+    /// `network create`.
+    pub fn network_create(&self, o: &berth_network::CreateOptions) -> Result<Network> {
+        let n = self.networks.create(o)?;
+        self.network_event("create", &n, None);
+        Ok(n)
+    }
+
+    /// `network prune`: removes the networks no container uses; returns their names.
+    pub fn network_prune(&self) -> Result<Vec<String>> {
+        let before = self.networks.list()?;
+        let gone = self.networks.prune()?;
+        for n in before.iter().filter(|n| gone.contains(&n.name)) {
+            self.network_event("destroy", n, None);
+        }
+        Ok(gone)
     }
 
     /// `/etc/hosts` and `/etc/resolv.conf` of a container that is not in the host's network.
@@ -396,18 +432,27 @@ impl Engine {
             ports: Vec::new(),
         };
         self.networks.attach(&id, &r.name, network, &o)?;
+        if let Ok(n) = self.networks.get(network) {
+            self.network_event("connect", &n, Some(&id));
+        }
         Ok(())
     }
 
     /// `network disconnect NETWORK CONTAINER`.
     pub fn network_disconnect(&self, network: &str, container: &str) -> Result<()> {
         let id = self.lookup(container)?;
-        Ok(self.networks.detach(&id, network)?)
+        let n = self.networks.get(network)?;
+        self.networks.detach(&id, network)?;
+        self.network_event("disconnect", &n, Some(&id));
+        Ok(())
     }
 
     /// `network rm`: refused while containers (even stopped ones) are attached.
     pub fn network_remove(&self, network: &str) -> Result<String> {
-        Ok(self.networks.remove(network)?)
+        let n = self.networks.get(network)?;
+        let gone = self.networks.remove(network)?;
+        self.network_event("destroy", &n, None);
+        Ok(gone)
     }
 
     /// `berth __dns NETWORK`: the network's DNS server.

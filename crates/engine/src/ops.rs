@@ -283,9 +283,16 @@ impl Engine {
         })
     }
 
-    /// Stops a container: its stop signal, then SIGKILL after `timeout` seconds (default
-    /// the container's `--stop-timeout`, else 10; negative waits forever).
-    pub fn stop(&self, id: &str, timeout: Option<i64>) -> Result<()> {
+    /// Stops a container: `signal` (default its stop signal, else SIGTERM), then SIGKILL after
+    /// `timeout` seconds (default the container's `--stop-timeout`, else 10; negative waits
+    /// forever).
+    pub fn stop(&self, id: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+        let given = match signal {
+            Some(s) => Some(parse_signal(s).ok_or_else(|| {
+                crate::error::invalid("--signal", format!("invalid signal {s:?}"))
+            })?),
+            None => None,
+        };
         let r = self.containers.record(id)?;
         self.containers.update_state(id, |s| s.manual_stop = true)?;
         let s = self.state(id)?;
@@ -295,25 +302,34 @@ impl Engine {
         if s.status == Status::Paused {
             let _ = self.unpause(id);
         }
-        let sig = r
-            .config
-            .stop_signal
-            .as_deref()
-            .and_then(parse_signal)
+        let sig = given
+            .or_else(|| r.config.stop_signal.as_deref().and_then(parse_signal))
             .unwrap_or(libc::SIGTERM);
         let t = timeout.or(r.config.stop_timeout).unwrap_or(10);
         let _ = self.runtime.kill(id, sig, false);
+        self.container_event(&r, "kill", &[("signal", sig.to_string())]);
         let wait = (t >= 0).then(|| Duration::from_secs(t as u64));
         if self.wait_inactive(id, wait)? {
+            self.container_event(&r, "stop", &[]);
             return Ok(());
         }
         let _ = self.runtime.kill(id, libc::SIGKILL, false);
+        self.container_event(&r, "kill", &[("signal", libc::SIGKILL.to_string())]);
         if self.wait_inactive(id, Some(Duration::from_secs(30)))? {
+            self.container_event(&r, "stop", &[]);
             return Ok(());
         }
         Err(Error::Other(format!(
             "container {id} did not stop after SIGKILL"
         )))
+    }
+
+    /// Stops the container if it runs, then starts it (`restart`).
+    pub fn restart(&self, id: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+        self.stop(id, signal, timeout)?;
+        self.start(id)?;
+        self.container_event(&self.containers.record(id)?, "restart", &[]);
+        Ok(())
     }
 
     /// Sends a signal to the container's init.
@@ -328,7 +344,11 @@ impl Engine {
                 what: "cannot kill a container that is not running".into(),
             });
         }
-        self.runtime.kill(id, n, false)
+        self.runtime.kill(id, n, false)?;
+        if let Ok(r) = self.containers.record(id) {
+            self.container_event(&r, "kill", &[("signal", n.to_string())]);
+        }
+        Ok(())
     }
 
     /// Removes a container (`rm`; `force` kills a running one; `volumes` removes its
@@ -348,6 +368,9 @@ impl Engine {
                 let _ = self.unpause(id);
             }
             let _ = self.runtime.kill(id, libc::SIGKILL, false);
+            if let Ok(r) = self.containers.record(id) {
+                self.container_event(&r, "kill", &[("signal", libc::SIGKILL.to_string())]);
+            }
             if !self.wait_inactive(id, Some(Duration::from_secs(30)))? {
                 return Err(Error::Other(format!(
                     "container {id} did not die after SIGKILL"
@@ -418,6 +441,7 @@ impl Engine {
         // Rename first so a half-removed container never shows up in listings.
         let gone = self.root.join("containers").join(format!(".rm-{id}"));
         fs::rename(&dir, &gone).map_err(io_err("rename", &dir))?;
+        self.container_event(record, "destroy", &[]);
         fs::remove_dir_all(&gone).map_err(io_err("remove", &gone))
     }
 
@@ -541,6 +565,11 @@ impl Engine {
             drain_sock = Some((dirf, dir.join(name)));
         }
         cmd.arg(id).args(&o.cmd);
+        // Docker's exec events name the command in the action and the exec in `execID`.
+        let exec_id = crate::util::random_hex(32);
+        let line = o.cmd.join(" ");
+        let exec_attr = [("execID", exec_id.clone())];
+        self.container_event(&r, &format!("exec_create: {line}"), &exec_attr);
         if !o.interactive {
             cmd.stdin(Stdio::null());
         }
@@ -548,6 +577,7 @@ impl Engine {
         let mut child = cmd
             .spawn()
             .map_err(|e| Error::Other(format!("run {}: {e}", self.runtime.bin.display())))?;
+        self.container_event(&r, &format!("exec_start: {line}"), &exec_attr);
         // The runtime's own errors come on stderr prefixed with "berth-runtime: "; the
         // process's stderr is passed through.
         let err = child.stderr.take().expect("piped");
@@ -570,6 +600,13 @@ impl Engine {
         let status = child.wait().map_err(io_err("wait", &self.runtime.bin))?;
         let errors = filter.join().unwrap_or_default();
         let code = status.code().unwrap_or(255);
+        if !o.detach {
+            self.container_event(
+                &r,
+                "exec_die",
+                &[("execID", exec_id), ("exitCode", code.to_string())],
+            );
+        }
         if let Some((dirf, path)) = drain_sock {
             let _ = fs::remove_file(&path);
             drop(dirf);
@@ -606,7 +643,9 @@ impl Engine {
         }
         self.runtime.run("pause", &[id])?;
         self.containers
-            .update_state(id, |s| s.status = Status::Paused)
+            .update_state(id, |s| s.status = Status::Paused)?;
+        self.container_event(&self.containers.record(id)?, "pause", &[]);
+        Ok(())
     }
 
     /// Thaws the container.
@@ -621,7 +660,9 @@ impl Engine {
         }
         self.runtime.run("resume", &[id])?;
         self.containers
-            .update_state(id, |s| s.status = Status::Running)
+            .update_state(id, |s| s.status = Status::Running)?;
+        self.container_event(&self.containers.record(id)?, "unpause", &[]);
+        Ok(())
     }
 
     /// Reads the container's logs, calling `out` per entry (`-f` follows while it runs).
@@ -717,9 +758,11 @@ impl Engine {
             });
         }
         let mut r = self.containers.record(id)?;
-        r.name = new.to_string();
+        let old = std::mem::replace(&mut r.name, new.to_string());
         self.containers.save_record(&r)?;
-        Ok(self.networks.rename(id, new)?)
+        self.networks.rename(id, new)?;
+        self.container_event(&r, "rename", &[("oldName", format!("/{old}"))]);
+        Ok(())
     }
 
     /// The host path of the container's mounted root filesystem (mounted if it is not).

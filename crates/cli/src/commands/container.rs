@@ -91,6 +91,9 @@ pub enum ContainerCommand {
             allow_hyphen_values = true
         )]
         time: Option<i64>,
+        /// Signal to send to stop it (default: the container's stop signal).
+        #[arg(short, long)]
+        signal: Option<String>,
         /// Containers.
         #[arg(required = true)]
         containers: Vec<String>,
@@ -359,16 +362,16 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
             containers,
         } => each(containers, |c| {
             let id = e.lookup(c)?;
-            if let Some(s) = signal {
-                let _ = e.kill(&id, s);
-            }
-            e.stop(&id, *time)?;
+            e.stop(&id, signal.as_deref(), *time)?;
             Ok(())
         }),
-        ContainerCommand::Restart { time, containers } => each(containers, |c| {
+        ContainerCommand::Restart {
+            time,
+            signal,
+            containers,
+        } => each(containers, |c| {
             let id = e.lookup(c)?;
-            e.stop(&id, *time)?;
-            e.start(&id)?;
+            e.restart(&id, signal.as_deref(), *time)?;
             Ok(())
         }),
         ContainerCommand::Kill { signal, containers } => each(containers, |c| {
@@ -591,7 +594,8 @@ fn start_attached(e: &Engine, id: &str, stdin: bool, sig_proxy: bool) -> anyhow:
     Ok((code & 0xff) as u8)
 }
 
-fn parse_since(s: &str) -> anyhow::Result<std::time::SystemTime> {
+/// A time as `--since`/`--until` take it: RFC 3339, Unix seconds, or a duration ago.
+pub(crate) fn parse_time(s: &str) -> anyhow::Result<std::time::SystemTime> {
     if let Some(t) = berth_engine::parse_rfc3339(s) {
         return Ok(t);
     }
@@ -601,7 +605,7 @@ fn parse_since(s: &str) -> anyhow::Result<std::time::SystemTime> {
     if let Some(d) = berth_engine::parse_duration(s) {
         return Ok(std::time::SystemTime::now() - d);
     }
-    anyhow::bail!("--since: {s:?} is not a timestamp or duration")
+    anyhow::bail!("{s:?} is not a timestamp (RFC 3339 or Unix seconds) or a duration (10m)")
 }
 
 fn logs(
@@ -623,7 +627,9 @@ fn logs(
     let opts = LogOptions {
         follow,
         tail,
-        since: since.map(parse_since).transpose()?,
+        since: since
+            .map(|s| parse_time(s).context("--since"))
+            .transpose()?,
     };
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();

@@ -231,7 +231,7 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
                     (k.to_string(), v.to_string())
                 })
                 .collect();
-            let n = nets.create(&NetworkCreateOptions {
+            let n = e.network_create(&NetworkCreateOptions {
                 name: name.clone(),
                 subnet: subnet.clone(),
                 gateway: gateway.clone(),
@@ -320,7 +320,7 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
             Ok(0)
         }
         NetworkSub::Prune { force: _ } => {
-            let gone = nets.prune()?;
+            let gone = e.network_prune()?;
             if !gone.is_empty() {
                 println!("Deleted Networks:");
                 for n in gone {
