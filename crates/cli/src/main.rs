@@ -57,7 +57,10 @@ pub enum Command {
     /// Network commands (network create|ls|inspect|rm|connect|disconnect|prune, port).
     #[command(flatten)]
     Network(commands::network::NetworkCommand),
-    /// System commands (system boot, container prune).
+    /// Volume commands (volume create|ls|inspect|rm|prune).
+    #[command(flatten)]
+    Volume(commands::volume::VolumeCommand),
+    /// System commands (system boot, events, container prune).
     #[command(flatten)]
     System(commands::system::SystemCommand),
 }
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Image(c) => commands::image::run(&cli, c),
         Command::Container(c) => commands::container::run(&cli, c),
         Command::Network(c) => commands::network::run(&cli, c),
+        Command::Volume(c) => commands::volume::run(&cli, c),
         Command::System(c) => commands::system::run(&cli, c),
     };
     match result {

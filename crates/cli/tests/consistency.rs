@@ -117,6 +117,7 @@ fn run_killed_at_any_point_leaves_a_container_that_lists_and_removes() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
+        .filter(|n| n != ".lock")
         .collect();
     assert!(vols.is_empty(), "volumes left: {vols:?}");
     // Image layers are no longer pinned: the image can be removed and pruned away.
@@ -185,6 +186,7 @@ fn rm_containers_take_their_anonymous_volumes() {
             .map(|rd| {
                 rd.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != ".lock")
                     .collect()
             })
             .unwrap_or_default()

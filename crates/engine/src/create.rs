@@ -488,9 +488,7 @@ impl Engine {
         // Recorded before they are made, so that `rm -v` after a crash finds new volumes.
         r.mounts = points;
         self.containers.save_record(r)?;
-        for p in &r.mounts {
-            volumes::prepare_source(p, &rootfs)?;
-        }
+        self.prepare_volumes(r, &rootfs)?;
 
         // The user must resolve now, so `create` fails as Docker's `start` would.
         crate::user::resolve(&rootfs, &r.config.user)?;

@@ -32,6 +32,17 @@ pub enum Error {
         /// The container that has it.
         id: String,
     },
+    /// No volume has this name.
+    #[error("No such volume: {0}")]
+    NoSuchVolume(String),
+    /// The volume is used by containers (running or not).
+    #[error("remove {name}: volume is in use - [{}]", .containers.join(", "))]
+    VolumeInUse {
+        /// The volume.
+        name: String,
+        /// The containers using it.
+        containers: Vec<String>,
+    },
     /// The image is not in the store.
     #[error("image not found: {0} (try `berth pull {0}`)")]
     ImageNotFound(String),

@@ -53,6 +53,7 @@ pub use record::{
 pub use runtime::locate_runtime;
 pub use system::{BootResult, PruneReport};
 pub use util::{parse_duration, parse_rfc3339, parse_signal};
+pub use volumes::{Volume, VolumeCreate, VolumePrune};
 
 /// The hidden subcommand of the `berth` binary that runs a monitor:
 /// `berth --root R --runtime RT __monitor [--wait-attach] [--ready-fd N] ID`.

@@ -343,7 +343,9 @@ impl Engine {
         let mut backoff = Duration::from_millis(100);
         loop {
             let began = Instant::now();
-            match self.run_once(&record, &dir, &dirf, &shared, ready) {
+            let run = self.run_once(&record, &dir, &dirf, &shared, ready);
+            self.unmount_volumes(&record);
+            match run {
                 Err(e) => {
                     let code = match &e {
                         Error::Command { code, .. } => *code as i32,
@@ -437,6 +439,7 @@ impl Engine {
     ) -> Result<Exit> {
         let id = &r.id;
         self.mount_rootfs(id)?;
+        self.mount_volumes(r)?;
         self.write_bundle(r)?;
         let _ = self.runtime.delete(id);
         let pidfile = dir.join("init.pid");

@@ -427,16 +427,7 @@ impl Engine {
             Err(e) => return Err(e.into()),
         }
         if volumes {
-            for m in &record.mounts {
-                if m.kind == "volume" && crate::volumes::is_anonymous(&m.name) {
-                    let v = self.root.join("volumes").join(&m.name);
-                    match fs::remove_dir_all(&v) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io_err("remove", &v)(e)),
-                    }
-                }
-            }
+            self.remove_anonymous_volumes(record)?;
         }
         // Rename first so a half-removed container never shows up in listings.
         let gone = self.root.join("containers").join(format!(".rm-{id}"));
@@ -464,7 +455,9 @@ impl Engine {
     pub fn wait_removed(&self, id: &str, timeout: Duration) -> bool {
         let until = Instant::now() + timeout;
         let mut pause = Duration::ZERO;
-        while self.containers.dir(id).exists() {
+        // Until its directory is gone, also the renamed one being deleted.
+        let removing = self.root.join("containers").join(format!(".rm-{id}"));
+        while self.containers.dir(id).exists() || removing.exists() {
             if Instant::now() >= until {
                 return false;
             }

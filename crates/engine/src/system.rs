@@ -28,7 +28,7 @@ pub struct PruneReport {
 }
 
 /// The bytes of regular files below `dir` (not following symlinks, not crossing mounts).
-fn tree_size(dir: &Path) -> u64 {
+pub(crate) fn tree_size(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let Ok(top) = std::fs::symlink_metadata(dir) else {
         return 0;
