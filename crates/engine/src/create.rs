@@ -247,30 +247,8 @@ fn make_record(
     };
     hc.memory = bytes("--memory", &o.memory)?;
     hc.memory_swap = bytes("--memory-swap", &o.memory_swap)?;
-    if hc.memory > 0 && hc.memory < 6 << 20 {
-        return Err(invalid("--memory", "minimum memory limit allowed is 6MB"));
-    }
-    if hc.memory_swap > 0 {
-        if hc.memory <= 0 {
-            return Err(invalid(
-                "--memory-swap",
-                "a swap limit needs a memory limit: set --memory (-m) too",
-            ));
-        }
-        if hc.memory_swap < hc.memory {
-            return Err(invalid(
-                "--memory-swap",
-                format!(
-                    "{} is less than the memory limit {}: --memory-swap is memory plus swap, \
-                     so it must be at least --memory (or -1 for unlimited swap)",
-                    o.memory_swap.as_deref().unwrap_or_default(),
-                    o.memory.as_deref().unwrap_or_default()
-                ),
-            ));
-        }
-    } else if hc.memory_swap < -1 {
-        return Err(invalid("--memory-swap", "must be a size or -1 (unlimited)"));
-    }
+    hc.memory_reservation = bytes("--memory-reservation", &o.memory_reservation)?;
+    check_memory(hc.memory, hc.memory_swap, hc.memory_reservation)?;
     if let Some(c) = &o.cpus {
         hc.nano_cpus = nano_cpus(c)?;
     }
@@ -289,36 +267,7 @@ fn make_record(
             hard: p(h)?,
         });
     }
-    hc.restart_policy = match o.restart.as_deref() {
-        None | Some("") | Some("no") => RestartPolicy {
-            name: "no".into(),
-            maximum_retry_count: 0,
-        },
-        Some(r) => {
-            let (n, max) = r.split_once(':').unwrap_or((r, ""));
-            if !matches!(n, "on-failure" | "always" | "unless-stopped") {
-                return Err(invalid(
-                    "--restart",
-                    format!("invalid restart policy {r:?}"),
-                ));
-            }
-            if !max.is_empty() && n != "on-failure" {
-                return Err(invalid(
-                    "--restart",
-                    "maximum retry count only works with on-failure",
-                ));
-            }
-            RestartPolicy {
-                name: n.into(),
-                maximum_retry_count: if max.is_empty() {
-                    0
-                } else {
-                    max.parse()
-                        .map_err(|_| invalid("--restart", format!("invalid count {max:?}")))?
-                },
-            }
-        }
-    };
+    hc.restart_policy = parse_restart_policy(o.restart.as_deref().unwrap_or(""))?;
     if hc.auto_remove && hc.restart_policy.name != "no" {
         return Err(invalid(
             "--restart",
@@ -367,9 +316,78 @@ fn make_record(
     })
 }
 
+/// Memory limits as Docker checks them (bytes; 0 unset, -1 unlimited swap): at least 6 MB, and
+/// swap (memory plus swap) at least the memory limit; a reservation below the limit.
+pub(crate) fn check_memory(memory: i64, swap: i64, reservation: i64) -> Result<()> {
+    if memory > 0 && memory < 6 << 20 {
+        return Err(invalid("--memory", "minimum memory limit allowed is 6MB"));
+    }
+    if swap > 0 {
+        if memory <= 0 {
+            return Err(invalid(
+                "--memory-swap",
+                "a swap limit needs a memory limit: set --memory (-m) too",
+            ));
+        }
+        if swap < memory {
+            return Err(invalid(
+                "--memory-swap",
+                format!(
+                    "{swap} is less than the memory limit {memory}: --memory-swap is memory \
+                     plus swap, so it must be at least --memory (or -1 for unlimited swap)"
+                ),
+            ));
+        }
+    } else if swap < -1 {
+        return Err(invalid("--memory-swap", "must be a size or -1 (unlimited)"));
+    }
+    if reservation < 0 {
+        return Err(invalid("--memory-reservation", "must be a size"));
+    }
+    if reservation > 0 && memory > 0 && reservation > memory {
+        return Err(invalid(
+            "--memory-reservation",
+            "minimum memory limit can not be less than memory reservation limit, see usage",
+        ));
+    }
+    Ok(())
+}
+
+/// A `--restart` value: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+pub fn parse_restart_policy(r: &str) -> Result<RestartPolicy> {
+    if matches!(r, "" | "no") {
+        return Ok(RestartPolicy {
+            name: "no".into(),
+            maximum_retry_count: 0,
+        });
+    }
+    let (n, max) = r.split_once(':').unwrap_or((r, ""));
+    if !matches!(n, "on-failure" | "always" | "unless-stopped") {
+        return Err(invalid(
+            "--restart",
+            format!("invalid restart policy {r:?} (no, always, unless-stopped, on-failure[:N])"),
+        ));
+    }
+    if !max.is_empty() && n != "on-failure" {
+        return Err(invalid(
+            "--restart",
+            "maximum retry count only works with on-failure",
+        ));
+    }
+    Ok(RestartPolicy {
+        name: n.into(),
+        maximum_retry_count: if max.is_empty() {
+            0
+        } else {
+            max.parse()
+                .map_err(|_| invalid("--restart", format!("invalid count {max:?}")))?
+        },
+    })
+}
+
 /// `--cpus` as Docker checks it: a decimal number of CPUs from 0.01 up to the CPUs this host
 /// has (0 means no limit).
-fn nano_cpus(v: &str) -> Result<i64> {
+pub fn nano_cpus(v: &str) -> Result<i64> {
     let n: f64 = v
         .trim()
         .parse()

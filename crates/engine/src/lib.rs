@@ -13,6 +13,7 @@
 //! `network.rs` maps containers onto it).
 
 mod attach;
+mod changes;
 mod commit;
 mod cp;
 mod create;
@@ -29,6 +30,7 @@ mod runtime;
 mod spec;
 mod store;
 mod system;
+mod update;
 mod user;
 mod util;
 mod volumes;
@@ -40,6 +42,8 @@ pub use berth_network::{
     CreateOptions as NetworkCreateOptions, DEFAULT_NETWORK, DNS_COMMAND, Endpoint, Network,
     Networks, PortMapping,
 };
+pub use changes::{Change, ChangeKind};
+pub use create::{nano_cpus, parse_restart_policy};
 pub use error::{Error, Result};
 pub use events::{Actor, Event, EventFilter, EventLog, EventQuery};
 pub use logs::{LogEntry, LogOptions};
@@ -52,6 +56,8 @@ pub use record::{
 };
 pub use runtime::locate_runtime;
 pub use system::{BootResult, PruneReport};
+pub use update::UpdateConfig;
+pub use util::parse_bytes;
 pub use util::{parse_duration, parse_rfc3339, parse_signal};
 pub use volumes::{Volume, VolumeCreate, VolumePrune};
 

@@ -38,6 +38,8 @@ pub struct CreateOptions {
     pub memory: Option<String>,
     /// `--memory-swap`.
     pub memory_swap: Option<String>,
+    /// `--memory-reservation`.
+    pub memory_reservation: Option<String>,
     /// `--cpus`.
     pub cpus: Option<String>,
     /// `--cpu-shares`.

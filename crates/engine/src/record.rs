@@ -106,6 +106,8 @@ pub struct HostConfig {
     pub memory: i64,
     /// Memory + swap limit in bytes (0 = unset, -1 = unlimited).
     pub memory_swap: i64,
+    /// Memory soft limit in bytes (0 = none).
+    pub memory_reservation: i64,
     /// CPUs in units of 1e-9.
     pub nano_cpus: i64,
     /// CPU shares.

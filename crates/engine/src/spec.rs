@@ -409,6 +409,9 @@ pub(crate) fn build(
             mem["swap"] = json!(swap);
         }
     }
+    if hc.memory_reservation > 0 {
+        mem["reservation"] = json!(hc.memory_reservation);
+    }
     if mem.as_object().is_some_and(|m| !m.is_empty()) {
         res["memory"] = mem;
     }
@@ -512,7 +515,7 @@ fn host_devices() -> Vec<Value> {
 }
 
 /// Whether the memory cgroup accounts swap (memory.memsw.* on v1, memory.swap.max on v2).
-fn swap_accounting() -> bool {
+pub(crate) fn swap_accounting() -> bool {
     Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
         || Path::new("/sys/fs/cgroup/memory.swap.max").exists()
         || fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")

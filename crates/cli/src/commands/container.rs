@@ -185,6 +185,21 @@ pub enum ContainerCommand {
         /// New name.
         new_name: String,
     },
+    /// Show what a container changed in its filesystem: A added, C changed, D deleted.
+    Diff {
+        /// Container.
+        container: String,
+    },
+    /// Write a container's filesystem as a tar archive (to stdout, or -o FILE).
+    Export {
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+        /// Container.
+        container: String,
+    },
+    /// Change the resources or restart policy of containers (running ones at once).
+    Update(UpdateArgs),
     /// Attach local standard input, output, and error streams to a running container.
     Attach {
         /// Do not attach STDIN.
@@ -463,6 +478,51 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
             println!("{}", e.commit(&id, repository, author, message)?);
             Ok(0)
         }
+        ContainerCommand::Diff { container } => {
+            let id = e.lookup(container)?;
+            for c in e.changes(&id)? {
+                println!("{} {}", c.kind.letter(), c.path);
+            }
+            Ok(0)
+        }
+        ContainerCommand::Export { output, container } => {
+            let id = e.lookup(container)?;
+            match output {
+                Some(path) => {
+                    // Written beside the target and renamed: never a half-written archive.
+                    let dir = path
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(std::path::Path::new("."));
+                    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                        .with_context(|| format!("create a file in {}", dir.display()))?;
+                    e.export(&id, &mut tmp)?;
+                    tmp.persist(path)
+                        .with_context(|| format!("write {}", path.display()))?;
+                }
+                None => {
+                    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                        anyhow::bail!(
+                            "refusing to write a tar archive to a terminal: use -o FILE or \
+                             redirect stdout"
+                        );
+                    }
+                    let stdout = std::io::stdout();
+                    let mut out = std::io::BufWriter::new(stdout.lock());
+                    e.export(&id, &mut out)?;
+                    out.flush()?;
+                }
+            }
+            Ok(0)
+        }
+        ContainerCommand::Update(a) => {
+            let u = a.config()?;
+            each(&a.containers, |c| {
+                let id = e.lookup(c)?;
+                e.update(&id, &u)?;
+                Ok(())
+            })
+        }
         ContainerCommand::Rename {
             container,
             new_name,
@@ -659,4 +719,80 @@ fn is_host_path(p: &str) -> bool {
         || p.starts_with('.')
         || !p.contains(':')
         || Path::new(p).exists()
+}
+
+/// `update`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct UpdateArgs {
+    /// Memory limit (0 removes it).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit: '-1' for unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit.
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Number of CPUs (0 removes the limit).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Most processes (-1 for unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy: no, always, unless-stopped, on-failure[:N].
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+impl UpdateArgs {
+    fn config(&self) -> anyhow::Result<berth_engine::UpdateConfig> {
+        let bytes = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<i64>> {
+            match v.as_deref() {
+                None => Ok(None),
+                Some("-1") => Ok(Some(-1)),
+                Some(s) => berth_engine::parse_bytes(s)
+                    .map(Some)
+                    .ok_or_else(|| anyhow::anyhow!("{flag}: invalid size {s:?}")),
+            }
+        };
+        let u = berth_engine::UpdateConfig {
+            memory: bytes("--memory", &self.memory)?,
+            memory_swap: bytes("--memory-swap", &self.memory_swap)?,
+            memory_reservation: bytes("--memory-reservation", &self.memory_reservation)?,
+            nano_cpus: self
+                .cpus
+                .as_deref()
+                .map(berth_engine::nano_cpus)
+                .transpose()?,
+            cpu_shares: self.cpu_shares,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            pids_limit: self.pids_limit,
+            restart_policy: self
+                .restart
+                .as_deref()
+                .map(berth_engine::parse_restart_policy)
+                .transpose()?,
+        };
+        let nothing = u.memory.is_none()
+            && u.memory_swap.is_none()
+            && u.memory_reservation.is_none()
+            && u.nano_cpus.is_none()
+            && u.cpu_shares.is_none()
+            && u.cpuset_cpus.is_none()
+            && u.pids_limit.is_none()
+            && u.restart_policy.is_none();
+        if nothing {
+            anyhow::bail!("you must provide one or more flags when using this command");
+        }
+        Ok(u)
+    }
 }

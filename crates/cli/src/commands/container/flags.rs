@@ -54,6 +54,9 @@ pub struct CreateFlags {
     /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap.
     #[arg(long = "memory-swap", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
+    /// Memory soft limit: the kernel reclaims down to it under pressure.
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
     /// Number of CPUs.
     #[arg(long)]
     pub cpus: Option<String>,
@@ -187,6 +190,7 @@ impl CreateFlags {
             tmpfs: self.tmpfs.clone(),
             memory: self.memory.clone(),
             memory_swap: self.memory_swap.clone(),
+            memory_reservation: self.memory_reservation.clone(),
             cpus: self.cpus.clone(),
             cpu_shares: self.cpu_shares,
             cpuset_cpus: self.cpuset_cpus.clone(),
