@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result, io_err};
-use crate::fsutil::temp_name;
+use crate::fsutil::{create_private_dir, temp_name};
 use crate::image::{DOCKER_MANIFEST, Image, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Platform};
 use crate::layout::{ImportedImage, import_layout};
 use crate::reference::{DEFAULT_REGISTRY, Reference};
@@ -61,7 +61,7 @@ impl Drop for TempDir {
 pub fn load(store: &Store, reader: impl Read, platform: &Platform) -> Result<Vec<ImportedImage>> {
     let _lease = store.lease()?;
     let dir = TempDir(store.tmp_dir().join(temp_name("load")));
-    fs::create_dir(&dir.0).map_err(io_err("create", &dir.0))?;
+    create_private_dir(&dir.0)?;
     let links = extract(reader, &dir.0)?;
     if dir.0.join("oci-layout").is_file() && dir.0.join("index.json").is_file() {
         return import_layout(store, &dir.0, None, platform);
@@ -396,7 +396,7 @@ pub fn import_rootfs(
 ) -> Result<Digest> {
     let _lease = store.lease()?;
     let tmp = TempDir(store.tmp_dir().join(temp_name("import")));
-    fs::create_dir(&tmp.0).map_err(io_err("create", &tmp.0))?;
+    create_private_dir(&tmp.0)?;
     let file = tmp.0.join("layer");
     let mut out = File::create(&file).map_err(io_err("create", &file))?;
     let mut hashing = HashingReader::new(reader);

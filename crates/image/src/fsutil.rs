@@ -1,9 +1,10 @@
-//! Small file-system helpers: atomic writes, directory fsync, flock, temp names.
+//! Small file-system helpers: private directories, atomic writes, directory fsync, flock, temp
+//! names.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,6 +22,32 @@ pub(crate) fn temp_name(kind: &str) -> String {
     format!("{kind}-{}-{nanos}-{n}", std::process::id())
 }
 
+/// Makes `dir` (and missing parents) with mode 0700, and takes group and other bits off it if it
+/// exists with them (a store made by an older berth, or by hand): unpacked layers and container
+/// roots hold setuid files and device nodes at paths anyone could compute.
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err("create", dir))?;
+    let m = fs::metadata(dir).map_err(io_err("stat", dir))?;
+    if m.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("chmod", dir))?;
+    }
+    Ok(())
+}
+
+/// Makes the new directory `dir` (its parent must exist) with mode 0700: temp directories in
+/// `tmp/`, container snapshots.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err("create", dir))
+}
+
 /// fsyncs a directory, so a rename or unlink in it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -36,7 +63,7 @@ pub(crate) fn atomic_write(tmp_dir: &Path, path: &Path, data: &[u8]) -> Result<(
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(0o600)
             .open(&tmp)
             .map_err(io_err("create", &tmp))?;
         f.write_all(data).map_err(io_err("write", &tmp))?;

@@ -12,17 +12,19 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result, io_err};
-use crate::fsutil::{atomic_write, remove_tree_atomically, sync_dir, temp_name};
+use crate::fsutil::{
+    atomic_write, create_private_dir, remove_tree_atomically, sync_dir, temp_name,
+};
 use crate::image::Image;
 use crate::store::Store;
-use crate::unpack::unpack_sized;
+use crate::unpack::{Unpacked, unpack_sized};
 
 /// A mount for the caller to perform, as data: `mount -t <kind> -o <options> <source> TARGET`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -119,7 +121,7 @@ impl Snapshotter {
 
     fn unpack_missing(&self, layer: &crate::image::Layer, dir: &Path) -> Result<()> {
         let tmp = self.store.tmp_dir().join(temp_name("unpack"));
-        fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+        create_private_dir(&tmp)?;
         let res = self.unpack_one(layer, &tmp, dir);
         if res.is_err() {
             let _ = fs::remove_dir_all(&tmp);
@@ -129,7 +131,11 @@ impl Snapshotter {
 
     fn unpack_one(&self, layer: &crate::image::Layer, tmp: &Path, dir: &Path) -> Result<()> {
         let mut blob = HashingReader::new(self.store.open(&layer.digest)?);
-        let (diff_id, size) = unpack_sized(&mut blob, tmp)?;
+        let Unpacked {
+            diff_id,
+            size,
+            root_entry,
+        } = unpack_sized(&mut blob, tmp)?;
         let (digest, _) = blob
             .finish()
             .map_err(io_err("read", self.store.blob_path(&layer.digest)))?;
@@ -145,6 +151,12 @@ impl Snapshotter {
                 expected: layer.diff_id.clone(),
                 actual: diff_id,
             });
+        }
+        if !root_entry {
+            // The temp directory was made 0700; a layer without an entry for its root gets
+            // 0755, as tar gives an archive's root (it becomes the mode of a container's `/`).
+            fs::set_permissions(tmp, fs::Permissions::from_mode(0o755))
+                .map_err(io_err("chmod", tmp))?;
         }
         // Recorded before the layer appears: a layer directory always has its size.
         atomic_write(
@@ -202,13 +214,12 @@ impl Snapshotter {
         let layers = self.unpack(image)?;
         let tmp = self.store.tmp_dir().join(temp_name("prepare"));
         let res = (|| {
-            fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+            create_private_dir(&tmp)?;
             match self.mode {
                 SnapshotMode::Overlay => {
-                    for sub in ["upper", "work"] {
-                        let p = tmp.join(sub);
-                        fs::create_dir(&p).map_err(io_err("create", &p))?;
-                    }
+                    let upper = tmp.join("upper");
+                    fs::create_dir(&upper).map_err(io_err("create", &upper))?;
+                    create_private_dir(&tmp.join("work"))?;
                     // The upper dir becomes the container's /: give it the root's metadata.
                     if let Some(top) = layers.last() {
                         copy_owner_mode(top, &tmp.join("upper"))?;
@@ -231,8 +242,14 @@ impl Snapshotter {
                 what: format!("snapshot {key} meta.json"),
                 source,
             })?;
-            fs::write(tmp.join("meta.json"), data)
-                .map_err(io_err("write", tmp.join("meta.json")))?;
+            let meta_path = tmp.join("meta.json");
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&meta_path)
+                .and_then(|mut f| f.write_all(&data))
+                .map_err(io_err("write", &meta_path))?;
             match fs::rename(&tmp, &dir) {
                 Ok(()) => sync_dir(&self.store.containers_dir()),
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::ENOTEMPTY)) => {

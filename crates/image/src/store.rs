@@ -12,6 +12,10 @@
 //! tmp/                        temp files and dirs; renamed into place when complete
 //! ```
 //!
+//! The root and every directory in it are 0700 (tightened when an older store is opened), files
+//! 0600, blobs 0400: unpacked layers and container snapshots hold setuid files and device nodes
+//! that other users must not reach.
+//!
 //! Every write lands in `tmp/` first and is renamed into place once complete and fsynced, so a
 //! crash leaves either nothing or a whole object; leftovers in `tmp/` are removed by prune.
 
@@ -23,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result, io_err};
-use crate::fsutil::{Flock, atomic_write, sync_dir, temp_name};
+use crate::fsutil::{Flock, atomic_write, private_dir, sync_dir, temp_name};
 use crate::reference::Reference;
 
 /// Where berth keeps images unless told otherwise.
@@ -53,17 +57,21 @@ struct NameIndex {
 }
 
 impl Store {
-    /// Opens a store rooted at `root`, creating its directories if needed.
+    /// Opens a store rooted at `root`, creating its directories (0700) if needed; existing ones
+    /// open to group or others are made 0700.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
         let store = Self { root: root.into() };
         for dir in [
-            store.root.join("blobs/sha256"),
+            store.root.clone(),
+            store.root.join("blobs"),
+            store.blobs_dir(),
             store.tmp_dir(),
+            store.root.join("snapshots"),
             store.layers_dir(),
             store.sizes_dir(),
             store.containers_dir(),
         ] {
-            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+            private_dir(&dir)?;
         }
         crate::fsutil::mark_top_dir(&store.tmp_dir());
         Ok(store)
@@ -146,7 +154,7 @@ impl Store {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o444)
+            .mode(0o400)
             .custom_flags(libc::O_CLOEXEC)
             .open(tmp)
             .map_err(io_err("create", tmp))?;

@@ -43,18 +43,28 @@ const CHUNKS_IN_FLIGHT: usize = 16;
 /// before stays in `dest`, which is why the store unpacks into a temp directory and renames it
 /// into place only when the whole layer was applied and its diff ID checked.
 pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<Digest> {
-    unpack_sized(reader, dest).map(|(diff_id, _)| diff_id)
+    unpack_sized(reader, dest).map(|u| u.diff_id)
 }
 
-/// [`unpack_layer`], also returning the layer's size as Docker counts it: the bytes of its
-/// regular files and symlink targets.
-pub(crate) fn unpack_sized(reader: impl Read + Send, dest: &Path) -> Result<(Digest, u64)> {
+/// What [`unpack_sized`] found.
+pub(crate) struct Unpacked {
+    /// The sha256 of the uncompressed tar.
+    pub(crate) diff_id: Digest,
+    /// The layer's size as Docker counts it: the bytes of its regular files and symlink targets.
+    pub(crate) size: u64,
+    /// Whether the tar had an entry for the layer root (`./`), which set its owner and mode.
+    pub(crate) root_entry: bool,
+}
+
+/// [`unpack_layer`], also returning the layer's size and whether it set the root's metadata.
+pub(crate) fn unpack_sized(reader: impl Read + Send, dest: &Path) -> Result<Unpacked> {
     let mut size = 0u64;
     let root = open_dir_path(dest)?;
     let mut unpacker = Unpacker {
         dest,
         root,
         dir_times: Vec::new(),
+        root_entry: false,
     };
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
     std::thread::scope(|s| {
@@ -93,7 +103,11 @@ pub(crate) fn unpack_sized(reader: impl Read + Send, dest: &Path) -> Result<(Dig
             })
         });
         applied?;
-        Ok((produced?, size))
+        Ok(Unpacked {
+            diff_id: produced?,
+            size,
+            root_entry: unpacker.root_entry,
+        })
     })
 }
 
@@ -179,6 +193,8 @@ struct Unpacker<'a> {
     root: OwnedFd,
     /// Directories whose mtime is set at the end, once nothing is created in them any more.
     dir_times: Vec<(Vec<Vec<u8>>, i64)>,
+    /// Whether an entry for the layer root set its metadata.
+    root_entry: bool,
 }
 
 /// Metadata of an entry, read before its data.
@@ -312,6 +328,7 @@ impl Unpacker<'_> {
             // The layer root itself ("./"): only a directory entry makes sense.
             if kind.is_dir() {
                 let root = self.root.as_raw_fd();
+                self.root_entry = true;
                 return self.set_meta(root, &meta, &shown);
             }
             return Err(refuse(&shown, "non-directory entry for the layer root"));

@@ -210,6 +210,17 @@ fn check_snapshot(mode: SnapshotMode) {
     result.unwrap();
 
     let dir = store.root().join("snapshots/containers/c1");
+    // The snapshot is closed to other users; the container's `/` has the image's mode.
+    assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o7777, 0o700);
+    let root_mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+    match mode {
+        SnapshotMode::Overlay => {
+            assert_eq!(root_mode(&dir.join("work")), 0o700);
+            assert_eq!(root_mode(&dir.join("upper")), root_mode(&lower[1]));
+        }
+        SnapshotMode::Copy => assert_eq!(root_mode(&dir.join("rootfs")), root_mode(&lower[1])),
+    }
+    assert_eq!(root_mode(&lower[1]), 0o755, "a layer without a root entry");
     match mode {
         SnapshotMode::Overlay => {
             assert_eq!(mounts[0].kind, "overlay");

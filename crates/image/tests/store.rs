@@ -151,3 +151,51 @@ fn prune_removes_unreferenced_blobs_and_temp_files() {
     assert!(!store.has(&loose));
     assert!(ls(&tmp.path().join("tmp")).is_empty());
 }
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+const STORE_DIRS: [&str; 8] = [
+    "",
+    "blobs",
+    "blobs/sha256",
+    "tmp",
+    "snapshots",
+    "snapshots/layers",
+    "snapshots/sizes",
+    "snapshots/containers",
+];
+
+#[test]
+fn a_new_store_is_closed_to_other_users() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("a/new/store");
+    let store = Store::new(&root).unwrap();
+    for d in STORE_DIRS {
+        assert_eq!(mode(&root.join(d)), 0o700, "ROOT/{d}");
+    }
+    let m = store.ingest_bytes(b"{}").unwrap();
+    store
+        .tag(&Reference::parse("closed:1").unwrap(), &m)
+        .unwrap();
+    assert_eq!(mode(&store.blob_path(&m)) & 0o077, 0, "blob");
+    assert_eq!(mode(&root.join("names.json")) & 0o077, 0, "names.json");
+}
+
+#[test]
+fn opening_a_store_made_open_closes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    // A store made by an older berth (or by hand) with 0755 directories.
+    for d in STORE_DIRS {
+        fs::create_dir_all(root.join(d)).unwrap();
+        fs::set_permissions(root.join(d), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    Store::new(&root).unwrap();
+    for d in STORE_DIRS {
+        assert_eq!(mode(&root.join(d)), 0o700, "ROOT/{d}");
+    }
+}
