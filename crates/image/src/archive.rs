@@ -226,7 +226,7 @@ fn load_docker(
     let entries: Vec<DockerEntry> =
         serde_json::from_slice(&data).map_err(|source| Error::Json {
             what: "manifest.json".into(),
-            source,
+            error: source,
         })?;
     let mut out = Vec::new();
     for e in entries {
@@ -291,7 +291,7 @@ pub fn save(store: &Store, names: &[Reference], writer: impl Write) -> Result<()
     let werr = |e: io::Error| Error::Io {
         op: "write",
         path: PathBuf::from("archive"),
-        source: e,
+        error: e,
     };
     add_dir(&mut tar, "blobs/").map_err(werr)?;
     add_dir(&mut tar, "blobs/sha256/").map_err(werr)?;

@@ -12,15 +12,15 @@ use crate::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A system call or file operation failed on `path`.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {error}")]
     Io {
         /// What was being done (`open`, `rename`, ...).
         op: &'static str,
         /// The file it was done to.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error: part of the message, deliberately not `source()`, so that a
+        /// printed chain names the OS error once.
+        error: io::Error,
     },
     /// A string is not a valid `sha256:<64 hex>` digest.
     #[error("invalid digest {0:?}: expected sha256:<64 lowercase hex digits>")]
@@ -58,13 +58,12 @@ pub enum Error {
     #[error("image {0} not found")]
     ImageNotFound(String),
     /// A JSON document (manifest, config, index, ...) could not be read or written.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Json {
         /// Which document, e.g. `manifest sha256:...`.
         what: String,
-        /// The parser's error.
-        #[source]
-        source: serde_json::Error,
+        /// The parser's error (in the message, not `source()`).
+        error: serde_json::Error,
     },
     /// A manifest, index or config is well-formed JSON but not something this crate accepts.
     #[error("{what}: {reason}")]
@@ -178,5 +177,40 @@ pub(crate) fn io_err(
     path: impl Into<PathBuf>,
 ) -> impl FnOnce(io::Error) -> Error {
     let path = path.into();
-    move |source| Error::Io { op, path, source }
+    move |error| Error::Io { op, path, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Walks `source()` as a printed chain does (`anyhow`'s `{:#}`).
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut s = e.to_string();
+        let mut cur = e.source();
+        while let Some(c) = cur {
+            s += &format!(": {c}");
+            cur = c.source();
+        }
+        s
+    }
+
+    #[test]
+    fn a_printed_chain_names_the_os_error_once() {
+        let e = io_err("open", "/nonexistent")(io::Error::from_raw_os_error(libc::ENOENT));
+        let s = chain(&e);
+        assert_eq!(s.matches("No such file or directory").count(), 1, "{s}");
+        assert!(s.starts_with("open /nonexistent: "), "{s}");
+        let json = Error::Json {
+            what: "names.json".into(),
+            error: serde_json::from_slice::<serde_json::Value>(b"{").unwrap_err(),
+        };
+        let s = chain(&json);
+        assert_eq!(s.matches("EOF while parsing").count(), 1, "{s}");
+        assert!(s.starts_with("names.json: "), "{s}");
+        // Every variant: a message that holds its cause has no source() repeating it.
+        for e in [&e, &json] {
+            assert!(std::error::Error::source(e).is_none(), "{e}");
+        }
+    }
 }

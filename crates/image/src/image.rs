@@ -186,7 +186,7 @@ impl Image {
         let config: ImageConfiguration =
             serde_json::from_slice(&config_data).map_err(|source| Error::Json {
                 what: format!("config {config_digest}"),
-                source,
+                error: source,
             })?;
         #[derive(serde::Deserialize)]
         struct DockerExtras {
@@ -262,7 +262,7 @@ pub(crate) fn parse_manifest(data: &[u8], what: &str) -> Result<(ImageManifest, 
     }
     let json_err = |source| Error::Json {
         what: what.to_string(),
-        source,
+        error: source,
     };
     let probe: Probe = serde_json::from_slice(data).map_err(json_err)?;
     let media_type = probe.media_type.unwrap_or_else(|| OCI_MANIFEST.to_string());

@@ -117,7 +117,7 @@ fn check_layout_header(dir: &Path) -> Result<()> {
 fn read_json<T: serde::de::DeserializeOwned>(data: &[u8], what: &str) -> Result<T> {
     serde_json::from_slice(data).map_err(|source| Error::Json {
         what: what.to_string(),
-        source,
+        error: source,
     })
 }
 
@@ -268,7 +268,7 @@ pub fn export_layout(store: &Store, names: &[Reference], dir: &Path) -> Result<(
     write_file(dir, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let data = serde_json::to_vec(&index).map_err(|source| Error::Json {
         what: "index.json".into(),
-        source,
+        error: source,
     })?;
     write_file(dir, "index.json", &data)?;
     sync_dir(dir)

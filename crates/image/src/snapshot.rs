@@ -240,7 +240,7 @@ impl Snapshotter {
             };
             let data = serde_json::to_vec_pretty(&meta).map_err(|source| Error::Json {
                 what: format!("snapshot {key} meta.json"),
-                source,
+                error: source,
             })?;
             let meta_path = tmp.join("meta.json");
             fs::OpenOptions::new()
@@ -339,7 +339,7 @@ pub(crate) fn read_meta(dir: &Path, key: &str) -> Result<SnapshotMeta> {
     })?;
     serde_json::from_slice(&data).map_err(|source| Error::Json {
         what: path.display().to_string(),
-        source,
+        error: source,
     })
 }
 

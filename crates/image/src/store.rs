@@ -276,7 +276,7 @@ impl Store {
         match fs::read(&path) {
             Ok(data) => serde_json::from_slice(&data).map_err(|source| Error::Json {
                 what: path.display().to_string(),
-                source,
+                error: source,
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(NameIndex::default()),
             Err(e) => Err(io_err("read", &path)(e)),
@@ -289,7 +289,7 @@ impl Store {
         let out = f(&mut index)?;
         let data = serde_json::to_vec_pretty(&index).map_err(|source| Error::Json {
             what: "names.json".into(),
-            source,
+            error: source,
         })?;
         atomic_write(&self.tmp_dir(), &self.names_path(), &data)?;
         Ok(out)
