@@ -284,3 +284,64 @@ fn save_load_and_skopeo_archives() {
     assert!(out.contains("Total reclaimed space"), "{out}");
     assert_eq!(c.ok(&["images", "-q"]).trim(), "");
 }
+
+/// When process `pid` started, from /proc (field 22 of its stat line).
+fn start_time(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// What a `berth pull` killed mid-way leaves in ROOT/tmp: a partial blob (`size` bytes) and a
+/// half-unpacked layer (`size` bytes in one file), named after a process that is gone. Returns
+/// their names.
+fn killed_pull_debris(root: &std::path::Path, size: usize) -> [String; 2] {
+    let mut child = Command::new("sleep").arg("60").spawn().unwrap();
+    let (pid, start) = (child.id(), start_time(child.id()));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let blob = format!("ingest-{pid}-{start}-1-0");
+    let layer = format!("unpack-{pid}-{start}-2-1");
+    fs::write(root.join("tmp").join(&blob), vec![1u8; size]).unwrap();
+    fs::create_dir_all(root.join("tmp").join(&layer).join("bin")).unwrap();
+    fs::write(
+        root.join("tmp").join(&layer).join("bin/sh"),
+        vec![2u8; size],
+    )
+    .unwrap();
+    [blob, layer]
+}
+
+fn tmp_entries(b: &Berth) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(b.root.path().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_killed_pulls_debris_goes_at_the_next_write_and_prune_counts_what_it_removes() {
+    let work = tempfile::tempdir().unwrap();
+    let tar = rootfs_tar(work.path());
+    let a = Berth::new();
+    a.ok(&["images"]);
+    // An entry of a live writer (this test process) must survive both.
+    let me = std::process::id();
+    let live = format!("ingest-{me}-{}-9-9", start_time(me));
+    fs::write(a.root.path().join("tmp").join(&live), b"in flight").unwrap();
+
+    // The next write (here an import) removes the dead writer's leftovers.
+    killed_pull_debris(a.root.path(), 1000);
+    a.ok(&["import", tar.to_str().unwrap(), "example.com/debris:1"]);
+    assert_eq!(tmp_entries(&a), [live.clone()]);
+
+    // prune removes them too, and counts them: 2 x 2000 bytes.
+    killed_pull_debris(a.root.path(), 2000);
+    let out = a.ok(&["image", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space: 4kB"), "{out}");
+    assert_eq!(tmp_entries(&a), [live]);
+    let out = a.ok(&["image", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space: 0B"), "{out}");
+}

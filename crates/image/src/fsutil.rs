@@ -1,25 +1,91 @@
 //! Small file-system helpers: private directories, atomic writes, directory fsync, flock, temp
 //! names.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Result, io_err};
 
-/// A unique name for a temporary file or directory in the store's `tmp/`.
+/// A unique name for a temporary file or directory in the store's `tmp/`:
+/// `<kind>-<pid>-<start time>-<nanos>-<n>`, naming its owner (this process, by pid and start
+/// time, so that a reused pid is not taken for it) for [`temp_owner_alive`].
 pub(crate) fn temp_name(kind: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static START: OnceLock<u64> = OnceLock::new();
+    let pid = std::process::id();
+    let start = *START.get_or_init(|| pid_start_time(u64::from(pid)).unwrap_or(0));
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{kind}-{}-{nanos}-{n}", std::process::id())
+    format!("{kind}-{pid}-{start}-{nanos}-{n}")
+}
+
+/// When process `pid` started (field 22 of `/proc/PID/stat`, clock ticks since boot); `None`
+/// when there is no such process or it is a zombie.
+pub(crate) fn pid_start_time(pid: u64) -> Option<u64> {
+    if pid == 0 || pid > i32::MAX as u64 {
+        return None;
+    }
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces and parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // fields[0] is the state (field 3), so field 22 is fields[19].
+    if matches!(fields.first(), Some(&"Z" | &"X")) {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Whether the process that made the `tmp/` entry `name` is still running: `Some` for names made
+/// by [`temp_name`] (the pid and start time must both match) or by older versions
+/// (`<kind>-<pid>-<nanos>-<n>`: the pid must exist), `None` for any other name.
+pub(crate) fn temp_owner_alive(name: &str) -> Option<bool> {
+    let mut parts = name.split('-');
+    parts.next().filter(|kind| !kind.is_empty())?;
+    let nums: Vec<u64> = parts.map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    match nums[..] {
+        [pid, start, _, _] => Some(pid_start_time(pid) == Some(start)),
+        [pid, _, _] => Some(pid_start_time(pid).is_some()),
+        _ => None,
+    }
+}
+
+/// The bytes a file or tree holds: the sizes of its non-directories (symlinks count their
+/// target's length), each hardlinked inode once. 0 for what cannot be read.
+pub(crate) fn tree_size(path: &Path) -> u64 {
+    fn walk(path: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+        let Ok(m) = fs::symlink_metadata(path) else {
+            return 0;
+        };
+        if !m.is_dir() {
+            return if m.nlink() > 1 && !seen.insert((m.dev(), m.ino())) {
+                0
+            } else {
+                m.len()
+            };
+        }
+        let Ok(rd) = fs::read_dir(path) else { return 0 };
+        rd.flatten().map(|e| walk(&e.path(), seen)).sum()
+    }
+    walk(path, &mut HashSet::new())
+}
+
+/// Removes a file or a directory tree (not following symlinks).
+pub(crate) fn remove_any(path: &Path) -> std::io::Result<()> {
+    if fs::symlink_metadata(path)?.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
 }
 
 /// Makes `dir` (and missing parents) with mode 0700, and takes group and other bits off it if it

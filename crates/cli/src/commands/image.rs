@@ -3,7 +3,7 @@
 
 mod progress;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -768,21 +768,16 @@ fn prune(store: &Store, a: &PruneArgs) -> Result<u8> {
             }
         }
     }
-    let sizes: BTreeMap<Digest, u64> = store
-        .blobs()?
-        .into_iter()
-        .map(|d| {
-            let s = store.size(&d).unwrap_or(0);
-            (d, s)
-        })
-        .collect();
     let report = store.prune()?;
-    let mut reclaimed = 0;
     for d in &report.blobs {
         writeln!(out, "deleted: {d}")?;
-        reclaimed += sizes.get(d).copied().unwrap_or(0);
     }
-    writeln!(out, "Total reclaimed space: {}", human_size(reclaimed))?;
+    // Blobs, unpacked layers and what failed or killed writes left in tmp/.
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        human_size(report.reclaimed)
+    )?;
     Ok(0)
 }
 
