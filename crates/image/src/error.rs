@@ -98,6 +98,27 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// A layer is not a readable tar: cut short, or not the tar (or gzip, zstd) it claims to be.
+    #[error("malformed or truncated tar: {error}")]
+    Tar {
+        /// What the tar or decompression reader said (e.g. `unexpected EOF during skip`).
+        error: io::Error,
+    },
+    /// A layer of an image could not be unpacked: its content is damaged or hostile, or the
+    /// unpack failed. Nothing of the layer was kept.
+    #[error(
+        "layer {layer} of image {image} {}: {error}{}",
+        verdict(error),
+        hint(error)
+    )]
+    Layer {
+        /// The layer's (compressed) blob.
+        layer: Digest,
+        /// The image's name, or its manifest digest when it has none.
+        image: String,
+        /// What went wrong (in the message, not `source()`).
+        error: Box<Error>,
+    },
     /// An uncompressed layer did not hash to the diff ID in the image config.
     #[error("layer {layer}: diff ID mismatch: config says {expected}, content is {actual}")]
     DiffIdMismatch {
@@ -158,6 +179,36 @@ pub enum Error {
     /// The Docker credentials file or a credential helper failed.
     #[error("credentials: {0}")]
     Credentials(String),
+}
+
+/// How an [`Error::Layer`] describes its layer: damaged, hostile, or neither.
+fn verdict(e: &Error) -> &'static str {
+    match e {
+        Error::Tar { .. }
+        | Error::DigestMismatch { .. }
+        | Error::SizeMismatch { .. }
+        | Error::DiffIdMismatch { .. } => "is corrupt",
+        Error::UnsafeEntry { .. } => "is unsafe",
+        _ => "could not be unpacked",
+    }
+}
+
+fn hint(e: &Error) -> &'static str {
+    match verdict(e) {
+        "is corrupt" => " (the image is damaged: get it again from its source)",
+        "is unsafe" => " (berth refuses such images: use one from a source you trust)",
+        _ => "",
+    }
+}
+
+impl Error {
+    /// For an [`Error::Layer`], what went wrong with the layer; any other error itself.
+    pub fn layer_cause(&self) -> &Error {
+        match self {
+            Error::Layer { error, .. } => error.layer_cause(),
+            other => other,
+        }
+    }
 }
 
 fn fmt_body(body: &str) -> String {

@@ -151,6 +151,15 @@ pub(crate) struct Flock {
 impl Flock {
     /// Locks `path` (created if missing), shared or exclusive, blocking until granted.
     pub(crate) fn lock(path: &Path, exclusive: bool) -> Result<Self> {
+        Self::lock_with(path, exclusive, true).map(|l| l.expect("a blocking lock is granted"))
+    }
+
+    /// Locks `path` exclusively if nobody holds it; `None` if someone does.
+    pub(crate) fn try_exclusive(path: &Path) -> Result<Option<Self>> {
+        Self::lock_with(path, true, false)
+    }
+
+    fn lock_with(path: &Path, exclusive: bool, block: bool) -> Result<Option<Self>> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -163,14 +172,17 @@ impl Flock {
             libc::LOCK_EX
         } else {
             libc::LOCK_SH
-        };
+        } | if block { 0 } else { libc::LOCK_NB };
         loop {
             // SAFETY: flock on a descriptor we own; no memory is passed.
             let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
             if rc == 0 {
-                return Ok(Self { _file: file });
+                return Ok(Some(Self { _file: file }));
             }
             let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) && !block {
+                return Ok(None);
+            }
             if err.kind() != std::io::ErrorKind::Interrupted {
                 return Err(io_err("flock", path)(err));
             }

@@ -5,7 +5,9 @@ use std::fs;
 
 use crate::digest::Digest;
 use crate::error::{Result, io_err};
-use crate::fsutil::{remove_any, remove_tree_atomically, sync_dir, temp_owner_alive, tree_size};
+use crate::fsutil::{
+    Flock, remove_any, remove_tree_atomically, sync_dir, temp_owner_alive, tree_size,
+};
 use crate::image::Image;
 use crate::snapshot::{list_keys, read_meta};
 use crate::store::Store;
@@ -122,7 +124,21 @@ impl Store {
     /// image is gone. Other unreferenced content stays for [`Store::prune`]. Nothing is removed
     /// while a name or a container snapshot still uses the image.
     pub fn remove_image(&self, manifest: &Digest) -> Result<PruneReport> {
-        let _lock = self.gc_lock()?;
+        let lock = self.gc_lock()?;
+        self.remove_image_locked(manifest, &lock)
+    }
+
+    /// [`Store::remove_image`] when no writer holds a lease (the caller must hold none), so as
+    /// not to wait for them; `None` when one does (what it would remove stays for prune).
+    pub(crate) fn remove_image_if_idle(&self, manifest: &Digest) -> Result<Option<PruneReport>> {
+        match Flock::try_exclusive(&self.root().join("gc.lock"))? {
+            Some(lock) => self.remove_image_locked(manifest, &lock).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Store::remove_image`] under the gc lock held exclusively.
+    fn remove_image_locked(&self, manifest: &Digest, _lock: &Flock) -> Result<PruneReport> {
         let (blobs, chains) = self.reachable()?;
         let mut report = PruneReport::default();
         if blobs.contains(manifest) {

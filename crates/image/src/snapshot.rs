@@ -98,6 +98,9 @@ impl Snapshotter {
     /// directory, its diff ID checked against the config, synced, and renamed to
     /// `snapshots/layers/<chain id>`. A layer another process unpacked meanwhile is kept.
     /// Layers are independent directories, so missing ones are unpacked on several threads.
+    ///
+    /// A layer that fails is reported as [`Error::Layer`], naming it and the image (its
+    /// [`Image::name`] when set); nothing of it is kept.
     pub fn unpack(&self, image: &Image) -> Result<Vec<PathBuf>> {
         let _lease = self.store.lease()?;
         let dirs: Vec<PathBuf> = image
@@ -115,6 +118,11 @@ impl Snapshotter {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
         crate::parallel::try_each(missing, threads, |(layer, dir), _| {
             self.unpack_missing(layer, dir)
+                .map_err(|error| Error::Layer {
+                    layer: layer.digest.clone(),
+                    image: image.display_name(),
+                    error: Box::new(error),
+                })
         })?;
         Ok(dirs)
     }

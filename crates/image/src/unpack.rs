@@ -15,7 +15,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -77,9 +77,9 @@ pub(crate) fn unpack_sized(reader: impl Read + Send, dest: &Path) -> Result<Unpa
         let applied = (|| {
             {
                 let mut archive = tar::Archive::new(&mut chunks);
-                let entries = archive.entries().map_err(io_err("read tar", dest))?;
+                let entries = archive.entries().map_err(bad_tar)?;
                 for entry in entries {
-                    let entry = entry.map_err(io_err("read tar", dest))?;
+                    let entry = entry.map_err(bad_tar)?;
                     size += match entry.header().entry_type() {
                         tar::EntryType::Regular | tar::EntryType::Continuous => entry.size(),
                         tar::EntryType::Symlink => {
@@ -91,7 +91,7 @@ pub(crate) fn unpack_sized(reader: impl Read + Send, dest: &Path) -> Result<Unpa
                 }
             }
             // The rest (the tar's trailing padding) counts for the diff ID too.
-            io::copy(&mut chunks, &mut io::sink()).map_err(io_err("read tar", dest))?;
+            io::copy(&mut chunks, &mut io::sink()).map_err(bad_tar)?;
             unpacker.set_dir_times()
         })();
         // On error, dropping the receiver stops the producer at its next send.
@@ -204,6 +204,26 @@ struct Meta {
     gid: u32,
     mtime: i64,
     xattrs: Vec<(CString, Vec<u8>)>,
+}
+
+/// A read error of the layer stream (the tar, its decompression, or the blob under them).
+fn bad_tar(error: io::Error) -> Error {
+    Error::Tar { error }
+}
+
+/// Copies an entry's data into the file made for it: read errors are the layer's
+/// ([`Error::Tar`]), write errors the file's.
+fn copy_data(entry: &mut impl Read, file: &mut File, path: &Path) -> Result<()> {
+    let mut buf = [0u8; 32 << 10];
+    loop {
+        let n = match entry.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(bad_tar(e)),
+        };
+        file.write_all(&buf[..n]).map_err(io_err("write", path))?;
+    }
 }
 
 fn refuse(entry: &str, reason: impl Into<String>) -> Error {
@@ -378,7 +398,7 @@ impl Unpacker<'_> {
                 }
                 // SAFETY: a descriptor the kernel just gave us.
                 let mut file = unsafe { File::from_raw_fd(fd) };
-                io::copy(&mut entry, &mut file).map_err(io_err("write", &path))?;
+                copy_data(&mut entry, &mut file, &path)?;
                 self.set_meta(file.as_raw_fd(), &meta, &shown)?;
                 // SAFETY: our descriptor and a valid timespec pair.
                 check(unsafe { libc::futimens(file.as_raw_fd(), times(meta.mtime).as_ptr()) })

@@ -384,10 +384,10 @@ fn pull(store: &Store, a: &PullArgs) -> Result<u8> {
     let pulled = registry::pull(store, &reference, &opts, progress.as_ref())
         .with_context(|| format!("pull {}", familiar_name(&reference)))?;
     // As Docker (containerd) does: the layers are unpacked now, not at the first `run`.
-    let image = Image::load(store, &pulled.manifest)?;
-    Snapshotter::new(store, SnapshotMode::detect())
-        .unpack(&image)
-        .with_context(|| format!("unpack {}", familiar_name(&reference)))?;
+    let mut image = Image::load(store, &pulled.manifest)?;
+    image.name = Some(reference.clone());
+    // A bad layer's error names it and the image.
+    Snapshotter::new(store, SnapshotMode::detect()).unpack(&image)?;
     if !a.quiet {
         writeln!(out, "Digest: {}", pulled.digest)?;
         if pulled.fetched == 0 && before.as_ref() == Some(&pulled.manifest) {
