@@ -335,7 +335,7 @@ fn a_killed_pulls_debris_goes_at_the_next_write_and_prune_counts_what_it_removes
     // The next write (here an import) removes the dead writer's leftovers.
     killed_pull_debris(a.root.path(), 1000);
     a.ok(&["import", tar.to_str().unwrap(), "example.com/debris:1"]);
-    assert_eq!(tmp_entries(&a), [live.clone()]);
+    assert_eq!(tmp_entries(&a), std::slice::from_ref(&live));
 
     // prune removes them too, and counts them: 2 x 2000 bytes.
     killed_pull_debris(a.root.path(), 2000);
