@@ -284,3 +284,193 @@ fn save_load_and_skopeo_archives() {
     assert!(out.contains("Total reclaimed space"), "{out}");
     assert_eq!(c.ok(&["images", "-q"]).trim(), "");
 }
+
+/// When process `pid` started, from /proc (field 22 of its stat line).
+fn start_time(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// What a `berth pull` killed mid-way leaves in ROOT/tmp: a partial blob (`size` bytes) and a
+/// half-unpacked layer (`size` bytes in one file), named after a process that is gone. Returns
+/// their names.
+fn killed_pull_debris(root: &std::path::Path, size: usize) -> [String; 2] {
+    let mut child = Command::new("sleep").arg("60").spawn().unwrap();
+    let (pid, start) = (child.id(), start_time(child.id()));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let blob = format!("ingest-{pid}-{start}-1-0");
+    let layer = format!("unpack-{pid}-{start}-2-1");
+    fs::write(root.join("tmp").join(&blob), vec![1u8; size]).unwrap();
+    fs::create_dir_all(root.join("tmp").join(&layer).join("bin")).unwrap();
+    fs::write(
+        root.join("tmp").join(&layer).join("bin/sh"),
+        vec![2u8; size],
+    )
+    .unwrap();
+    [blob, layer]
+}
+
+fn tmp_entries(b: &Berth) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(b.root.path().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_killed_pulls_debris_goes_at_the_next_write_and_prune_counts_what_it_removes() {
+    let work = tempfile::tempdir().unwrap();
+    let tar = rootfs_tar(work.path());
+    let a = Berth::new();
+    a.ok(&["images"]);
+    // An entry of a live writer (this test process) must survive both.
+    let me = std::process::id();
+    let live = format!("ingest-{me}-{}-9-9", start_time(me));
+    fs::write(a.root.path().join("tmp").join(&live), b"in flight").unwrap();
+
+    // The next write (here an import) removes the dead writer's leftovers.
+    killed_pull_debris(a.root.path(), 1000);
+    a.ok(&["import", tar.to_str().unwrap(), "example.com/debris:1"]);
+    assert_eq!(tmp_entries(&a), std::slice::from_ref(&live));
+
+    // prune removes them too, and counts them: 2 x 2000 bytes.
+    killed_pull_debris(a.root.path(), 2000);
+    let out = a.ok(&["image", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space: 4kB"), "{out}");
+    assert_eq!(tmp_entries(&a), [live]);
+    let out = a.ok(&["image", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space: 0B"), "{out}");
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(data))
+}
+
+/// A `docker save` archive (legacy form: manifest.json, config, one layer tar) of one image
+/// named `name` whose layer is `layer` (a plain tar, so its diff ID is its digest).
+fn docker_archive(path: &std::path::Path, name: &str, layer: &[u8]) {
+    let config = serde_json::json!({
+        "architecture": berth_image::Platform::host().architecture,
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha256_hex(layer))]},
+    });
+    let manifest = serde_json::json!([
+        {"Config": "config.json", "RepoTags": [name], "Layers": ["layer.tar"]}
+    ]);
+    let mut b = tar::Builder::new(Vec::new());
+    for (file, data) in [
+        ("config.json", serde_json::to_vec(&config).unwrap()),
+        ("layer.tar", layer.to_vec()),
+        ("manifest.json", serde_json::to_vec(&manifest).unwrap()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, file, &data[..]).unwrap();
+    }
+    fs::write(path, b.into_inner().unwrap()).unwrap();
+}
+
+/// The header of a regular file in a layer, owned by root.
+fn layer_header(mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_600_000_000);
+    h
+}
+
+/// A layer cut short in the middle of a file's data.
+fn truncated_layer() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = layer_header(0o755, 100_000);
+    b.append_data(&mut h, "bin/big", &vec![9u8; 100_000][..])
+        .unwrap();
+    let mut tar = b.into_inner().unwrap();
+    tar.truncate(512 + 40_000);
+    tar
+}
+
+/// A layer whose only entry climbs out of the layer directory (written raw: the tar crate's
+/// setters refuse `..`).
+fn hostile_layer() -> Vec<u8> {
+    let mut h = layer_header(0o644, 5);
+    h.as_old_mut().name[.."../evil".len()].copy_from_slice(b"../evil");
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &b"evil\n"[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// Nothing of a refused load or import is left: no image listed, no blob, no unpacked layer,
+/// nothing in tmp/.
+fn assert_nothing_left(b: &Berth) {
+    assert_eq!(b.ok(&["images", "-q"]).trim(), "");
+    for d in ["blobs/sha256", "snapshots/layers", "snapshots/sizes", "tmp"] {
+        let left: Vec<_> = fs::read_dir(b.root.path().join(d)).unwrap().collect();
+        assert!(left.is_empty(), "ROOT/{d}: {left:?}");
+    }
+}
+
+#[test]
+fn load_and_import_refuse_a_truncated_or_hostile_layer_by_its_digest() {
+    let work = tempfile::tempdir().unwrap();
+    let b = Berth::new();
+    let tmp_path = b.root.path().join("tmp").display().to_string();
+    for (what, layer) in [("corrupt", truncated_layer()), ("unsafe", hostile_layer())] {
+        let digest = format!("sha256:{}", sha256_hex(&layer));
+        let archive = work.path().join(format!("{what}.tar"));
+        let name = format!("example.com/{what}:1");
+        docker_archive(&archive, &name, &layer);
+        let err = b.fails(&["load", "-i", archive.to_str().unwrap()]);
+        assert!(
+            err.contains(&format!("layer {digest} of image {name} is {what}")),
+            "{err}"
+        );
+        assert!(
+            !err.contains(&tmp_path) && !err.contains("unpack-"),
+            "{err}"
+        );
+        if what == "corrupt" {
+            assert!(err.contains("unexpected EOF"), "{err}");
+        } else {
+            assert!(err.contains("../evil"), "{err}");
+        }
+        assert_nothing_left(&b);
+
+        // The same layer as a rootfs tarball for `import`.
+        let tarball = work.path().join(format!("{what}-rootfs.tar"));
+        fs::write(&tarball, &layer).unwrap();
+        let name = format!("example.com/{what}-import:1");
+        let err = b.fails(&["import", tarball.to_str().unwrap(), &name]);
+        assert!(
+            err.contains(&format!("layer {digest} of image {name} is {what}")),
+            "{err}"
+        );
+        assert!(!err.contains(&tmp_path), "{err}");
+        assert_nothing_left(&b);
+    }
+    assert!(!b.root.path().join("evil").exists() && !b.root.path().join("tmp/evil").exists());
+
+    // A good archive loads, its layer unpacked already (as a pull does).
+    let good = work.path().join("good.tar");
+    let mut tb = tar::Builder::new(Vec::new());
+    let mut h = layer_header(0o644, 3);
+    tb.append_data(&mut h, "ok", &b"ok\n"[..]).unwrap();
+    docker_archive(&good, "example.com/good:1", &tb.into_inner().unwrap());
+    let out = b.ok(&["load", "-i", good.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: example.com/good:1"), "{out}");
+    let layers: Vec<_> = fs::read_dir(b.root.path().join("snapshots/layers"))
+        .unwrap()
+        .collect();
+    assert_eq!(layers.len(), 1, "{layers:?}");
+}

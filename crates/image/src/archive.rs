@@ -16,10 +16,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result, io_err};
-use crate::fsutil::temp_name;
+use crate::fsutil::{create_private_dir, temp_name};
 use crate::image::{DOCKER_MANIFEST, Image, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Platform};
-use crate::layout::{ImportedImage, import_layout};
+use crate::layout::{ImportedImage, import_unnamed};
 use crate::reference::{DEFAULT_REGISTRY, Reference};
+use crate::snapshot::{SnapshotMode, Snapshotter};
+use crate::store::Lease;
 use crate::store::Store;
 
 /// Docker's image config media type.
@@ -58,23 +60,65 @@ impl Drop for TempDir {
 
 /// Loads the images of an archive (a `docker save` tar or an OCI layout tar, possibly
 /// gzip-compressed) into the store and names them as the archive does.
+///
+/// Their layers are unpacked (as a pull does) before any name is recorded: an image with a
+/// corrupt or hostile layer fails the load with [`Error::Layer`] naming it, and such a load
+/// names nothing and leaves nothing in `tmp/`; what it brought into the store is removed again
+/// (or, when another writer is busy, left unreferenced for prune).
 pub fn load(store: &Store, reader: impl Read, platform: &Platform) -> Result<Vec<ImportedImage>> {
-    let _lease = store.lease()?;
-    let dir = TempDir(store.tmp_dir().join(temp_name("load")));
-    fs::create_dir(&dir.0).map_err(io_err("create", &dir.0))?;
-    let links = extract(reader, &dir.0)?;
-    if dir.0.join("oci-layout").is_file() && dir.0.join("index.json").is_file() {
-        return import_layout(store, &dir.0, None, platform);
+    let lease = store.lease()?;
+    let images = {
+        let dir = TempDir(store.tmp_dir().join(temp_name("load")));
+        create_private_dir(&dir.0)?;
+        let links = extract(reader, &dir.0)?;
+        if dir.0.join("oci-layout").is_file() && dir.0.join("index.json").is_file() {
+            import_unnamed(store, &dir.0, None, platform)?
+        } else if dir.0.join("manifest.json").is_file() {
+            load_docker(store, &dir.0, &links)?
+        } else {
+            return Err(Error::Invalid {
+                what: "archive".into(),
+                reason: "neither an OCI layout (oci-layout, index.json) nor a docker save \
+                         archive (manifest.json)"
+                    .into(),
+            });
+        }
+    };
+    unpack_then_name(store, lease, &images)?;
+    Ok(images)
+}
+
+/// Unpacks the layers of images just brought into the store, then records their names. If a
+/// layer fails, nothing is named, and what only these images use is removed once `lease` (the
+/// caller's only one) is dropped, unless another writer is busy (then prune removes it).
+fn unpack_then_name(store: &Store, lease: Lease, images: &[ImportedImage]) -> Result<()> {
+    let snaps = Snapshotter::new(store, SnapshotMode::detect());
+    let res = (|| {
+        let mut done: Vec<&Digest> = Vec::new();
+        for i in images {
+            if done.contains(&&i.manifest) {
+                continue;
+            }
+            let mut image = Image::load(store, &i.manifest)?;
+            image.name = i.name.clone();
+            snaps.unpack(&image)?;
+            done.push(&i.manifest);
+        }
+        for i in images {
+            if let Some(name) = &i.name {
+                store.tag(name, &i.manifest)?;
+            }
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        drop(lease);
+        for i in images {
+            // Still named (the same image was in the store before): nothing is removed.
+            let _ = store.remove_image_if_idle(&i.manifest);
+        }
     }
-    if dir.0.join("manifest.json").is_file() {
-        return load_docker(store, &dir.0, &links);
-    }
-    Err(Error::Invalid {
-        what: "archive".into(),
-        reason: "neither an OCI layout (oci-layout, index.json) nor a docker save archive \
-                 (manifest.json)"
-            .into(),
-    })
+    res
 }
 
 /// Lexically normalises an archive path; `None` when it leaves the archive.
@@ -226,7 +270,7 @@ fn load_docker(
     let entries: Vec<DockerEntry> =
         serde_json::from_slice(&data).map_err(|source| Error::Json {
             what: "manifest.json".into(),
-            source,
+            error: source,
         })?;
     let mut out = Vec::new();
     for e in entries {
@@ -269,7 +313,6 @@ fn load_docker(
         }
         for t in tags {
             let name = Reference::parse(&t)?;
-            store.tag(&name, &manifest)?;
             out.push(ImportedImage {
                 name: Some(name),
                 manifest: manifest.clone(),
@@ -291,7 +334,7 @@ pub fn save(store: &Store, names: &[Reference], writer: impl Write) -> Result<()
     let werr = |e: io::Error| Error::Io {
         op: "write",
         path: PathBuf::from("archive"),
-        source: e,
+        error: e,
     };
     add_dir(&mut tar, "blobs/").map_err(werr)?;
     add_dir(&mut tar, "blobs/sha256/").map_err(werr)?;
@@ -388,15 +431,18 @@ pub fn rfc3339(secs: u64) -> String {
 
 /// Imports a root filesystem tarball (plain, gzip or zstd) as a single-layer image for
 /// `platform`, named `name`, and returns its manifest digest (`docker import`).
+///
+/// The layer is unpacked before the name is recorded, as [`load`] does: a tarball that is cut
+/// short or holds hostile entries fails with [`Error::Layer`] and leaves no image.
 pub fn import_rootfs(
     store: &Store,
     reader: impl Read,
     name: &Reference,
     platform: &Platform,
 ) -> Result<Digest> {
-    let _lease = store.lease()?;
+    let lease = store.lease()?;
     let tmp = TempDir(store.tmp_dir().join(temp_name("import")));
-    fs::create_dir(&tmp.0).map_err(io_err("create", &tmp.0))?;
+    create_private_dir(&tmp.0)?;
     let file = tmp.0.join("layer");
     let mut out = File::create(&file).map_err(io_err("create", &file))?;
     let mut hashing = HashingReader::new(reader);
@@ -422,12 +468,17 @@ pub fn import_rootfs(
         }
         _ => Box::new(raw),
     };
+    // Walk the tar for its diff ID (the config needs it); a file that is not a tar fails here.
+    let not_a_tar = |error| Error::Layer {
+        layer: digest.clone(),
+        image: familiar_name(name),
+        error: Box::new(Error::Tar { error }),
+    };
     let mut check = tar::Archive::new(HashingReader::new(plain));
-    // Walk the tar so a file that is not one fails here, not at unpack time.
-    for e in check.entries().map_err(io_err("read", &file))? {
-        e.map_err(io_err("read", &file))?;
+    for e in check.entries().map_err(not_a_tar)? {
+        e.map_err(not_a_tar)?;
     }
-    let (diff_id, _) = check.into_inner().finish().map_err(io_err("read", &file))?;
+    let (diff_id, _) = check.into_inner().finish().map_err(not_a_tar)?;
     store.ingest(
         &digest,
         Some(size),
@@ -454,8 +505,12 @@ pub fn import_rootfs(
         "layers": [{"mediaType": media_type, "size": size, "digest": digest}],
     });
     let manifest = store.ingest_bytes(&serde_json::to_vec(&manifest).expect("JSON value"))?;
-    Image::load(store, &manifest)?;
-    store.tag(name, &manifest)?;
+    drop(tmp);
+    let imported = ImportedImage {
+        name: Some(name.clone()),
+        manifest: manifest.clone(),
+    };
+    unpack_then_name(store, lease, &[imported])?;
     Ok(manifest)
 }
 

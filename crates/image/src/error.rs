@@ -12,15 +12,15 @@ use crate::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A system call or file operation failed on `path`.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {error}")]
     Io {
         /// What was being done (`open`, `rename`, ...).
         op: &'static str,
         /// The file it was done to.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error: part of the message, deliberately not `source()`, so that a
+        /// printed chain names the OS error once.
+        error: io::Error,
     },
     /// A string is not a valid `sha256:<64 hex>` digest.
     #[error("invalid digest {0:?}: expected sha256:<64 lowercase hex digits>")]
@@ -58,13 +58,12 @@ pub enum Error {
     #[error("image {0} not found")]
     ImageNotFound(String),
     /// A JSON document (manifest, config, index, ...) could not be read or written.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Json {
         /// Which document, e.g. `manifest sha256:...`.
         what: String,
-        /// The parser's error.
-        #[source]
-        source: serde_json::Error,
+        /// The parser's error (in the message, not `source()`).
+        error: serde_json::Error,
     },
     /// A manifest, index or config is well-formed JSON but not something this crate accepts.
     #[error("{what}: {reason}")]
@@ -98,6 +97,27 @@ pub enum Error {
         entry: String,
         /// Why it was refused.
         reason: String,
+    },
+    /// A layer is not a readable tar: cut short, or not the tar (or gzip, zstd) it claims to be.
+    #[error("malformed or truncated tar: {error}")]
+    Tar {
+        /// What the tar or decompression reader said (e.g. `unexpected EOF during skip`).
+        error: io::Error,
+    },
+    /// A layer of an image could not be unpacked: its content is damaged or hostile, or the
+    /// unpack failed. Nothing of the layer was kept.
+    #[error(
+        "layer {layer} of image {image} {}: {error}{}",
+        verdict(error),
+        hint(error)
+    )]
+    Layer {
+        /// The layer's (compressed) blob.
+        layer: Digest,
+        /// The image's name, or its manifest digest when it has none.
+        image: String,
+        /// What went wrong (in the message, not `source()`).
+        error: Box<Error>,
     },
     /// An uncompressed layer did not hash to the diff ID in the image config.
     #[error("layer {layer}: diff ID mismatch: config says {expected}, content is {actual}")]
@@ -161,6 +181,36 @@ pub enum Error {
     Credentials(String),
 }
 
+/// How an [`Error::Layer`] describes its layer: damaged, hostile, or neither.
+fn verdict(e: &Error) -> &'static str {
+    match e {
+        Error::Tar { .. }
+        | Error::DigestMismatch { .. }
+        | Error::SizeMismatch { .. }
+        | Error::DiffIdMismatch { .. } => "is corrupt",
+        Error::UnsafeEntry { .. } => "is unsafe",
+        _ => "could not be unpacked",
+    }
+}
+
+fn hint(e: &Error) -> &'static str {
+    match verdict(e) {
+        "is corrupt" => " (the image is damaged: get it again from its source)",
+        "is unsafe" => " (berth refuses such images: use one from a source you trust)",
+        _ => "",
+    }
+}
+
+impl Error {
+    /// For an [`Error::Layer`], what went wrong with the layer; any other error itself.
+    pub fn layer_cause(&self) -> &Error {
+        match self {
+            Error::Layer { error, .. } => error.layer_cause(),
+            other => other,
+        }
+    }
+}
+
 fn fmt_body(body: &str) -> String {
     if body.is_empty() {
         String::new()
@@ -178,5 +228,40 @@ pub(crate) fn io_err(
     path: impl Into<PathBuf>,
 ) -> impl FnOnce(io::Error) -> Error {
     let path = path.into();
-    move |source| Error::Io { op, path, source }
+    move |error| Error::Io { op, path, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Walks `source()` as a printed chain does (`anyhow`'s `{:#}`).
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut s = e.to_string();
+        let mut cur = e.source();
+        while let Some(c) = cur {
+            s += &format!(": {c}");
+            cur = c.source();
+        }
+        s
+    }
+
+    #[test]
+    fn a_printed_chain_names_the_os_error_once() {
+        let e = io_err("open", "/nonexistent")(io::Error::from_raw_os_error(libc::ENOENT));
+        let s = chain(&e);
+        assert_eq!(s.matches("No such file or directory").count(), 1, "{s}");
+        assert!(s.starts_with("open /nonexistent: "), "{s}");
+        let json = Error::Json {
+            what: "names.json".into(),
+            error: serde_json::from_slice::<serde_json::Value>(b"{").unwrap_err(),
+        };
+        let s = chain(&json);
+        assert_eq!(s.matches("EOF while parsing").count(), 1, "{s}");
+        assert!(s.starts_with("names.json: "), "{s}");
+        // Every variant: a message that holds its cause has no source() repeating it.
+        for e in [&e, &json] {
+            assert!(std::error::Error::source(e).is_none(), "{e}");
+        }
+    }
 }

@@ -5,7 +5,9 @@ use std::fs;
 
 use crate::digest::Digest;
 use crate::error::{Result, io_err};
-use crate::fsutil::{remove_tree_atomically, sync_dir};
+use crate::fsutil::{
+    Flock, remove_any, remove_tree_atomically, sync_dir, temp_owner_alive, tree_size,
+};
 use crate::image::Image;
 use crate::snapshot::{list_keys, read_meta};
 use crate::store::Store;
@@ -19,12 +21,17 @@ pub struct PruneReport {
     pub layers: Vec<Digest>,
     /// Leftover temp files and directories removed (from crashed or failed writes).
     pub temp: usize,
+    /// Bytes freed: the sizes of the removed blobs, of the files in the removed layers (and of
+    /// their recorded sizes) and of the removed temp files and directories (a file hardlinked
+    /// within one tree counts once).
+    pub reclaimed: u64,
 }
 
 impl Store {
     /// Removes blobs and unpacked layers that are not reachable from a name in the index
     /// (name -> manifest -> config and layers, and the layers' chain IDs) or from a container
-    /// snapshot, and everything in `tmp/`.
+    /// snapshot, and what is in `tmp/` except the entries of live processes (writes that need
+    /// no lease, such as a tag's new `names.json`, may be under way).
     ///
     /// It waits for every [`crate::Lease`] (held by ingests, imports, unpacks, prepares in any
     /// process) to be released, and holds writers off while it runs.
@@ -34,7 +41,9 @@ impl Store {
         let mut report = PruneReport::default();
         for blob in self.blobs()? {
             if !blobs.contains(&blob) {
+                let size = self.size(&blob).unwrap_or(0);
                 self.delete(&blob)?;
+                report.reclaimed += size;
                 report.blobs.push(blob);
             }
         }
@@ -45,6 +54,7 @@ impl Store {
             match Digest::from_hex(&name) {
                 Ok(chain) if chains.contains(&chain) => {}
                 parsed => {
+                    report.reclaimed += tree_size(&e.path());
                     remove_tree_atomically(&self.tmp_dir(), &e.path())?;
                     if let Ok(chain) = parsed {
                         report.layers.push(chain);
@@ -60,18 +70,20 @@ impl Store {
                 chains.contains(&chain) && self.layers_dir().join(chain.hex()).is_dir()
             });
             if !keep {
+                report.reclaimed += tree_size(&e.path());
                 fs::remove_file(e.path()).map_err(io_err("remove", e.path()))?;
             }
         }
         let tmp = self.tmp_dir();
         for e in fs::read_dir(&tmp).map_err(io_err("read", &tmp))? {
-            let path = e.map_err(io_err("read", &tmp))?.path();
-            let res = if path.is_dir() && !path.is_symlink() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            res.map_err(io_err("remove", &path))?;
+            let e = e.map_err(io_err("read", &tmp))?;
+            if temp_owner_alive(&e.file_name().to_string_lossy()) == Some(true) {
+                continue;
+            }
+            let path = e.path();
+            let size = tree_size(&path);
+            remove_any(&path).map_err(io_err("remove", &path))?;
+            report.reclaimed += size;
             report.temp += 1;
         }
         Ok(report)
@@ -112,7 +124,21 @@ impl Store {
     /// image is gone. Other unreferenced content stays for [`Store::prune`]. Nothing is removed
     /// while a name or a container snapshot still uses the image.
     pub fn remove_image(&self, manifest: &Digest) -> Result<PruneReport> {
-        let _lock = self.gc_lock()?;
+        let lock = self.gc_lock()?;
+        self.remove_image_locked(manifest, &lock)
+    }
+
+    /// [`Store::remove_image`] when no writer holds a lease (the caller must hold none), so as
+    /// not to wait for them; `None` when one does (what it would remove stays for prune).
+    pub(crate) fn remove_image_if_idle(&self, manifest: &Digest) -> Result<Option<PruneReport>> {
+        match Flock::try_exclusive(&self.root().join("gc.lock"))? {
+            Some(lock) => self.remove_image_locked(manifest, &lock).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Store::remove_image`] under the gc lock held exclusively.
+    fn remove_image_locked(&self, manifest: &Digest, _lock: &Flock) -> Result<PruneReport> {
         let (blobs, chains) = self.reachable()?;
         let mut report = PruneReport::default();
         if blobs.contains(manifest) {
@@ -127,6 +153,7 @@ impl Store {
         };
         for blob in std::iter::once(manifest.clone()).chain(mine) {
             if !blobs.contains(&blob) && self.has(&blob) && !report.blobs.contains(&blob) {
+                report.reclaimed += self.size(&blob).unwrap_or(0);
                 self.delete(&blob)?;
                 report.blobs.push(blob);
             }
@@ -135,9 +162,11 @@ impl Store {
         for chain in my_chains {
             let dir = layers.join(chain.hex());
             if !chains.contains(&chain) && dir.is_dir() {
+                report.reclaimed += tree_size(&dir);
                 remove_tree_atomically(&self.tmp_dir(), &dir)?;
                 let size = self.sizes_dir().join(chain.hex());
                 if size.exists() {
+                    report.reclaimed += tree_size(&size);
                     fs::remove_file(&size).map_err(io_err("remove", &size))?;
                 }
                 report.layers.push(chain);

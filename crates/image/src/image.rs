@@ -167,12 +167,26 @@ pub struct Image {
     pub healthcheck: Option<serde_json::Value>,
     /// Layers, bottom first.
     pub layers: Vec<Layer>,
+    /// The name it was found by ([`Image::by_name`]); `None` from [`Image::load`]. Used in
+    /// messages (`layer ... of image NAME is corrupt`); set it when the name is known.
+    pub name: Option<Reference>,
 }
 
 impl Image {
     /// Loads the image a name points at.
     pub fn by_name(store: &Store, name: &Reference) -> Result<Self> {
-        Self::load(store, &store.resolve(name)?)
+        let mut image = Self::load(store, &store.resolve(name)?)?;
+        image.name = Some(name.clone());
+        Ok(image)
+    }
+
+    /// How messages name the image: its short name (`busybox:latest`), else its manifest
+    /// digest.
+    pub fn display_name(&self) -> String {
+        match &self.name {
+            Some(n) => crate::archive::familiar_name(n),
+            None => self.manifest_digest.to_string(),
+        }
     }
 
     /// Loads an image from its manifest digest, checking the manifest and config digests again,
@@ -186,7 +200,7 @@ impl Image {
         let config: ImageConfiguration =
             serde_json::from_slice(&config_data).map_err(|source| Error::Json {
                 what: format!("config {config_digest}"),
-                source,
+                error: source,
             })?;
         #[derive(serde::Deserialize)]
         struct DockerExtras {
@@ -240,6 +254,7 @@ impl Image {
             config,
             healthcheck,
             layers,
+            name: None,
         })
     }
 
@@ -262,7 +277,7 @@ pub(crate) fn parse_manifest(data: &[u8], what: &str) -> Result<(ImageManifest, 
     }
     let json_err = |source| Error::Json {
         what: what.to_string(),
-        source,
+        error: source,
     };
     let probe: Probe = serde_json::from_slice(data).map_err(json_err)?;
     let media_type = probe.media_type.unwrap_or_else(|| OCI_MANIFEST.to_string());

@@ -48,8 +48,26 @@ struct Blob {
 /// is imported without a name (and [`Store::prune`] will remove it unless it is tagged).
 ///
 /// A blob whose digest or size does not match its descriptor fails the import before anything
-/// is written to the store.
+/// is written to the store. Layers are not unpacked here ([`crate::archive::load`] does that,
+/// before it names anything).
 pub fn import_layout(
+    store: &Store,
+    dir: &Path,
+    name: Option<&Reference>,
+    platform: &Platform,
+) -> Result<Vec<ImportedImage>> {
+    let _lease = store.lease()?;
+    let images = import_unnamed(store, dir, name, platform)?;
+    for image in &images {
+        if let Some(name) = &image.name {
+            store.tag(name, &image.manifest)?;
+        }
+    }
+    Ok(images)
+}
+
+/// [`import_layout`] but for the names: they are returned, not recorded.
+pub(crate) fn import_unnamed(
     store: &Store,
     dir: &Path,
     name: Option<&Reference>,
@@ -86,7 +104,7 @@ pub fn import_layout(
         images[0].name = Some(name.clone());
     }
 
-    // Pass 2: stream into the store (checked again), then record the names.
+    // Pass 2: stream into the store (checked again).
     for blob in &blobs {
         let path = blob_path(dir, &blob.digest);
         let file = File::open(&path).map_err(io_err("open", &path))?;
@@ -94,9 +112,6 @@ pub fn import_layout(
     }
     for image in &images {
         Image::load(store, &image.manifest)?;
-        if let Some(name) = &image.name {
-            store.tag(name, &image.manifest)?;
-        }
     }
     Ok(images)
 }
@@ -117,7 +132,7 @@ fn check_layout_header(dir: &Path) -> Result<()> {
 fn read_json<T: serde::de::DeserializeOwned>(data: &[u8], what: &str) -> Result<T> {
     serde_json::from_slice(data).map_err(|source| Error::Json {
         what: what.to_string(),
-        source,
+        error: source,
     })
 }
 
@@ -268,7 +283,7 @@ pub fn export_layout(store: &Store, names: &[Reference], dir: &Path) -> Result<(
     write_file(dir, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let data = serde_json::to_vec(&index).map_err(|source| Error::Json {
         what: "index.json".into(),
-        source,
+        error: source,
     })?;
     write_file(dir, "index.json", &data)?;
     sync_dir(dir)

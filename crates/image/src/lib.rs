@@ -28,7 +28,8 @@
 //! know anything about the runtime.
 //!
 //! Crash safety: objects become visible only by rename once complete and fsynced; a crash
-//! leaves temp files and directories in `tmp/`, which readers ignore and prune removes.
+//! leaves temp files and directories in `tmp/`, which readers ignore and which the next
+//! writer (once their owner process is dead) and prune remove.
 
 pub mod archive;
 mod digest;

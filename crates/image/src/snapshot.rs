@@ -12,17 +12,19 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result, io_err};
-use crate::fsutil::{atomic_write, remove_tree_atomically, sync_dir, temp_name};
+use crate::fsutil::{
+    atomic_write, create_private_dir, remove_tree_atomically, sync_dir, temp_name,
+};
 use crate::image::Image;
 use crate::store::Store;
-use crate::unpack::unpack_sized;
+use crate::unpack::{Unpacked, unpack_sized};
 
 /// A mount for the caller to perform, as data: `mount -t <kind> -o <options> <source> TARGET`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -96,6 +98,9 @@ impl Snapshotter {
     /// directory, its diff ID checked against the config, synced, and renamed to
     /// `snapshots/layers/<chain id>`. A layer another process unpacked meanwhile is kept.
     /// Layers are independent directories, so missing ones are unpacked on several threads.
+    ///
+    /// A layer that fails is reported as [`Error::Layer`], naming it and the image (its
+    /// [`Image::name`] when set); nothing of it is kept.
     pub fn unpack(&self, image: &Image) -> Result<Vec<PathBuf>> {
         let _lease = self.store.lease()?;
         let dirs: Vec<PathBuf> = image
@@ -113,13 +118,18 @@ impl Snapshotter {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
         crate::parallel::try_each(missing, threads, |(layer, dir), _| {
             self.unpack_missing(layer, dir)
+                .map_err(|error| Error::Layer {
+                    layer: layer.digest.clone(),
+                    image: image.display_name(),
+                    error: Box::new(error),
+                })
         })?;
         Ok(dirs)
     }
 
     fn unpack_missing(&self, layer: &crate::image::Layer, dir: &Path) -> Result<()> {
         let tmp = self.store.tmp_dir().join(temp_name("unpack"));
-        fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+        create_private_dir(&tmp)?;
         let res = self.unpack_one(layer, &tmp, dir);
         if res.is_err() {
             let _ = fs::remove_dir_all(&tmp);
@@ -129,7 +139,11 @@ impl Snapshotter {
 
     fn unpack_one(&self, layer: &crate::image::Layer, tmp: &Path, dir: &Path) -> Result<()> {
         let mut blob = HashingReader::new(self.store.open(&layer.digest)?);
-        let (diff_id, size) = unpack_sized(&mut blob, tmp)?;
+        let Unpacked {
+            diff_id,
+            size,
+            root_entry,
+        } = unpack_sized(&mut blob, tmp)?;
         let (digest, _) = blob
             .finish()
             .map_err(io_err("read", self.store.blob_path(&layer.digest)))?;
@@ -145,6 +159,12 @@ impl Snapshotter {
                 expected: layer.diff_id.clone(),
                 actual: diff_id,
             });
+        }
+        if !root_entry {
+            // The temp directory was made 0700; a layer without an entry for its root gets
+            // 0755, as tar gives an archive's root (it becomes the mode of a container's `/`).
+            fs::set_permissions(tmp, fs::Permissions::from_mode(0o755))
+                .map_err(io_err("chmod", tmp))?;
         }
         // Recorded before the layer appears: a layer directory always has its size.
         atomic_write(
@@ -202,13 +222,12 @@ impl Snapshotter {
         let layers = self.unpack(image)?;
         let tmp = self.store.tmp_dir().join(temp_name("prepare"));
         let res = (|| {
-            fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+            create_private_dir(&tmp)?;
             match self.mode {
                 SnapshotMode::Overlay => {
-                    for sub in ["upper", "work"] {
-                        let p = tmp.join(sub);
-                        fs::create_dir(&p).map_err(io_err("create", &p))?;
-                    }
+                    let upper = tmp.join("upper");
+                    fs::create_dir(&upper).map_err(io_err("create", &upper))?;
+                    create_private_dir(&tmp.join("work"))?;
                     // The upper dir becomes the container's /: give it the root's metadata.
                     if let Some(top) = layers.last() {
                         copy_owner_mode(top, &tmp.join("upper"))?;
@@ -229,10 +248,16 @@ impl Snapshotter {
             };
             let data = serde_json::to_vec_pretty(&meta).map_err(|source| Error::Json {
                 what: format!("snapshot {key} meta.json"),
-                source,
+                error: source,
             })?;
-            fs::write(tmp.join("meta.json"), data)
-                .map_err(io_err("write", tmp.join("meta.json")))?;
+            let meta_path = tmp.join("meta.json");
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&meta_path)
+                .and_then(|mut f| f.write_all(&data))
+                .map_err(io_err("write", &meta_path))?;
             match fs::rename(&tmp, &dir) {
                 Ok(()) => sync_dir(&self.store.containers_dir()),
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::ENOTEMPTY)) => {
@@ -322,7 +347,7 @@ pub(crate) fn read_meta(dir: &Path, key: &str) -> Result<SnapshotMeta> {
     })?;
     serde_json::from_slice(&data).map_err(|source| Error::Json {
         what: path.display().to_string(),
-        source,
+        error: source,
     })
 }
 

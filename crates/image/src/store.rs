@@ -12,18 +12,30 @@
 //! tmp/                        temp files and dirs; renamed into place when complete
 //! ```
 //!
+//! The root and every directory in it are 0700 (tightened when an older store is opened), files
+//! 0600, blobs 0400: unpacked layers and container snapshots hold setuid files and device nodes
+//! that other users must not reach.
+//!
 //! Every write lands in `tmp/` first and is renamed into place once complete and fsynced, so a
-//! crash leaves either nothing or a whole object; leftovers in `tmp/` are removed by prune.
+//! crash leaves either nothing or a whole object. Entries in `tmp/` are named
+//! `<kind>-<pid>-<start time>-<nanos>-<n>` after the process that made them; what a dead
+//! process left (its pid gone, or reused by a process started at another time) is removed by
+//! the first write of the next [`Store`] (its first [`Store::lease`]) and by prune.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result, io_err};
-use crate::fsutil::{Flock, atomic_write, sync_dir, temp_name};
+use crate::fsutil::{
+    Flock, atomic_write, pid_start_time, private_dir, remove_any, sync_dir, temp_name,
+    temp_owner_alive, tree_size,
+};
 use crate::reference::Reference;
 
 /// Where berth keeps images unless told otherwise.
@@ -37,6 +49,8 @@ pub const DEFAULT_ROOT: &str = "/var/lib/berth";
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Set once the debris of dead writers in `tmp/` was cleared (at the first lease).
+    debris_cleared: Arc<AtomicBool>,
 }
 
 /// Keeps [`Store::prune`] away while held: take one around a sequence of writes whose objects
@@ -53,17 +67,24 @@ struct NameIndex {
 }
 
 impl Store {
-    /// Opens a store rooted at `root`, creating its directories if needed.
+    /// Opens a store rooted at `root`, creating its directories (0700) if needed; existing ones
+    /// open to group or others are made 0700.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
-        let store = Self { root: root.into() };
+        let store = Self {
+            root: root.into(),
+            debris_cleared: Arc::new(AtomicBool::new(false)),
+        };
         for dir in [
-            store.root.join("blobs/sha256"),
+            store.root.clone(),
+            store.root.join("blobs"),
+            store.blobs_dir(),
             store.tmp_dir(),
+            store.root.join("snapshots"),
             store.layers_dir(),
             store.sizes_dir(),
             store.containers_dir(),
         ] {
-            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+            private_dir(&dir)?;
         }
         crate::fsutil::mark_top_dir(&store.tmp_dir());
         Ok(store)
@@ -101,10 +122,47 @@ impl Store {
     }
 
     /// Takes a lease: [`Store::prune`] waits until it is dropped.
+    ///
+    /// Every write takes one, so the first lease of a `Store` (the store opened for writing)
+    /// also removes what writers that died left in `tmp/` (see [`Store::remove_dead_debris`]).
     pub fn lease(&self) -> Result<Lease> {
-        Ok(Lease {
+        let lease = Lease {
             _lock: Flock::lock(&self.root.join("gc.lock"), false)?,
-        })
+        };
+        if !self.debris_cleared.swap(true, Ordering::AcqRel) {
+            // Best effort: what cannot be removed now stays for the next writer or prune.
+            let _ = self.remove_dead_debris();
+        }
+        Ok(lease)
+    }
+
+    /// Removes the entries of `tmp/` whose owner is dead: the process that made it is gone, or
+    /// its pid now belongs to a process that started later (a killed pull's `ingest-*` files
+    /// and `unpack-*` directories). Entries of live processes and names of unknown form are
+    /// left alone. Returns the bytes removed.
+    ///
+    /// Safe while other processes write: an entry is first renamed to a name of this process,
+    /// so two cleaners never remove the same one, and a live owner's entries are never touched.
+    /// Nothing is removed when `/proc` cannot tell who is alive.
+    pub fn remove_dead_debris(&self) -> Result<u64> {
+        if pid_start_time(u64::from(std::process::id())).is_none() {
+            return Ok(0);
+        }
+        let tmp = self.tmp_dir();
+        let mut bytes = 0;
+        for e in fs::read_dir(&tmp).map_err(io_err("read", &tmp))? {
+            let e = e.map_err(io_err("read", &tmp))?;
+            if temp_owner_alive(&e.file_name().to_string_lossy()) != Some(false) {
+                continue;
+            }
+            let mine = tmp.join(temp_name("rm"));
+            if fs::rename(e.path(), &mine).is_err() {
+                continue; // another cleaner took it
+            }
+            bytes += tree_size(&mine);
+            remove_any(&mine).map_err(io_err("remove", &mine))?;
+        }
+        Ok(bytes)
     }
 
     pub(crate) fn gc_lock(&self) -> Result<Flock> {
@@ -146,7 +204,7 @@ impl Store {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o444)
+            .mode(0o400)
             .custom_flags(libc::O_CLOEXEC)
             .open(tmp)
             .map_err(io_err("create", tmp))?;
@@ -268,7 +326,7 @@ impl Store {
         match fs::read(&path) {
             Ok(data) => serde_json::from_slice(&data).map_err(|source| Error::Json {
                 what: path.display().to_string(),
-                source,
+                error: source,
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(NameIndex::default()),
             Err(e) => Err(io_err("read", &path)(e)),
@@ -281,7 +339,7 @@ impl Store {
         let out = f(&mut index)?;
         let data = serde_json::to_vec_pretty(&index).map_err(|source| Error::Json {
             what: "names.json".into(),
-            source,
+            error: source,
         })?;
         atomic_write(&self.tmp_dir(), &self.names_path(), &data)?;
         Ok(out)

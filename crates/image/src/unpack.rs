@@ -15,7 +15,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -43,18 +43,28 @@ const CHUNKS_IN_FLIGHT: usize = 16;
 /// before stays in `dest`, which is why the store unpacks into a temp directory and renames it
 /// into place only when the whole layer was applied and its diff ID checked.
 pub fn unpack_layer(reader: impl Read + Send, dest: &Path) -> Result<Digest> {
-    unpack_sized(reader, dest).map(|(diff_id, _)| diff_id)
+    unpack_sized(reader, dest).map(|u| u.diff_id)
 }
 
-/// [`unpack_layer`], also returning the layer's size as Docker counts it: the bytes of its
-/// regular files and symlink targets.
-pub(crate) fn unpack_sized(reader: impl Read + Send, dest: &Path) -> Result<(Digest, u64)> {
+/// What [`unpack_sized`] found.
+pub(crate) struct Unpacked {
+    /// The sha256 of the uncompressed tar.
+    pub(crate) diff_id: Digest,
+    /// The layer's size as Docker counts it: the bytes of its regular files and symlink targets.
+    pub(crate) size: u64,
+    /// Whether the tar had an entry for the layer root (`./`), which set its owner and mode.
+    pub(crate) root_entry: bool,
+}
+
+/// [`unpack_layer`], also returning the layer's size and whether it set the root's metadata.
+pub(crate) fn unpack_sized(reader: impl Read + Send, dest: &Path) -> Result<Unpacked> {
     let mut size = 0u64;
     let root = open_dir_path(dest)?;
     let mut unpacker = Unpacker {
         dest,
         root,
         dir_times: Vec::new(),
+        root_entry: false,
     };
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
     std::thread::scope(|s| {
@@ -67,9 +77,9 @@ pub(crate) fn unpack_sized(reader: impl Read + Send, dest: &Path) -> Result<(Dig
         let applied = (|| {
             {
                 let mut archive = tar::Archive::new(&mut chunks);
-                let entries = archive.entries().map_err(io_err("read tar", dest))?;
+                let entries = archive.entries().map_err(bad_tar)?;
                 for entry in entries {
-                    let entry = entry.map_err(io_err("read tar", dest))?;
+                    let entry = entry.map_err(bad_tar)?;
                     size += match entry.header().entry_type() {
                         tar::EntryType::Regular | tar::EntryType::Continuous => entry.size(),
                         tar::EntryType::Symlink => {
@@ -81,7 +91,7 @@ pub(crate) fn unpack_sized(reader: impl Read + Send, dest: &Path) -> Result<(Dig
                 }
             }
             // The rest (the tar's trailing padding) counts for the diff ID too.
-            io::copy(&mut chunks, &mut io::sink()).map_err(io_err("read tar", dest))?;
+            io::copy(&mut chunks, &mut io::sink()).map_err(bad_tar)?;
             unpacker.set_dir_times()
         })();
         // On error, dropping the receiver stops the producer at its next send.
@@ -93,7 +103,11 @@ pub(crate) fn unpack_sized(reader: impl Read + Send, dest: &Path) -> Result<(Dig
             })
         });
         applied?;
-        Ok((produced?, size))
+        Ok(Unpacked {
+            diff_id: produced?,
+            size,
+            root_entry: unpacker.root_entry,
+        })
     })
 }
 
@@ -179,6 +193,8 @@ struct Unpacker<'a> {
     root: OwnedFd,
     /// Directories whose mtime is set at the end, once nothing is created in them any more.
     dir_times: Vec<(Vec<Vec<u8>>, i64)>,
+    /// Whether an entry for the layer root set its metadata.
+    root_entry: bool,
 }
 
 /// Metadata of an entry, read before its data.
@@ -188,6 +204,26 @@ struct Meta {
     gid: u32,
     mtime: i64,
     xattrs: Vec<(CString, Vec<u8>)>,
+}
+
+/// A read error of the layer stream (the tar, its decompression, or the blob under them).
+fn bad_tar(error: io::Error) -> Error {
+    Error::Tar { error }
+}
+
+/// Copies an entry's data into the file made for it: read errors are the layer's
+/// ([`Error::Tar`]), write errors the file's.
+fn copy_data(entry: &mut impl Read, file: &mut File, path: &Path) -> Result<()> {
+    let mut buf = [0u8; 32 << 10];
+    loop {
+        let n = match entry.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(bad_tar(e)),
+        };
+        file.write_all(&buf[..n]).map_err(io_err("write", path))?;
+    }
 }
 
 fn refuse(entry: &str, reason: impl Into<String>) -> Error {
@@ -312,6 +348,7 @@ impl Unpacker<'_> {
             // The layer root itself ("./"): only a directory entry makes sense.
             if kind.is_dir() {
                 let root = self.root.as_raw_fd();
+                self.root_entry = true;
                 return self.set_meta(root, &meta, &shown);
             }
             return Err(refuse(&shown, "non-directory entry for the layer root"));
@@ -361,7 +398,7 @@ impl Unpacker<'_> {
                 }
                 // SAFETY: a descriptor the kernel just gave us.
                 let mut file = unsafe { File::from_raw_fd(fd) };
-                io::copy(&mut entry, &mut file).map_err(io_err("write", &path))?;
+                copy_data(&mut entry, &mut file, &path)?;
                 self.set_meta(file.as_raw_fd(), &meta, &shown)?;
                 // SAFETY: our descriptor and a valid timespec pair.
                 check(unsafe { libc::futimens(file.as_raw_fd(), times(meta.mtime).as_ptr()) })

@@ -210,6 +210,17 @@ fn check_snapshot(mode: SnapshotMode) {
     result.unwrap();
 
     let dir = store.root().join("snapshots/containers/c1");
+    // The snapshot is closed to other users; the container's `/` has the image's mode.
+    assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o7777, 0o700);
+    let root_mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+    match mode {
+        SnapshotMode::Overlay => {
+            assert_eq!(root_mode(&dir.join("work")), 0o700);
+            assert_eq!(root_mode(&dir.join("upper")), root_mode(&lower[1]));
+        }
+        SnapshotMode::Copy => assert_eq!(root_mode(&dir.join("rootfs")), root_mode(&lower[1])),
+    }
+    assert_eq!(root_mode(&lower[1]), 0o755, "a layer without a root entry");
     match mode {
         SnapshotMode::Overlay => {
             assert_eq!(mounts[0].kind, "overlay");
@@ -282,10 +293,19 @@ fn layers_are_shared_and_diff_ids_checked() {
     write_layout(&layout, &[layer], "docker.io/x/bad:latest");
     import_layout(&store, &layout, None, &Platform::host()).unwrap();
     let bad = Image::by_name(&store, &Reference::parse("x/bad").unwrap()).unwrap();
-    assert!(matches!(
-        snaps.prepare("c", &bad),
-        Err(Error::DiffIdMismatch { .. })
-    ));
+    let err = snaps.prepare("c", &bad).unwrap_err();
+    assert!(
+        matches!(err.layer_cause(), Error::DiffIdMismatch { .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!(
+            "layer {} of image x/bad:latest is corrupt",
+            bad.layers[0].digest
+        )),
+        "{msg}"
+    );
     assert_eq!(ls(&store.root().join("snapshots/layers")).len(), 3);
     assert!(ls(&store.root().join("tmp")).is_empty());
     assert!(snaps.list().unwrap().is_empty());
@@ -301,14 +321,44 @@ fn layers_are_shared_and_diff_ids_checked() {
     );
     import_layout(&store, &layout, None, &Platform::host()).unwrap();
     let evil = Image::by_name(&store, &Reference::parse("x/evil").unwrap()).unwrap();
-    assert!(matches!(
-        snaps.prepare("c", &evil),
-        Err(Error::UnsafeEntry { .. })
-    ));
+    let err = snaps.prepare("c", &evil).unwrap_err();
+    assert!(
+        matches!(err.layer_cause(), Error::UnsafeEntry { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("x/evil:latest is unsafe"), "{err}");
     assert_eq!(ls(&store.root().join("snapshots/layers")).len(), 3);
     assert!(
         !store.root().join("snapshots/evil").exists() && !tmp.path().join("evil/../evil").is_file()
     );
+}
+
+#[test]
+fn a_truncated_layer_is_named_with_its_image_not_by_a_temp_path() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(tmp.path().join("store")).unwrap();
+    let mut cut = LayerTar::new().file("big", &[5u8; 100_000]).finish();
+    cut.truncate(512 + 30_000);
+    let layout = tmp.path().join("cut");
+    write_layout(&layout, &[TestLayer::plain(cut)], "docker.io/x/cut:latest");
+    import_layout(&store, &layout, None, &Platform::host()).unwrap();
+    let image = Image::by_name(&store, &Reference::parse("x/cut").unwrap()).unwrap();
+    let err = Snapshotter::new(&store, SnapshotMode::Overlay)
+        .unpack(&image)
+        .unwrap_err();
+    assert!(matches!(err.layer_cause(), Error::Tar { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "layer {} of image x/cut:latest is corrupt: ",
+            image.layers[0].digest
+        )) && msg.contains("unexpected EOF"),
+        "{msg}"
+    );
+    assert!(!msg.contains("tmp/"), "{msg}");
+    assert!(ls(&store.root().join("tmp")).is_empty());
+    assert!(ls(&store.root().join("snapshots/layers")).is_empty());
 }
 
 #[test]

@@ -151,3 +151,155 @@ fn prune_removes_unreferenced_blobs_and_temp_files() {
     assert!(!store.has(&loose));
     assert!(ls(&tmp.path().join("tmp")).is_empty());
 }
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+const STORE_DIRS: [&str; 8] = [
+    "",
+    "blobs",
+    "blobs/sha256",
+    "tmp",
+    "snapshots",
+    "snapshots/layers",
+    "snapshots/sizes",
+    "snapshots/containers",
+];
+
+#[test]
+fn a_new_store_is_closed_to_other_users() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("a/new/store");
+    let store = Store::new(&root).unwrap();
+    for d in STORE_DIRS {
+        assert_eq!(mode(&root.join(d)), 0o700, "ROOT/{d}");
+    }
+    let m = store.ingest_bytes(b"{}").unwrap();
+    store
+        .tag(&Reference::parse("closed:1").unwrap(), &m)
+        .unwrap();
+    assert_eq!(mode(&store.blob_path(&m)) & 0o077, 0, "blob");
+    assert_eq!(mode(&root.join("names.json")) & 0o077, 0, "names.json");
+}
+
+#[test]
+fn opening_a_store_made_open_closes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    // A store made by an older berth (or by hand) with 0755 directories.
+    for d in STORE_DIRS {
+        fs::create_dir_all(root.join(d)).unwrap();
+        fs::set_permissions(root.join(d), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    Store::new(&root).unwrap();
+    for d in STORE_DIRS {
+        assert_eq!(mode(&root.join(d)), 0o700, "ROOT/{d}");
+    }
+}
+
+/// When process `pid` started, from /proc (field 22 of its stat line).
+fn start_time(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// The pid and start time of a process that has exited and been reaped.
+fn dead_process() -> (u32, u64) {
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let start = start_time(pid);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    (pid, start)
+}
+
+/// Writes `tmp/<name>`: a file of `size` bytes, or (`dir`) a directory holding one.
+fn debris(root: &std::path::Path, name: &str, dir: bool, size: usize) {
+    let p = root.join("tmp").join(name);
+    if dir {
+        fs::create_dir_all(p.join("bin")).unwrap();
+        fs::write(p.join("bin/partial"), vec![7u8; size]).unwrap();
+    } else {
+        fs::write(p, vec![7u8; size]).unwrap();
+    }
+}
+
+#[test]
+fn the_first_write_clears_what_dead_writers_left_and_keeps_live_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    Store::new(root).unwrap();
+    let (dead, dead_start) = dead_process();
+    let me = std::process::id();
+    let my_start = start_time(me);
+    // What a killed pull leaves: a partial blob and a half-unpacked layer.
+    let gone = [
+        format!("ingest-{dead}-{dead_start}-1-0"),
+        format!("unpack-{dead}-{dead_start}-2-1"),
+        // Written by an older berth (no start time), its pid gone.
+        format!("ingest-{dead}-3-2"),
+        // Our pid, but another start time: the pid was reused, the owner is dead.
+        format!("unpack-{me}-{}-4-3", my_start + 1),
+    ];
+    let kept = [
+        format!("ingest-{me}-{my_start}-5-4"),
+        format!("unpack-{me}-{my_start}-6-5"),
+        format!("ingest-{me}-7-6"),
+        "not-ours".to_string(),
+    ];
+    for name in gone.iter().chain(&kept) {
+        debris(root, name, name.starts_with("unpack"), 100);
+    }
+
+    // A pull (any write) takes a lease: that clears the dead writers' debris.
+    let store = Store::new(root).unwrap();
+    store.ingest_bytes(b"a pulled blob").unwrap();
+    let mut left = ls(&root.join("tmp"));
+    left.sort();
+    let mut want = kept.to_vec();
+    want.sort();
+    assert_eq!(left, want, "dead owners' debris removed, live ones' kept");
+
+    // prune leaves a live writer's entries too; it takes unknown ones.
+    let report = store.prune().unwrap();
+    assert_eq!(report.temp, 1, "{report:?}");
+    assert_eq!(ls(&root.join("tmp")).len(), 3);
+}
+
+#[test]
+fn prune_reports_the_bytes_it_removed_with_the_debris() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(tmp.path()).unwrap();
+    let loose = b"a blob nothing names".repeat(50);
+    store.ingest_bytes(&loose).unwrap();
+    let (dead, start) = dead_process();
+    debris(
+        tmp.path(),
+        &format!("ingest-{dead}-{start}-1-0"),
+        false,
+        3000,
+    );
+    debris(
+        tmp.path(),
+        &format!("unpack-{dead}-{start}-2-1"),
+        true,
+        5000,
+    );
+    let report = store.prune().unwrap();
+    assert_eq!(report.temp, 2, "{report:?}");
+    assert_eq!(
+        report.reclaimed,
+        loose.len() as u64 + 3000 + 5000,
+        "{report:?}"
+    );
+    assert!(ls(&tmp.path().join("tmp")).is_empty());
+    // Nothing left: nothing reclaimed.
+    assert_eq!(store.prune().unwrap().reclaimed, 0);
+}

@@ -3,7 +3,7 @@
 
 mod progress;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -384,10 +384,10 @@ fn pull(store: &Store, a: &PullArgs) -> Result<u8> {
     let pulled = registry::pull(store, &reference, &opts, progress.as_ref())
         .with_context(|| format!("pull {}", familiar_name(&reference)))?;
     // As Docker (containerd) does: the layers are unpacked now, not at the first `run`.
-    let image = Image::load(store, &pulled.manifest)?;
-    Snapshotter::new(store, SnapshotMode::detect())
-        .unpack(&image)
-        .with_context(|| format!("unpack {}", familiar_name(&reference)))?;
+    let mut image = Image::load(store, &pulled.manifest)?;
+    image.name = Some(reference.clone());
+    // A bad layer's error names it and the image.
+    Snapshotter::new(store, SnapshotMode::detect()).unpack(&image)?;
     if !a.quiet {
         writeln!(out, "Digest: {}", pulled.digest)?;
         if pulled.fetched == 0 && before.as_ref() == Some(&pulled.manifest) {
@@ -768,21 +768,16 @@ fn prune(store: &Store, a: &PruneArgs) -> Result<u8> {
             }
         }
     }
-    let sizes: BTreeMap<Digest, u64> = store
-        .blobs()?
-        .into_iter()
-        .map(|d| {
-            let s = store.size(&d).unwrap_or(0);
-            (d, s)
-        })
-        .collect();
     let report = store.prune()?;
-    let mut reclaimed = 0;
     for d in &report.blobs {
         writeln!(out, "deleted: {d}")?;
-        reclaimed += sizes.get(d).copied().unwrap_or(0);
     }
-    writeln!(out, "Total reclaimed space: {}", human_size(reclaimed))?;
+    // Blobs, unpacked layers and what failed or killed writes left in tmp/.
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        human_size(report.reclaimed)
+    )?;
     Ok(0)
 }
 

@@ -364,7 +364,7 @@ impl Client {
             .map_err(transport)?;
         let t: Token = serde_json::from_slice(&data).map_err(|source| Error::Json {
             what: format!("token from {url}"),
-            source,
+            error: source,
         })?;
         t.token
             .or(t.access_token)

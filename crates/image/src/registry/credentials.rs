@@ -89,7 +89,7 @@ impl DockerConfig {
             Ok(data) if data.iter().all(u8::is_ascii_whitespace) => serde_json::json!({}),
             Ok(data) => serde_json::from_slice(&data).map_err(|source| Error::Json {
                 what: path.display().to_string(),
-                source,
+                error: source,
             })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => serde_json::json!({}),
             Err(e) => {
@@ -233,7 +233,7 @@ impl DockerConfig {
         fs::create_dir_all(dir).map_err(|e| err("create", dir, e))?;
         let data = serde_json::to_vec_pretty(&self.json).map_err(|source| Error::Json {
             what: self.path.display().to_string(),
-            source,
+            error: source,
         })?;
         let tmp = dir.join(format!(".config.json.{}.tmp", std::process::id()));
         let res = (|| {
@@ -300,7 +300,7 @@ fn helper_get(helper: &str, key: &str) -> Result<Option<Credentials>> {
     }
     let a: Answer = serde_json::from_slice(&out).map_err(|source| Error::Json {
         what: format!("{bin} get"),
-        source,
+        error: source,
     })?;
     Ok(Some(Credentials {
         username: a.username,

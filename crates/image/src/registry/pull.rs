@@ -84,7 +84,7 @@ pub fn pull(
         let what = format!("image index {top} of {reference}");
         let index: ImageIndex = serde_json::from_slice(&data).map_err(|source| Error::Json {
             what: what.clone(),
-            source,
+            error: source,
         })?;
         let desc = opts.platform.select(&index, &what)?;
         let digest = Digest::from_oci(desc.digest())?;
@@ -219,7 +219,7 @@ fn get_manifest(
     };
     let probe: Probe = serde_json::from_slice(&data).map_err(|source| Error::Json {
         what: format!("manifest of {shown}: not JSON"),
-        source,
+        error: source,
     })?;
     if probe.schema_version == Some(1) {
         return Err(Error::Invalid {
@@ -296,14 +296,14 @@ fn fetch_blob(
         };
         match store.ingest(digest, Some(size), reader) {
             // The body broke off mid-way (not a lie about the content): start again.
-            Err(Error::Io { source, .. })
+            Err(Error::Io { error: source, .. })
                 if attempt < BLOB_ATTEMPTS && !cancel.load(Ordering::Relaxed) =>
             {
                 progress.note(&format!("{digest}: {source}; retrying"));
             }
             // Still failing after the last attempt (a body that keeps breaking off, or a
             // local write error): say which blob and where from.
-            Err(Error::Io { source, .. }) => {
+            Err(Error::Io { error: source, .. }) => {
                 return Err(Error::Transport {
                     method: "GET".into(),
                     url,
