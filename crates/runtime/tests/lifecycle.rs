@@ -288,3 +288,73 @@ fn run_detach_returns_with_the_container_running() {
         .unwrap();
     assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
 }
+
+/// Run `sh -c SCRIPT` on the host as nobody (uid and gid 65534, no groups, no capabilities:
+/// setpriv execs the shell, which drops them as a non-root uid).
+fn as_nobody(script: &str) -> common::Out {
+    common::run_cmd(std::process::Command::new("setpriv").args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]))
+}
+
+#[test]
+fn the_state_root_is_private_even_if_an_older_version_made_it_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new("root-mode");
+    // As an older version left it: open to everybody.
+    fs::create_dir_all(&b.state_root).unwrap();
+    fs::set_permissions(&b.state_root, fs::Permissions::from_mode(0o755)).unwrap();
+    // The test's directory must not be what keeps nobody out.
+    fs::set_permissions(&b.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let id = b.id.clone();
+    detached_sleeper(&mut b, &id);
+
+    let mode = |p: &Path| {
+        format!(
+            "{:o}",
+            fs::metadata(p).unwrap().permissions().mode() & 0o7777
+        )
+    };
+    assert_eq!(mode(&b.state_root), "700", "{}", b.state_root.display());
+    let cdir = b.state_root.join(&id);
+    assert_eq!(mode(&cdir), "700", "{}", cdir.display());
+    let state = cdir.join("state.json");
+    assert!(state.exists());
+
+    // Control: nobody can read a world-readable file next to the root.
+    let probe = b.dir.join("probe");
+    fs::write(&probe, "visible\n").unwrap();
+    fs::set_permissions(&probe, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = as_nobody(&format!("cat {}", probe.display())).ok();
+    assert_eq!(out.stdout, "visible\n");
+
+    let out = as_nobody(&format!("ls {}", b.state_root.display())).failed();
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    assert!(!out.stdout.contains(&id), "{out:?}");
+    let out = as_nobody(&format!("cat {}", state.display())).failed();
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    assert!(!out.stdout.contains(&id), "{out:?}");
+}
+
+#[test]
+fn a_new_state_root_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new("root-mode-new");
+    let id = b.id.clone();
+    assert!(!b.state_root.exists());
+    detached_sleeper(&mut b, &id);
+    let mode = |p: &Path| {
+        format!(
+            "{:o}",
+            fs::metadata(p).unwrap().permissions().mode() & 0o7777
+        )
+    };
+    assert_eq!(mode(&b.state_root), "700");
+    assert_eq!(mode(&b.state_root.join(&id)), "700");
+}

@@ -268,6 +268,9 @@ fn destroy(c: &Container) -> Result<()> {
 
 /// `list [--format table|json] [--quiet]`.
 pub fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
+    if root.exists() {
+        crate::state::secure_root(root)?;
+    }
     let mut ids: Vec<String> = match std::fs::read_dir(root) {
         Ok(rd) => rd
             .flatten()
