@@ -441,7 +441,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
 }
 
 /// `linux.resources` plus the device rules every container needs (runc's defaults) and the
-/// devices of `linux.devices`, after the config's own rules.
+/// devices of `linux.devices`, after the config's own rules. Only character and block devices
+/// get rules: a FIFO (`p`) is a file that mknod makes without any device-cgroup permission, and
+/// neither v1 `devices.allow` nor the v2 device program has a type for it.
 fn effective_resources(linux: &oci_spec::runtime::Linux) -> Result<LinuxResources> {
     let mut res = linux.resources().clone().unwrap_or_default();
     let mut rules = res.devices().clone().unwrap_or_default();
@@ -472,7 +474,9 @@ fn effective_resources(linux: &oci_spec::runtime::Linux) -> Result<LinuxResource
         rules.push(rule(t, maj, min, acc)?);
     }
     for d in linux.devices().iter().flatten() {
-        rules.push(rule(d.typ(), Some(d.major()), Some(d.minor()), "rwm")?);
+        if matches!(d.typ(), C | B | LinuxDeviceType::U) {
+            rules.push(rule(d.typ(), Some(d.major()), Some(d.minor()), "rwm")?);
+        }
     }
     res.set_devices(Some(rules));
     Ok(res)

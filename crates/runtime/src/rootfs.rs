@@ -780,8 +780,9 @@ fn make_device(
     let parent = path.parent().unwrap_or(Path::new("/"));
     let dir = mkdir_all(root, parent)?;
     let name = CString::new(path.file_name().context("no file name")?.as_bytes())?;
-    if userns {
-        // No mknod in a user namespace: bind the host's node onto a placeholder file.
+    if userns && kind != libc::S_IFIFO {
+        // No mknod of devices in a user namespace (a FIFO needs no privilege): bind the host's
+        // node onto a placeholder file.
         let target = touch(root, path)?;
         sys::mount(
             Some(path),
