@@ -79,6 +79,16 @@ impl Drop for Cleanup {
             }
             let _ = cg.destroy();
         }
+        // The init may have mounted in the host's mount namespace before it failed. If they
+        // cannot all be unmounted, the state directory stays, with the record of them, for
+        // `delete --force`.
+        if let Err(e) = crate::hostmounts::unmount_new(&self.dir) {
+            crate::log::error(&format!(
+                "{e:#} (the container's state directory {} is kept: run delete --force on it)",
+                self.dir.display()
+            ));
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -240,6 +250,15 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
     }
 
     let plan = plan_namespaces(&cfg)?;
+    if !linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Mount)
+    {
+        // No mount namespace: the init mounts in ours; note what is there before it does.
+        crate::hostmounts::record(&container.dir, &cfg.rootfs)?;
+    }
     let own_pidns = linux
         .namespaces()
         .iter()

@@ -9,6 +9,7 @@ mod config;
 mod create;
 mod exe;
 mod hooks;
+mod hostmounts;
 mod idmap;
 mod init;
 mod log;

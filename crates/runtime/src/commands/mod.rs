@@ -178,6 +178,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             let _ = e;
             let dir = root.join(id);
             remove_orphan_cgroup(&dir, id)?;
+            crate::hostmounts::unmount_new(&dir)?;
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)
                     .with_context(|| format!("remove {}", dir.display()))?;
@@ -248,12 +249,14 @@ fn kill_and_wait(c: &Container) -> Result<()> {
     Ok(())
 }
 
-/// Remove the cgroup (once every process is gone) and the state directory.
+/// Remove the cgroup (once every process is gone), what the container mounted in the host's
+/// mount namespace (when it had none of its own), and the state directory.
 fn destroy(c: &Container) -> Result<()> {
     let s = c.saved();
     let cg = berth_cgroups::manager(s.cgroups_path.as_deref(), &s.id)?;
     kill_until_empty(cg.as_ref(), &s.id)?;
     cg.destroy().context("remove the container's cgroup")?;
+    crate::hostmounts::unmount_new(&c.dir)?;
     c.remove_dir()?;
     if let Some(h) = saved_hooks(c) {
         let state = hooks::state_json(&s.id, "stopped", 0, &s.bundle, &s.annotations);
