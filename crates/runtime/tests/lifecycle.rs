@@ -107,16 +107,36 @@ fn create_start_stop_delete() {
     assert_eq!(leftover_cgroups(&id), Vec::<std::path::PathBuf>::new());
 }
 
+/// OCI: deleting a container that is not stopped is an error and leaves it as it was; a
+/// created one included (runc kills it instead). --force kills and deletes it.
 #[test]
-fn delete_of_a_created_container_kills_its_init() {
+fn delete_of_a_created_container_needs_force() {
     let mut b = Bundle::new("delete-created");
-    b.args(&["sleep", "100"]);
+    let host = b.host_dir("shared");
+    b.bind(&host, "/shared", &[]);
+    b.sh("echo ran > /shared/ran");
     b.create(&b.id).ok();
     let pid = b.pid(&b.id);
+    let out = b.rt(&["delete", &b.id]).failed();
+    assert!(out.stderr.contains("created"), "{out:?}");
+    assert!(out.stderr.contains("--force"), "{out:?}");
+    // No effect: still created, its init alive, and it can still be started.
+    assert_eq!(b.status(&b.id), "created");
+    assert!(alive(pid));
+    assert!(!leftover_cgroups(&b.id).is_empty());
+    b.start(&b.id).ok();
+    assert!(wait_until(WAIT, || host.join("ran").exists()));
+    b.wait_status(&b.id, "stopped");
     b.rt(&["delete", &b.id]).ok();
-    assert!(!alive(pid));
-    assert!(!b.state_dir_exists(&b.id));
-    assert!(leftover_cgroups(&b.id).is_empty());
+
+    // --force kills a created container and removes it.
+    let id2 = format!("{}-2", b.id);
+    b.create(&id2).ok();
+    let pid2 = b.pid(&id2);
+    b.rt(&["delete", "--force", &id2]).ok();
+    assert!(!alive(pid2));
+    assert!(!b.state_dir_exists(&id2));
+    assert!(leftover_cgroups(&id2).is_empty());
 }
 
 #[test]

@@ -187,14 +187,21 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
+    // Only a stopped container is deleted without --force, a created one included, as the OCI
+    // runtime spec says ("deleting a container that is not stopped MUST have no effect on the
+    // container and MUST generate an error"); runc kills a created container instead. Nobody
+    // we know of depends on runc's way: podman (libpod's DeleteContainer) and the berth engine
+    // always pass --force; containerd's shim (go-runc Delete without Force from its created
+    // state's Delete) only gets there after containerd's client has killed the task and seen it
+    // exit (task.Delete refuses a created task with a pid unless WithProcessKill), and its
+    // cleanup paths (shim delete, the manager's Stop) use --force.
     let status = c.status();
     match status {
         Status::Stopped => {}
-        Status::Created => kill_and_wait(&c)?,
-        s if force => {
-            let _ = s;
-            kill_and_wait(&c)?
-        }
+        _ if force => kill_and_wait(&c)?,
+        Status::Created => bail!(
+            "cannot delete container {id} that is created (its process has not been started): start and stop it, kill it first, or use --force"
+        ),
         s => bail!(
             "cannot delete container {id} that is {}: stop it first or use --force",
             s.as_str()
