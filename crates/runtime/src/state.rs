@@ -175,7 +175,17 @@ fn restrict_mode(dir: &Path) -> Result<()> {
             dir.display()
         );
     }
-    if meta.permissions().mode() & 0o077 != 0 {
+    let mode = meta.permissions().mode();
+    if mode & (libc::S_ISVTX | 0o002) != 0 {
+        // A shared directory such as /tmp: never take it away from everybody else.
+        bail!(
+            "{} is a shared directory (mode {:o}), not a state directory: use one of its own, e.g. {}",
+            dir.display(),
+            mode & 0o7777,
+            dir.join("berth-runtime").display()
+        );
+    }
+    if mode & 0o077 != 0 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).with_context(|| {
             format!(
                 "make {} private (chmod 0700; it is open to other users)",

@@ -378,3 +378,18 @@ fn a_new_state_root_is_private() {
     assert_eq!(mode(&b.state_root), "700");
     assert_eq!(mode(&b.state_root.join(&id)), "700");
 }
+
+#[test]
+fn a_shared_directory_is_refused_as_state_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new("root-shared");
+    // Like /tmp: world-writable and sticky. It must not be made private.
+    fs::create_dir_all(&b.state_root).unwrap();
+    fs::set_permissions(&b.state_root, fs::Permissions::from_mode(0o1777)).unwrap();
+    b.args(&["true"]);
+    let out = b.create(&b.id).failed();
+    assert!(out.stderr.contains("shared directory"), "{out:?}");
+    let mode = fs::metadata(&b.state_root).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(format!("{mode:o}"), "1777");
+    assert!(!b.state_dir_exists(&b.id));
+}
