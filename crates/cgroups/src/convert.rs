@@ -154,8 +154,16 @@ pub(crate) fn device_rule(d: &LinuxDeviceCgroup) -> Result<String> {
         });
     }
     let num = |n: Option<i64>| n.filter(|n| *n >= 0).map_or("*".into(), |n| n.to_string());
-    let typ = d.typ().unwrap_or_default().as_str().to_string();
-    let typ = if typ == "u" { "c".to_string() } else { typ };
+    let typ = match d.typ().unwrap_or_default() {
+        oci_spec::runtime::LinuxDeviceType::P => {
+            return Err(Error::Invalid {
+                field: "devices.type",
+                reason: "\"p\" (fifo) is not a device cgroup type: use a, b or c".into(),
+            });
+        }
+        oci_spec::runtime::LinuxDeviceType::U => "c".to_string(),
+        t => t.as_str().to_string(),
+    };
     Ok(format!(
         "{typ} {}:{} {access}",
         num(d.major()),
@@ -207,5 +215,7 @@ mod tests {
         d.set_minor(Some(3));
         d.set_access(Some("rw".into()));
         assert_eq!(device_rule(&d).unwrap(), "c 1:3 rw");
+        d.set_typ(Some(oci_spec::runtime::LinuxDeviceType::P));
+        assert!(device_rule(&d).is_err());
     }
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_cgroups::{Error, Layout};
 use common::Guard;
@@ -47,6 +47,23 @@ fn read(p: PathBuf) -> String {
         .to_string()
 }
 
+/// Poll `f` every 20 ms until it is true or `limit` has passed; whether it became true.
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Generous: an emulated (TCG) machine forks and execs slowly.
+const DEADLINE: Duration = Duration::from_secs(60);
+
 #[test]
 fn memory_limit_bites() {
     let mut g = Guard::new("memory");
@@ -87,18 +104,25 @@ fn pids_limit_bites() {
     g.m.apply(&res(r#"{"pids":{"limit":5}}"#))
         .expect("apply pids");
     assert_eq!(read(dir(&g, "pids").join("pids.max")), "5");
-    g.spawn_inside("for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done; sleep 5");
-    std::thread::sleep(Duration::from_millis(500));
+    // The sleeps outlast the test (the guard kills them), so the limit stays reached.
+    g.spawn_inside("for i in 1 2 3 4 5 6 7 8 9 10; do sleep 600 & done; sleep 600");
+    let events_file = dir(&g, "pids").join("pids.events");
+    let max = || -> u64 {
+        read(events_file.clone())
+            .lines()
+            .find_map(|l| l.strip_prefix("max "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // A fork refused by the limit counts in pids.events.
+    assert!(
+        wait_until(DEADLINE, || max() >= 1),
+        "no fork hit the limit: {}",
+        read(events_file.clone())
+    );
     let n = g.m.pids().unwrap().len();
     assert!(n <= 5, "{n} tasks");
-    let events = read(dir(&g, "pids").join("pids.events"));
-    let max: u64 = events
-        .lines()
-        .find_map(|l| l.strip_prefix("max "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(max >= 1, "{events}");
     let s = g.m.stats().unwrap();
     assert_eq!(s.pids.limit, 5);
     // pids.current also counts exiting (zombie) tasks that cgroup.procs no longer lists
@@ -137,8 +161,15 @@ fn cpu_limits() {
 fn cpu_stats_and_json() {
     let mut g = Guard::new("stats");
     g.spawn_inside("i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; sleep 100");
-    std::thread::sleep(Duration::from_millis(700));
-    let s = g.m.stats().expect("stats");
+    // The shell is in the cgroup (spawn_inside) and spins: its CPU time shows up.
+    let mut s = g.m.stats().expect("stats");
+    assert!(
+        wait_until(DEADLINE, || {
+            s = g.m.stats().expect("stats");
+            s.cpu.usage.total > 0 && s.memory.usage.usage > 0
+        }),
+        "{s:?}"
+    );
     assert!(s.cpu.usage.total > 0, "{s:?}");
     assert!(s.memory.usage.usage > 0);
     assert!(!s.memory.raw.is_empty());

@@ -79,6 +79,16 @@ impl Drop for Cleanup {
             }
             let _ = cg.destroy();
         }
+        // The init may have mounted in the host's mount namespace before it failed. If they
+        // cannot all be unmounted, the state directory stays, with the record of them, for
+        // `delete --force`.
+        if let Err(e) = crate::hostmounts::unmount_new(&self.dir) {
+            crate::log::error(&format!(
+                "{e:#} (the container's state directory {} is kept: run delete --force on it)",
+                self.dir.display()
+            ));
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -240,6 +250,15 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
     }
 
     let plan = plan_namespaces(&cfg)?;
+    if !linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Mount)
+    {
+        // No mount namespace: the init mounts in ours; note what is there before it does.
+        crate::hostmounts::record(&container.dir, &cfg.rootfs)?;
+    }
     let own_pidns = linux
         .namespaces()
         .iter()
@@ -441,7 +460,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
 }
 
 /// `linux.resources` plus the device rules every container needs (runc's defaults) and the
-/// devices of `linux.devices`, after the config's own rules.
+/// devices of `linux.devices`, after the config's own rules. Only character and block devices
+/// get rules: a FIFO (`p`) is a file that mknod makes without any device-cgroup permission, and
+/// neither v1 `devices.allow` nor the v2 device program has a type for it.
 fn effective_resources(linux: &oci_spec::runtime::Linux) -> Result<LinuxResources> {
     let mut res = linux.resources().clone().unwrap_or_default();
     let mut rules = res.devices().clone().unwrap_or_default();
@@ -472,7 +493,9 @@ fn effective_resources(linux: &oci_spec::runtime::Linux) -> Result<LinuxResource
         rules.push(rule(t, maj, min, acc)?);
     }
     for d in linux.devices().iter().flatten() {
-        rules.push(rule(d.typ(), Some(d.major()), Some(d.minor()), "rwm")?);
+        if matches!(d.typ(), C | B | LinuxDeviceType::U) {
+            rules.push(rule(d.typ(), Some(d.major()), Some(d.minor()), "rwm")?);
+        }
     }
     res.set_devices(Some(rules));
     Ok(res)

@@ -223,6 +223,8 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
     let userns =
         has_new(cfg, LinuxNamespaceType::User) || joined(cfg, LinuxNamespaceType::User).is_some();
     let cgroupns = has_new(cfg, LinuxNamespaceType::Cgroup);
+    let host_mntns = !has_new(cfg, LinuxNamespaceType::Mount)
+        && joined(cfg, LinuxNamespaceType::Mount).is_none();
     if cgroupns {
         // The namespace's root is the cgroup this process is in when it unshares.
         sync.expect(Msg::CgroupsDone)
@@ -253,6 +255,7 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
         cgroupns,
         cgroup_path: args.cgroup_path,
         idmapped: &args.idmapped,
+        host_mntns,
     };
     let root = rootfs::prepare_root(&rs)?;
     rootfs::mount_all(&rs, &root)?;
@@ -292,7 +295,7 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
     if let Some(s) = &mut seccomp {
         s.connect()?;
     }
-    rootfs::enter_root(&cfg.rootfs, args.no_pivot)?;
+    rootfs::enter_root(&cfg.rootfs, args.no_pivot, host_mntns)?;
     for (k, v) in spec
         .linux()
         .as_ref()

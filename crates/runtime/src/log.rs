@@ -32,6 +32,15 @@ pub fn debug(msg: impl FnOnce() -> String) {
     }
 }
 
+/// An error line that does not end the command (e.g. from a cleanup).
+pub fn error(msg: &str) {
+    if let Some(l) = LOGGER.get() {
+        l.error(msg);
+    } else {
+        eprintln!("berth-runtime: {msg}");
+    }
+}
+
 impl Logger {
     /// A logger for `--log`, `--log-format`, `--debug`.
     pub fn new(file: Option<PathBuf>, format: &str, debug: bool) -> Logger {

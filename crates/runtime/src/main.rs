@@ -9,6 +9,7 @@ mod config;
 mod create;
 mod exe;
 mod hooks;
+mod hostmounts;
 mod idmap;
 mod init;
 mod log;
@@ -135,7 +136,7 @@ enum Cmd {
     },
     /// Delete a stopped (or, with --force, any) container and everything it holds.
     Delete {
-        /// Kill the container first if it is still running.
+        /// Kill the container first if it is not stopped (created, running or paused).
         #[arg(short, long)]
         force: bool,
         /// Container ID.

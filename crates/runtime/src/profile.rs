@@ -1,11 +1,15 @@
 //! Docker's default security profile: its capability set and its default seccomp profile.
 //!
-//! `profiles/docker-default.json` is moby's `profiles/seccomp/default.json` (Apache-2.0), kept in
-//! Docker's own format: besides plain rules it has rules that apply only `includes` (or unless
-//! `excludes`) some capabilities, architectures or a minimum kernel version. [`resolve`] turns it
-//! into a plain OCI `linux.seccomp` the way Docker does (moby's `setupSeccomp`): the
-//! architectures of the host's entry in `archMap`, and only the rules whose conditions hold for
-//! the container's bounding capabilities, the host architecture and the running kernel.
+//! `profiles/docker-default.json` is Docker's default seccomp profile (Apache-2.0), as of
+//! `github.com/moby/profiles/seccomp` v0.2.3 (`seccomp/default.json`, which moby vendors; it
+//! used to be moby's `profiles/seccomp/default.json`). Like Docker 25 and later it does not
+//! allow io_uring (`io_uring_setup`, `io_uring_enter`, `io_uring_register` get the default
+//! EPERM), and `socket` refuses AF_ALG (38) and AF_VSOCK (40). It is kept in Docker's own
+//! format: besides plain rules it has rules that apply only `includes` (or unless `excludes`)
+//! some capabilities, architectures or a minimum kernel version. [`resolve`] turns it into a
+//! plain OCI `linux.seccomp` the way Docker does (moby's `setupSeccomp`): the architectures of
+//! the host's entry in `archMap`, and only the rules whose conditions hold for the container's
+//! bounding capabilities, the host architecture and the running kernel.
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -73,8 +77,8 @@ struct Filter {
     min_kernel: Option<String>,
 }
 
-/// Where the profile is resolved: the architecture (Go's name, as Docker's `includes.arches`
-/// use: amd64, arm64, ...), the capabilities and the kernel version.
+/// Where the profile is resolved: the architecture (Go's name: amd64, arm64, ...), the
+/// capabilities and the kernel version.
 pub struct Target<'a> {
     /// Go's name of the architecture (`runtime.GOARCH`).
     pub goarch: &'a str,
@@ -95,6 +99,21 @@ pub fn host_goarch() -> &'static str {
         "s390x" => "s390x",
         "riscv64" => "riscv64",
         "mips64" => "mips64",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+/// The architecture name the profile's `includes.arches`/`excludes.arches` use for a Go
+/// architecture (moby's `goToNative`: libseccomp's names, `x86` for Go's `386`).
+fn profile_arch(goarch: &str) -> &str {
+    match goarch {
+        "386" => "x86",
+        "loong64" => "loongarch64",
+        "mips64p32" => "mips64n32",
+        "mips64le" => "mipsel64",
+        "mips64p32le" => "mipsel64n32",
+        "mipsle" => "mipsel",
         other => other,
     }
 }
@@ -113,6 +132,7 @@ fn native_arch(goarch: &str) -> Option<&'static str> {
         "ppc64le" => "SCMP_ARCH_PPC64LE",
         "riscv64" => "SCMP_ARCH_RISCV64",
         "s390x" => "SCMP_ARCH_S390X",
+        "loong64" => "SCMP_ARCH_LOONGARCH64",
         _ => return None,
     })
 }
@@ -156,10 +176,11 @@ pub fn resolve(text: &str, target: &Target) -> Result<Value> {
             arches.extend(a.sub_architectures.iter().flatten().cloned());
         }
     }
+    let arch = profile_arch(target.goarch);
     let mut rules = Vec::new();
     for (i, r) in p.syscalls.iter().enumerate() {
         let ex = &r.excludes;
-        if ex.arches.iter().any(|a| a == target.goarch) || ex.caps.iter().any(has_cap) {
+        if ex.arches.iter().any(|a| a == arch) || ex.caps.iter().any(has_cap) {
             continue;
         }
         if let Some(v) = &ex.min_kernel
@@ -168,7 +189,7 @@ pub fn resolve(text: &str, target: &Target) -> Result<Value> {
             continue;
         }
         let inc = &r.includes;
-        if !inc.arches.is_empty() && !inc.arches.iter().any(|a| a == target.goarch) {
+        if !inc.arches.is_empty() && !inc.arches.iter().any(|a| a == arch) {
             continue;
         }
         if !inc.caps.iter().all(has_cap) {
@@ -273,6 +294,19 @@ mod tests {
         );
         assert_eq!(rules_for(&arm, "set_tls").len(), 1);
         assert!(rules_for(&arm, "arch_prctl").is_empty());
+        // 32-bit x86: the profile calls it x86 (Go: 386).
+        let x86 = resolve(
+            DOCKER_SECCOMP,
+            &Target {
+                goarch: "386",
+                caps: &DOCKER_CAPS,
+                kernel: (6, 1),
+            },
+        )
+        .unwrap();
+        assert_eq!(x86["architectures"], json!(null));
+        assert_eq!(rules_for(&x86, "modify_ldt").len(), 1);
+        assert!(rules_for(&x86, "arch_prctl").is_empty());
 
         // The big allow list and the x86-only rules.
         for n in [
@@ -339,11 +373,27 @@ mod tests {
             rules_for(&p, "clone3"),
             vec![json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38})]
         );
-        // socket: anything but AF_VSOCK (40).
+        // socket: anything but AF_ALG (38) and AF_VSOCK (40).
+        let socket: Vec<Value> = rules_for(&p, "socket")
+            .iter()
+            .map(|r| r["args"].clone())
+            .collect();
         assert_eq!(
-            rules_for(&p, "socket")[0]["args"],
-            json!([{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}])
+            socket,
+            [
+                json!([{"index": 0, "value": 38, "op": "SCMP_CMP_LT"}]),
+                json!([{"index": 0, "value": 39, "op": "SCMP_CMP_EQ"}]),
+                json!([{"index": 0, "value": 40, "op": "SCMP_CMP_GT"}]),
+            ]
         );
+        // No io_uring (Docker 25 and later): the default action (EPERM) answers.
+        for n in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
+            assert!(rules_for(&p, n).is_empty(), "{n} is allowed");
+        }
+        // Newer syscalls of Docker's allow list.
+        for n in ["fchmodat2", "futex_wait", "cachestat", "mseal", "statmount"] {
+            assert_eq!(rules_for(&p, n).len(), 1, "{n}");
+        }
         let persona: Vec<u64> = rules_for(&p, "personality")
             .iter()
             .map(|r| r["args"][0]["value"].as_u64().unwrap())

@@ -1,6 +1,9 @@
 //! The container's root filesystem: mounts, devices, pivot_root, masked and read-only paths.
 //!
-//! Runs in the container's init, inside its new mount namespace. Every destination is resolved
+//! Runs in the container's init, inside its new mount namespace (or, for a config that lists no
+//! mount namespace, in the host's: then the rootfs is entered with chroot, the host's `/` is
+//! left as it is, and `delete` unmounts what was made; see `hostmounts`). Every destination is
+//! resolved
 //! inside the rootfs with `openat2(RESOLVE_IN_ROOT)` and mounted through its `/proc/self/fd/N`
 //! path, so a symlink planted in the rootfs (or swapped in during setup) cannot send a mount
 //! outside it.
@@ -147,20 +150,31 @@ pub struct RootfsSetup<'a> {
     pub cgroup_path: &'a Path,
     /// Idmapped mounts made by the parent: mount index -> detached mount descriptor.
     pub idmapped: &'a std::collections::HashMap<usize, RawFd>,
+    /// The container has no mount namespace of its own: everything is mounted in the host's.
+    pub host_mntns: bool,
 }
 
 /// Prepare `/`'s propagation and bind the rootfs onto itself (so it is a mount point for
 /// pivot_root). Returns an O_PATH descriptor of the rootfs.
+///
+/// In the host's mount namespace (`host_mntns`) the host's `/` and the rootfs's parent mount
+/// are left alone; the rootfs bind (which `root.readonly` remounts) is made private
+/// (`linux.rootfsPropagation` if given), so that the mounts made inside it do not propagate
+/// anywhere else.
 pub fn prepare_root(setup: &RootfsSetup) -> Result<OwnedFd> {
     let linux = setup.spec.linux().as_ref().expect("validated");
-    let prop = linux
-        .rootfs_propagation()
-        .as_deref()
-        .and_then(propagation)
-        .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
-    sys::mount(None, Path::new("/"), None, prop, None)
+    let prop = linux.rootfs_propagation().as_deref().and_then(propagation);
+    if !setup.host_mntns {
+        sys::mount(
+            None,
+            Path::new("/"),
+            None,
+            prop.unwrap_or(libc::MS_SLAVE | libc::MS_REC),
+            None,
+        )
         .context("make / a slave mount in the container's mount namespace")?;
-    make_parent_private(setup.rootfs)?;
+        make_parent_private(setup.rootfs)?;
+    }
     sys::mount(
         Some(setup.rootfs),
         setup.rootfs,
@@ -169,6 +183,16 @@ pub fn prepare_root(setup: &RootfsSetup) -> Result<OwnedFd> {
         None,
     )
     .with_context(|| format!("bind mount rootfs {}", setup.rootfs.display()))?;
+    if setup.host_mntns {
+        sys::mount(
+            None,
+            setup.rootfs,
+            None,
+            prop.unwrap_or(libc::MS_PRIVATE | libc::MS_REC),
+            None,
+        )
+        .context("make the rootfs bind private (no mount namespace: it is in the host's)")?;
+    }
     let fd = File::options()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
@@ -211,7 +235,8 @@ fn line_is_shared(info: &str, mp: &str) -> bool {
     })
 }
 
-fn unescape_mountinfo(s: &str) -> String {
+/// A mountinfo path field with its octal escapes decoded.
+pub fn unescape_mountinfo(s: &str) -> String {
     s.replace("\\040", " ")
         .replace("\\011", "\t")
         .replace("\\012", "\n")
@@ -780,8 +805,9 @@ fn make_device(
     let parent = path.parent().unwrap_or(Path::new("/"));
     let dir = mkdir_all(root, parent)?;
     let name = CString::new(path.file_name().context("no file name")?.as_bytes())?;
-    if userns {
-        // No mknod in a user namespace: bind the host's node onto a placeholder file.
+    if userns && kind != libc::S_IFIFO {
+        // No mknod of devices in a user namespace (a FIFO needs no privilege): bind the host's
+        // node onto a placeholder file.
         let target = touch(root, path)?;
         sys::mount(
             Some(path),
@@ -863,10 +889,16 @@ pub fn mount_console(root: &OwnedFd, slave: &Path) -> Result<()> {
     .context("bind the terminal onto /dev/console")
 }
 
-/// Make the rootfs `/`: pivot_root (or move + chroot with `--no-pivot`).
-pub fn enter_root(rootfs: &Path, no_pivot: bool) -> Result<()> {
+/// Make the rootfs `/`: pivot_root (or move + chroot with `--no-pivot`); only chroot in the
+/// host's mount namespace (`host_mntns`), where pivot_root or a move would change the host's
+/// root.
+pub fn enter_root(rootfs: &Path, no_pivot: bool, host_mntns: bool) -> Result<()> {
     std::env::set_current_dir(rootfs).with_context(|| format!("chdir {}", rootfs.display()))?;
-    if no_pivot {
+    if host_mntns {
+        // SAFETY: a valid C string.
+        sys::check(unsafe { libc::chroot(c".".as_ptr()) })
+            .context("chroot into the rootfs (no mount namespace)")?;
+    } else if no_pivot {
         sys::mount(Some(rootfs), Path::new("/"), None, libc::MS_MOVE, None)
             .context("move rootfs to / (--no-pivot)")?;
         let dot = c".";

@@ -153,17 +153,56 @@ fn lock_dir(dir: &Path) -> Result<File> {
     Ok(f)
 }
 
+/// Make the state root (mode 0700) if it is missing, and take group and other access away from
+/// one that has it (older versions made it 0711), so that no other user can list the
+/// containers or read their state, which names bundles, annotations and hooks.
+pub fn secure_root(root: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .with_context(|| format!("create state root {}", root.display()))?;
+    restrict_mode(root).context("--root")
+}
+
+/// chmod 0700 a directory that gives group or others any access.
+fn restrict_mode(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::metadata(dir).with_context(|| format!("stat {}", dir.display()))?;
+    if !meta.is_dir() {
+        bail!(
+            "{} is not a directory: remove it or choose another --root",
+            dir.display()
+        );
+    }
+    let mode = meta.permissions().mode();
+    if mode & (libc::S_ISVTX | 0o002) != 0 {
+        // A shared directory such as /tmp: never take it away from everybody else.
+        bail!(
+            "{} is a shared directory (mode {:o}), not a state directory: use one of its own, e.g. {}",
+            dir.display(),
+            mode & 0o7777,
+            dir.join("berth-runtime").display()
+        );
+    }
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).with_context(|| {
+            format!(
+                "make {} private (chmod 0700; it is open to other users)",
+                dir.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
 impl Container {
     /// Make the directory of a new container; fails if the ID is taken.
     pub fn create(root: &Path, id: &str) -> Result<Container> {
         validate_id(id)?;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o711)
-            .create(root)
-            .with_context(|| format!("create state root {}", root.display()))?;
+        secure_root(root)?;
         let dir = root.join(id);
-        match fs::DirBuilder::new().mode(0o711).create(&dir) {
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 bail!("container with id {id} already exists")
@@ -187,6 +226,9 @@ impl Container {
             Err(_) if !dir.exists() => bail!("container {id} does not exist"),
             Err(e) => return Err(e),
         };
+        // A root and container directory made by an older version may be open to others.
+        restrict_mode(root).context("--root")?;
+        restrict_mode(&dir)?;
         let path = dir.join(STATE_FILE);
         let data = match fs::read(&path) {
             Ok(d) => d,

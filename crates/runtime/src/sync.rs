@@ -16,7 +16,7 @@
 //!   ----- Ack ------------------------------>   init then waits for `start`
 //! ```
 //! End of file on either side means the other died: the parent reports it as an error, the init
-//! exits.
+//! exits. A send to a side that has exited returns the `Error` it left queued, if any.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -74,6 +74,15 @@ impl Sync {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
+                if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
+                    // The other side reported an error and exited before reading this: its
+                    // message, still queued for us, says what went wrong (not "broken pipe").
+                    while let Ok(Some(m)) = self.recv() {
+                        if let Msg::Error(why) = m {
+                            return Err(io::Error::other(why));
+                        }
+                    }
+                }
                 return Err(e);
             }
             return Ok(());
@@ -83,6 +92,7 @@ impl Sync {
     /// Receive a message; `None` at end of file (the other side is gone).
     pub fn recv(&self) -> io::Result<Option<Msg>> {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut reset_seen = false;
         loop {
             // SAFETY: buf is a valid, writable buffer of the given length.
             let n =
@@ -90,6 +100,12 @@ impl Sync {
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                if e.raw_os_error() == Some(libc::ECONNRESET) && !reset_seen {
+                    // The other side closed with our messages unread. The kernel reports that
+                    // once, before what it sent us last (its Error, say): read on.
+                    reset_seen = true;
                     continue;
                 }
                 return Err(e);

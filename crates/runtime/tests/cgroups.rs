@@ -151,6 +151,23 @@ impl Events {
         fs::read_to_string(&self.out).unwrap_or_default()
     }
 
+    /// Wait (bounded) until `events` has printed its first stats line: it has loaded the
+    /// container, noted its OOM count, and streams.
+    #[track_caller]
+    fn wait_streaming(&self) {
+        let ok = wait_until(DEADLINE, || {
+            self.text()
+                .lines()
+                .any(|l| l.contains("\"type\":\"stats\""))
+        });
+        let err = fs::read_to_string(self.out.with_extension("err")).unwrap_or_default();
+        assert!(
+            ok,
+            "events printed no stats line: {:?} {err:?}",
+            self.text()
+        );
+    }
+
     /// Wait (bounded) for `events` to exit on its own (it does once the container stops).
     fn wait_exit(&mut self, limit: Duration) -> bool {
         let start = Instant::now();
@@ -184,6 +201,9 @@ const HOG: &str = r#"x=$(head -c 100000000 /dev/zero | tr "\0" a); echo survived
 
 const MIB: i64 = 1024 * 1024;
 
+/// The bound of waits for things a slow (emulated) machine may take long to do.
+const DEADLINE: Duration = Duration::from_secs(60);
+
 fn limit_memory(b: &mut Bundle, bytes: i64) {
     b.cfg["linux"]["resources"]["memory"] = json!({"limit": bytes, "swap": bytes});
 }
@@ -205,11 +225,12 @@ fn memory_oom_is_an_event() {
     let (mut b, _out) = bundle("oom-events");
     limit_memory(&mut b, 32 * MIB);
     // the init itself is OOM-killed, so the container stops right away
-    b.sh(&format!("sleep 0.3; {HOG}"));
+    b.sh(HOG);
     let id = b.id.clone();
     b.create(&id).ok();
     let mut ev = Events::spawn(&b, &id);
-    std::thread::sleep(Duration::from_millis(300));
+    // events knows the OOM count from before the start
+    ev.wait_streaming();
     b.start(&id).ok();
     // filling 32 MiB through a pipe takes a while on a slow (emulated) machine
     assert!(
@@ -248,7 +269,7 @@ fn events_does_not_lock_out_other_commands() {
     let id = b.id.clone();
     b.create(&id).ok();
     let ev = Events::spawn(&b, &id);
-    std::thread::sleep(Duration::from_millis(300));
+    ev.wait_streaming();
     let mut state = Command::new(*BIN)
         .arg("--root")
         .arg(&b.state_root)
@@ -311,21 +332,39 @@ fn cpu_quota_throttles() {
     let id = b.id.clone();
     create_start(&b, &id);
     let usage = |s: &Value| s["cpu"]["usage"]["total"].as_u64().unwrap_or(0);
-    std::thread::sleep(Duration::from_millis(300));
+    let periods = |s: &Value| s["cpu"]["throttling"]["periods"].as_u64().unwrap_or(0);
+    let throttled = |s: &Value| {
+        s["cpu"]["throttling"]["throttledPeriods"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    // The loop runs once it has used CPU time.
+    assert!(
+        wait_until(DEADLINE, || usage(&stats(&b, &id)) > 0),
+        "no cpu usage: {}",
+        stats(&b, &id)
+    );
+    // Measure over 20 enforcement periods of 100 ms (about 2 s), however slow the machine,
+    // and until the quota has throttled the loop at least once.
     let (t0, s0) = (Instant::now(), stats(&b, &id));
-    std::thread::sleep(Duration::from_secs(2));
-    let (t1, s1) = (Instant::now(), stats(&b, &id));
+    let mut s1 = s0.clone();
+    let enough = wait_until(DEADLINE, || {
+        s1 = stats(&b, &id);
+        periods(&s1) >= periods(&s0) + 20 && throttled(&s1) > throttled(&s0)
+    });
+    let t1 = Instant::now();
     let used = usage(&s1).saturating_sub(usage(&s0)) as f64;
     let wall = (t1 - t0).as_nanos() as f64;
     let share = used / wall;
-    let throttled = s1["cpu"]["throttling"]["throttledPeriods"]
-        .as_u64()
-        .unwrap_or(0);
-    let periods = s1["cpu"]["throttling"]["periods"].as_u64().unwrap_or(0);
+    let (throttled, periods) = (throttled(&s1), periods(&s1));
     eprintln!(
         "cpu: {:.1}% of one CPU over {:.2}s, {throttled}/{periods} periods throttled",
         share * 100.0,
         wall / 1e9
+    );
+    assert!(
+        enough,
+        "20 periods with a throttled one did not pass: {s0} -> {s1}"
     );
     assert!(used > 0.0, "no cpu usage: {s1}");
     assert!(share < 0.5, "used {:.1}% of a CPU", share * 100.0);
@@ -347,6 +386,8 @@ fn pause_stops_the_container_and_resume_continues_it() {
     b.rt(&["pause", &id]).ok();
     assert_eq!(b.status(&id), "paused");
     let frozen_at = size();
+    // Something that must NOT happen (the counter advancing) can only be given time: 600 ms is
+    // 12 of its 50 ms steps.
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(size(), frozen_at, "the counter advanced while paused");
     assert_eq!(b.status(&id), "paused");

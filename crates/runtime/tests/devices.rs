@@ -97,3 +97,35 @@ fn device_cgroup_allows_a_rule_from_the_config() {
     let out = b.run().ok();
     assert!(!out.stderr.contains("Operation not permitted"), "{out:?}");
 }
+
+/// A FIFO in linux.devices is made with mknod and gets no device-cgroup rule (v1 devices.allow
+/// and the v2 device program have no type for it); with and without a user namespace.
+#[test]
+fn linux_devices_fifo_is_made_and_usable() {
+    for userns in [false, true] {
+        let mut b = Bundle::new(if userns {
+            "fifo-dev-userns"
+        } else {
+            "fifo-dev"
+        });
+        if userns {
+            b.with_ns("user", None);
+            let map = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
+            b.cfg["linux"]["uidMappings"] = map.clone();
+            b.cfg["linux"]["gidMappings"] = map;
+        }
+        b.cfg["linux"]["devices"] = json!([{
+            "path": "/dev/myfifo", "type": "p", "fileMode": 0o620, "uid": 0, "gid": 5
+        }]);
+        b.sh(
+            "test -p /dev/myfifo && echo is-fifo; stat -c '%a %u %g' /dev/myfifo; \
+             (echo through > /dev/myfifo &) ; cat /dev/myfifo",
+        );
+        let out = b.run();
+        assert_eq!(out.code, 0, "userns={userns}: {out:#?}");
+        assert_eq!(
+            out.stdout, "is-fifo\n620 0 5\nthrough\n",
+            "userns={userns}: {out:#?}"
+        );
+    }
+}

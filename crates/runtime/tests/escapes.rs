@@ -71,8 +71,8 @@ fn cve_2019_5736_write_through_proc_pid_exe_during_execs() {
     let before = runtime_binary();
     let mut b = Bundle::new("esc-5736-race");
     b.cfg["root"]["readonly"] = json!(false);
-    b.sh("end=$(( $(date +%s) + 6 )); : > /tmp/seen; : > /tmp/hits; \
-         while [ $(date +%s) -lt $end ]; do \
+    b.sh(": > /tmp/seen; : > /tmp/hits; \
+         while [ ! -e /tmp/stop ]; do \
            for f in /proc/[0-9]*/exe; do \
              l=$(readlink $f 2>/dev/null) || continue; \
              case $l in /bin/busybox|'') continue;; esac; \
@@ -80,7 +80,7 @@ fn cve_2019_5736_write_through_proc_pid_exe_during_execs() {
              if echo X >> $f 2>/dev/null; then echo \"append $f $l\" >> /tmp/hits; fi; \
              if printf X 1<> $f 2>/dev/null; then echo \"rdwr $f $l\" >> /tmp/hits; fi; \
            done; \
-         done; sleep 1000");
+         done; echo done > /tmp/done; sleep 1000");
     let id = b.id.clone();
     b.create(&id).ok();
     b.start(&id).ok();
@@ -91,7 +91,16 @@ fn cve_2019_5736_write_through_proc_pid_exe_during_execs() {
         b.rt(&["exec", &id, "true"]).ok();
         execs += 1;
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    // The watcher finishes the scan it is in (over every process of the last exec, if it was
+    // still there) and stops.
+    fs::write(b.rootfs.join("tmp/stop"), "").unwrap();
+    assert!(
+        common::wait_until(Duration::from_secs(60), || b
+            .rootfs
+            .join("tmp/done")
+            .exists()),
+        "the watcher did not stop"
+    );
     let seen = fs::read_to_string(b.rootfs.join("tmp/seen")).unwrap_or_default();
     let hits = fs::read_to_string(b.rootfs.join("tmp/hits")).unwrap_or_default();
     b.rt(&["kill", &id, "KILL"]).ok();

@@ -107,16 +107,36 @@ fn create_start_stop_delete() {
     assert_eq!(leftover_cgroups(&id), Vec::<std::path::PathBuf>::new());
 }
 
+/// OCI: deleting a container that is not stopped is an error and leaves it as it was; a
+/// created one included (runc kills it instead). --force kills and deletes it.
 #[test]
-fn delete_of_a_created_container_kills_its_init() {
+fn delete_of_a_created_container_needs_force() {
     let mut b = Bundle::new("delete-created");
-    b.args(&["sleep", "100"]);
+    let host = b.host_dir("shared");
+    b.bind(&host, "/shared", &[]);
+    b.sh("echo ran > /shared/ran");
     b.create(&b.id).ok();
     let pid = b.pid(&b.id);
+    let out = b.rt(&["delete", &b.id]).failed();
+    assert!(out.stderr.contains("created"), "{out:?}");
+    assert!(out.stderr.contains("--force"), "{out:?}");
+    // No effect: still created, its init alive, and it can still be started.
+    assert_eq!(b.status(&b.id), "created");
+    assert!(alive(pid));
+    assert!(!leftover_cgroups(&b.id).is_empty());
+    b.start(&b.id).ok();
+    assert!(wait_until(WAIT, || host.join("ran").exists()));
+    b.wait_status(&b.id, "stopped");
     b.rt(&["delete", &b.id]).ok();
-    assert!(!alive(pid));
-    assert!(!b.state_dir_exists(&b.id));
-    assert!(leftover_cgroups(&b.id).is_empty());
+
+    // --force kills a created container and removes it.
+    let id2 = format!("{}-2", b.id);
+    b.create(&id2).ok();
+    let pid2 = b.pid(&id2);
+    b.rt(&["delete", "--force", &id2]).ok();
+    assert!(!alive(pid2));
+    assert!(!b.state_dir_exists(&id2));
+    assert!(leftover_cgroups(&id2).is_empty());
 }
 
 #[test]
@@ -287,4 +307,89 @@ fn run_detach_returns_with_the_container_running() {
         .find(|p| !p.is_empty())
         .unwrap();
     assert!(procs.lines().any(|l| l == pid.to_string()), "{procs}");
+}
+
+/// Run `sh -c SCRIPT` on the host as nobody (uid and gid 65534, no groups, no capabilities:
+/// setpriv execs the shell, which drops them as a non-root uid).
+fn as_nobody(script: &str) -> common::Out {
+    common::run_cmd(std::process::Command::new("setpriv").args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]))
+}
+
+#[test]
+fn the_state_root_is_private_even_if_an_older_version_made_it_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new("root-mode");
+    // As an older version left it: open to everybody.
+    fs::create_dir_all(&b.state_root).unwrap();
+    fs::set_permissions(&b.state_root, fs::Permissions::from_mode(0o755)).unwrap();
+    // The test's directory must not be what keeps nobody out.
+    fs::set_permissions(&b.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let id = b.id.clone();
+    detached_sleeper(&mut b, &id);
+
+    let mode = |p: &Path| {
+        format!(
+            "{:o}",
+            fs::metadata(p).unwrap().permissions().mode() & 0o7777
+        )
+    };
+    assert_eq!(mode(&b.state_root), "700", "{}", b.state_root.display());
+    let cdir = b.state_root.join(&id);
+    assert_eq!(mode(&cdir), "700", "{}", cdir.display());
+    let state = cdir.join("state.json");
+    assert!(state.exists());
+
+    // Control: nobody can read a world-readable file next to the root.
+    let probe = b.dir.join("probe");
+    fs::write(&probe, "visible\n").unwrap();
+    fs::set_permissions(&probe, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = as_nobody(&format!("cat {}", probe.display())).ok();
+    assert_eq!(out.stdout, "visible\n");
+
+    let out = as_nobody(&format!("ls {}", b.state_root.display())).failed();
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    assert!(!out.stdout.contains(&id), "{out:?}");
+    let out = as_nobody(&format!("cat {}", state.display())).failed();
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    assert!(!out.stdout.contains(&id), "{out:?}");
+}
+
+#[test]
+fn a_new_state_root_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new("root-mode-new");
+    let id = b.id.clone();
+    assert!(!b.state_root.exists());
+    detached_sleeper(&mut b, &id);
+    let mode = |p: &Path| {
+        format!(
+            "{:o}",
+            fs::metadata(p).unwrap().permissions().mode() & 0o7777
+        )
+    };
+    assert_eq!(mode(&b.state_root), "700");
+    assert_eq!(mode(&b.state_root.join(&id)), "700");
+}
+
+#[test]
+fn a_shared_directory_is_refused_as_state_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new("root-shared");
+    // Like /tmp: world-writable and sticky. It must not be made private.
+    fs::create_dir_all(&b.state_root).unwrap();
+    fs::set_permissions(&b.state_root, fs::Permissions::from_mode(0o1777)).unwrap();
+    b.args(&["true"]);
+    let out = b.create(&b.id).failed();
+    assert!(out.stderr.contains("shared directory"), "{out:?}");
+    let mode = fs::metadata(&b.state_root).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(format!("{mode:o}"), "1777");
+    assert!(!b.state_dir_exists(&b.id));
 }

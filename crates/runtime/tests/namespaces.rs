@@ -313,3 +313,98 @@ fn idmapped_mount_needs_both_mappings() {
         "{out:?}"
     );
 }
+
+/// A config that lists no namespaces at all: the container runs in the host's (OCI: a type not
+/// listed is the runtime's), enters its rootfs with chroot, and the mounts of its config, made
+/// in the host's mount namespace, are all gone after `delete` (and after `run`).
+fn no_namespaces(name: &str) -> Bundle {
+    let mut b = Bundle::new(name);
+    b.cfg["linux"]["namespaces"] = json!([]);
+    // A hostname needs a UTS namespace.
+    b.cfg.as_object_mut().unwrap().remove("hostname");
+    b
+}
+
+#[test]
+fn no_namespaces_runs_in_the_hosts_and_run_leaves_no_mount() {
+    let mut b = no_namespaces("ns-none-run");
+    b.sh(
+        "for n in pid mnt net ipc uts user cgroup; do readlink /proc/self/ns/$n; done; \
+          head -n 1 /etc/passwd; test -x /bin/busybox && echo in-rootfs; \
+          grep -c . /proc/self/mountinfo >/dev/null && echo proc-ok; \
+          test -c /dev/null && echo dev-ok; echo hello",
+    );
+    let out = b.run().ok();
+    let want: String = ["pid", "mnt", "net", "ipc", "uts", "user", "cgroup"]
+        .iter()
+        .map(|n| format!("{}\n", host_ns(n)))
+        .collect();
+    assert_eq!(
+        out.stdout,
+        format!("{want}root:x:0:0:root:/root:/bin/sh\nin-rootfs\nproc-ok\ndev-ok\nhello\n"),
+        "{out:?}"
+    );
+    assert_eq!(common::mounts_at_or_below(&b.rootfs), Vec::<String>::new());
+    assert!(!b.state_dir_exists(&b.id));
+}
+
+#[test]
+fn no_namespaces_delete_unmounts_every_mount_of_the_config() {
+    let mut b = no_namespaces("ns-none-delete");
+    let shared = b.host_dir("shared");
+    b.bind(&shared, "/shared", &[]);
+    b.sh("readlink /proc/self/ns/pid > /shared/pid; exec sleep 100");
+    let id = b.id.clone();
+    b.create(&id).ok();
+    b.start(&id).ok();
+    assert!(wait_until(WAIT, || fs::read_to_string(shared.join("pid"))
+        .is_ok_and(|s| s.ends_with('\n'))));
+    assert_eq!(
+        fs::read_to_string(shared.join("pid")).unwrap().trim(),
+        host_ns("pid")
+    );
+    // The config's mounts are on the host while it runs: the rootfs bind, proc, dev, sys,
+    // cgroups, the bind of /shared, masked and read-only paths.
+    let during = common::mounts_at_or_below(&b.rootfs);
+    let rootfs = fs::canonicalize(&b.rootfs).unwrap();
+    for sub in ["", "/proc", "/dev", "/dev/pts", "/sys", "/shared"] {
+        let p = format!("{}{sub}", rootfs.display());
+        assert!(during.contains(&p), "{p} is not mounted: {during:#?}");
+    }
+    // exec enters the container's root, in the host's pid namespace.
+    let out = b
+        .rt(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "head -n 1 /etc/passwd; readlink /proc/self/ns/pid",
+        ])
+        .ok();
+    assert_eq!(
+        out.stdout,
+        format!("root:x:0:0:root:/root:/bin/sh\n{}\n", host_ns("pid"))
+    );
+
+    b.rt(&["kill", &id, "KILL"]).ok();
+    b.wait_status(&id, "stopped");
+    b.rt(&["delete", &id]).ok();
+    assert_eq!(common::mounts_at_or_below(&b.rootfs), Vec::<String>::new());
+    assert!(!b.state_dir_exists(&id));
+}
+
+#[test]
+fn no_namespaces_failed_create_leaves_no_mount() {
+    let mut b = no_namespaces("ns-none-fail");
+    // After proc, dev, sys and the rest are mounted, a bind of a missing source fails.
+    let missing = b.dir.join("missing");
+    b.bind(&missing, "/missing", &[]);
+    let out = b.create(&b.id).failed();
+    assert!(
+        out.stderr.contains("(bind on /missing): bind source")
+            && out.stderr.contains("does not exist"),
+        "{out:?}"
+    );
+    assert_eq!(common::mounts_at_or_below(&b.rootfs), Vec::<String>::new());
+    assert!(!b.state_dir_exists(&b.id));
+}

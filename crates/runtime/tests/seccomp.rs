@@ -2,10 +2,10 @@
 //! custom profiles with errnoRet and argument filters, SCMP_ACT_NOTIFY with a listener, and
 //! `exec` getting the container's profile.
 //!
-//! Some checks need exact syscalls busybox does not make (keyctl, clone3, socket(AF_VSOCK)):
-//! for those the container runs this test binary itself (`/probe`, with the host's /usr mounted
-//! read-only for its libraries) as [`zz_probe_helper`], which makes the syscalls named in
-//! $BERTH_PROBE and prints `PROBE name=errno` lines (0 for success).
+//! Some checks need exact syscalls busybox does not make (keyctl, clone3, socket(AF_VSOCK),
+//! io_uring_setup): for those the container runs this test binary itself (`/probe`, with the
+//! host's /usr mounted read-only for its libraries) as [`zz_probe_helper`], which makes the
+//! syscalls named in $BERTH_PROBE and prints `PROBE name=errno` lines (0 for success).
 
 mod common;
 
@@ -152,6 +152,13 @@ fn zz_probe_helper() {
                     }
                     "unshare_user" => libc::unshare(libc::CLONE_NEWUSER) as libc::c_long,
                     "socket_vsock" => libc::socket(40, libc::SOCK_STREAM, 0) as libc::c_long,
+                    // AF_ALG (EAFNOSUPPORT if the kernel sees it and has no AF_ALG).
+                    "socket_alg" => libc::socket(38, libc::SOCK_SEQPACKET, 0) as libc::c_long,
+                    // A ring of one entry; io_uring_params is 120 bytes, zero for defaults.
+                    "io_uring_setup" => {
+                        let mut params = [0u8; 120];
+                        libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr())
+                    }
                     "socket_unix" => {
                         libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) as libc::c_long
                     }
@@ -281,7 +288,9 @@ fn docker_profile_syscall_by_syscall() {
         "clone_plain",
         "unshare_user",
         "socket_vsock",
+        "socket_alg",
         "socket_unix",
+        "io_uring_setup",
         "personality_query",
         "personality_linux32",
         "personality_norandom",
@@ -300,7 +309,10 @@ fn docker_profile_syscall_by_syscall() {
         ("clone_plain", 0),
         ("unshare_user", libc::EPERM),
         ("socket_vsock", libc::EPERM),
+        ("socket_alg", libc::EPERM),
         ("socket_unix", 0),
+        // Docker 25 and later block io_uring.
+        ("io_uring_setup", libc::EPERM),
         ("personality_query", 0),
         ("personality_linux32", 0),
         ("personality_norandom", libc::EPERM),
@@ -319,9 +331,18 @@ fn docker_profile_syscall_by_syscall() {
     c.cfg["root"]["readonly"] = json!(false);
     probe(
         &mut c,
-        &["keyctl", "clone3", "reboot", "personality_norandom"],
+        &[
+            "keyctl",
+            "clone3",
+            "reboot",
+            "personality_norandom",
+            "io_uring_setup",
+            "socket_alg",
+        ],
     );
     let got = probed(&c.run().ok());
+    assert_eq!(got["io_uring_setup"], 0, "{got:?}");
+    assert_ne!(got["socket_alg"], libc::EPERM, "{got:?}");
     assert_eq!(got["clone3"], libc::EINVAL, "{got:?}");
     assert_eq!(got["reboot"], libc::EINVAL, "{got:?}");
     assert_eq!(got["personality_norandom"], 0, "{got:?}");

@@ -123,7 +123,7 @@ fn rule(d: &LinuxDeviceCgroup) -> Result<Rule> {
         LinuxDeviceType::P => {
             return Err(Error::Invalid {
                 field: "devices.type",
-                reason: "\"p\" (fifo) is not a device cgroup type".into(),
+                reason: "\"p\" (fifo) is not a device cgroup type: use a, b or c".into(),
             });
         }
     };

@@ -3,7 +3,8 @@
 //! The parent joins the container's pid and time namespaces for its children, forks the new
 //! process into the container's cgroup (as `create` does its init: cloned into the cgroup2 part,
 //! joining the v1 hierarchies itself), which joins the user namespace first and then the others
-//! (mount last, which puts it at the container's root), waits until the parent has added it to
+//! (mount last, which puts it at the container's root; a container without a mount namespace is
+//! entered by chroot into its init's root), waits until the parent has added it to
 //! whatever part of the cgroup it could not join itself, joins the cgroup namespace, and then
 //! goes through the same process setup as the init (cwd, rlimits, user, capabilities,
 //! no_new_privs) before it execs. Without `--detach` the parent waits and
@@ -193,6 +194,19 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
         .context("the saved seccomp profile")?;
     let cg = berth_cgroups::manager(s.cgroups_path.as_deref(), &s.id)?;
     let nss = namespaces_of(s.pid)?;
+    // A container without a mount namespace of its own is in ours, chrooted into its rootfs:
+    // the process goes into the init's root directory instead of joining a namespace.
+    let chroot_to: Option<OwnedFd> = if nss.iter().any(|(f, _)| *f == libc::CLONE_NEWNS) {
+        None
+    } else {
+        let p = format!("/proc/{}/root", s.pid);
+        let f = File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&p)
+            .with_context(|| format!("open the container's root {p}"))?;
+        Some(f.into())
+    };
     // pid and time namespaces apply to our children: join them here.
     let mut child_nss = Vec::new();
     for (flag, fd) in nss {
@@ -259,6 +273,15 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
                 }
                 sys::setns(fd.as_raw_fd(), *flag)
                     .with_context(|| format!("join the container's namespace {flag:#x}"))?;
+            }
+            if let Some(root) = &chroot_to {
+                // SAFETY: fchdir on a descriptor we own.
+                sys::check(unsafe { libc::fchdir(root.as_raw_fd()) })
+                    .context("enter the container's root (it has no mount namespace)")?;
+                // SAFETY: a valid C string.
+                sys::check(unsafe { libc::chroot(c".".as_ptr()) })
+                    .context("chroot into the container's root (it has no mount namespace)")?;
+                std::env::set_current_dir("/")?;
             }
             let (state, my_pid) = match sync.recv()? {
                 Some(Msg::Proceed(p)) => {

@@ -178,6 +178,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             let _ = e;
             let dir = root.join(id);
             remove_orphan_cgroup(&dir, id)?;
+            crate::hostmounts::unmount_new(&dir)?;
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)
                     .with_context(|| format!("remove {}", dir.display()))?;
@@ -186,14 +187,21 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
+    // Only a stopped container is deleted without --force, a created one included, as the OCI
+    // runtime spec says ("deleting a container that is not stopped MUST have no effect on the
+    // container and MUST generate an error"); runc kills a created container instead. Nobody
+    // we know of depends on runc's way: podman (libpod's DeleteContainer) and the berth engine
+    // always pass --force; containerd's shim (go-runc Delete without Force from its created
+    // state's Delete) only gets there after containerd's client has killed the task and seen it
+    // exit (task.Delete refuses a created task with a pid unless WithProcessKill), and its
+    // cleanup paths (shim delete, the manager's Stop) use --force.
     let status = c.status();
     match status {
         Status::Stopped => {}
-        Status::Created => kill_and_wait(&c)?,
-        s if force => {
-            let _ = s;
-            kill_and_wait(&c)?
-        }
+        _ if force => kill_and_wait(&c)?,
+        Status::Created => bail!(
+            "cannot delete container {id} that is created (its process has not been started): start and stop it, kill it first, or use --force"
+        ),
         s => bail!(
             "cannot delete container {id} that is {}: stop it first or use --force",
             s.as_str()
@@ -248,12 +256,14 @@ fn kill_and_wait(c: &Container) -> Result<()> {
     Ok(())
 }
 
-/// Remove the cgroup (once every process is gone) and the state directory.
+/// Remove the cgroup (once every process is gone), what the container mounted in the host's
+/// mount namespace (when it had none of its own), and the state directory.
 fn destroy(c: &Container) -> Result<()> {
     let s = c.saved();
     let cg = berth_cgroups::manager(s.cgroups_path.as_deref(), &s.id)?;
     kill_until_empty(cg.as_ref(), &s.id)?;
     cg.destroy().context("remove the container's cgroup")?;
+    crate::hostmounts::unmount_new(&c.dir)?;
     c.remove_dir()?;
     if let Some(h) = saved_hooks(c) {
         let state = hooks::state_json(&s.id, "stopped", 0, &s.bundle, &s.annotations);
@@ -268,6 +278,9 @@ fn destroy(c: &Container) -> Result<()> {
 
 /// `list [--format table|json] [--quiet]`.
 pub fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
+    if root.exists() {
+        crate::state::secure_root(root)?;
+    }
     let mut ids: Vec<String> = match std::fs::read_dir(root) {
         Ok(rd) => rd
             .flatten()

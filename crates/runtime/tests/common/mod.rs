@@ -351,6 +351,16 @@ impl Drop for Bundle {
                 let _ = self.rt(&[OsStr::new("delete"), OsStr::new("--force"), &id]);
             }
         }
+        // A container without a mount namespace mounts in ours: never walk into mounts (host
+        // binds, proc, sysfs) that a failed test left behind.
+        let left = mounts_at_or_below(&self.dir);
+        if !left.is_empty() {
+            eprintln!(
+                "{}: not removed, mounts are left under it: {left:?}",
+                self.dir.display()
+            );
+            return;
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
@@ -444,4 +454,22 @@ pub fn recv_with_fds(sock: RawFd) -> (Vec<u8>, Vec<OwnedFd>) {
         }
     }
     (buf, fds)
+}
+
+/// Mount points at or below `dir` (canonicalised) in this process's mount namespace, from
+/// /proc/self/mountinfo (octal escapes decoded).
+pub fn mounts_at_or_below(dir: &Path) -> Vec<String> {
+    let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|mp| {
+            mp.replace("\\040", " ")
+                .replace("\\011", "\t")
+                .replace("\\012", "\n")
+                .replace("\\134", "\\")
+        })
+        .filter(|mp| Path::new(mp).starts_with(&dir))
+        .collect()
 }
