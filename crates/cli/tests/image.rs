@@ -474,3 +474,33 @@ fn load_and_import_refuse_a_truncated_or_hostile_layer_by_its_digest() {
         .collect();
     assert_eq!(layers.len(), 1, "{layers:?}");
 }
+
+#[test]
+fn a_pull_of_a_corrupt_or_hostile_layer_fails_and_names_no_image() {
+    let reg = TestRegistry::start(None);
+    let work = tempfile::tempdir().unwrap();
+    let b = Berth::new();
+    for (what, layer) in [("corrupt", truncated_layer()), ("unsafe", hostile_layer())] {
+        // skopeo pushes the layer gzipped: the registry serves what its digest says.
+        let archive = work.path().join(format!("{what}.tar"));
+        docker_archive(&archive, &format!("example.com/{what}:1"), &layer);
+        let remote = format!("{}/bad/{what}:1", reg.addr);
+        let out = Command::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("docker-archive:{}", archive.display()))
+            .arg(format!("docker://{remote}"))
+            .output()
+            .expect("skopeo not found: apt-get install skopeo");
+        assert!(out.status.success(), "skopeo: {out:?}");
+        let err = b.fails(&["pull", &remote]);
+        assert!(
+            err.contains("layer sha256:") && err.contains(&format!("of image {remote} is {what}")),
+            "{err}"
+        );
+        assert_eq!(b.ok(&["images", "-q"]).trim(), "", "no image is named");
+        assert!(b.fails(&["image", "inspect", &remote]).contains(&remote));
+    }
+    // What the pulls fetched goes with prune.
+    b.ok(&["image", "prune", "-a", "-f"]);
+    assert_nothing_left(&b);
+}

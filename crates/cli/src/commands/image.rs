@@ -383,11 +383,7 @@ fn pull(store: &Store, a: &PullArgs) -> Result<u8> {
     let progress = progress::for_terminal(a.quiet);
     let pulled = registry::pull(store, &reference, &opts, progress.as_ref())
         .with_context(|| format!("pull {}", familiar_name(&reference)))?;
-    // As Docker (containerd) does: the layers are unpacked now, not at the first `run`.
-    let mut image = Image::load(store, &pulled.manifest)?;
-    image.name = Some(reference.clone());
-    // A bad layer's error names it and the image.
-    Snapshotter::new(store, SnapshotMode::detect()).unpack(&image)?;
+    // registry::pull unpacked the layers before naming the image, as Docker does.
     if !a.quiet {
         writeln!(out, "Digest: {}", pulled.digest)?;
         if pulled.fetched == 0 && before.as_ref() == Some(&pulled.manifest) {

@@ -149,7 +149,12 @@ pub fn pull(
         Some(manifest_data.len() as u64),
         &manifest_data[..],
     )?;
-    Image::load(store, &manifest_digest)?;
+    // As Docker (containerd) does, the layers are unpacked before the image is named: a
+    // corrupt or hostile layer fails the pull (naming the layer and the image) and leaves no
+    // image behind, only unnamed blobs for prune.
+    let mut image = Image::load(store, &manifest_digest)?;
+    image.name = Some(reference.clone());
+    crate::Snapshotter::new(store, crate::SnapshotMode::detect()).unpack(&image)?;
     // A reference by index digest keeps the (verified) index, so that the name resolves.
     if reference.digest().is_some_and(|d| d != &manifest_digest) {
         store.ingest(&top, Some(index_data.len() as u64), &index_data[..])?;
