@@ -97,6 +97,44 @@ pub fn apply_docker_profile_for(spec: &mut Value, caps: &[&str]) {
     spec["process"]["capabilities"] =
         json!({"bounding": caps, "effective": caps, "permitted": caps});
     spec["linux"]["seccomp"] = crate::profile::docker_seccomp(caps);
+    spec["linux"]["maskedPaths"] = json!(docker_masked_paths());
+}
+
+/// Docker's masked paths (moby's `oci.DefaultLinuxSpec`): runc's list plus `/proc/interrupts`
+/// (GHSA-6fw5-f8r9-fgfm) and each CPU's `thermal_throttle` directory where the host has one
+/// (its counters leak what other tenants run, GHSA-jq35-85cj-fj4p).
+fn docker_masked_paths() -> Vec<String> {
+    let mut paths: Vec<String> = [
+        "/proc/asound",
+        "/proc/acpi",
+        "/proc/interrupts",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    ]
+    .map(String::from)
+    .to_vec();
+    if let Ok(rd) = std::fs::read_dir("/sys/devices/system/cpu") {
+        let mut cpus: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n.strip_prefix("cpu")
+                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .map(|n| format!("/sys/devices/system/cpu/{n}/thermal_throttle"))
+            .filter(|p| std::path::Path::new(p).is_dir())
+            .collect();
+        cpus.sort();
+        paths.extend(cpus);
+    }
+    paths
 }
 
 /// The default config with Docker's default security profile.
@@ -159,10 +197,18 @@ mod tests {
         assert_eq!(caps["bounding"], caps["permitted"]);
         assert!(caps.get("ambient").is_none() && caps.get("inheritable").is_none());
         assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        // Docker's masked paths: runc's and /proc/interrupts.
+        let masked = spec["linux"]["maskedPaths"].as_array().unwrap();
+        assert!(masked.contains(&json!("/proc/interrupts")));
+        let plain = default_spec(false);
+        for p in plain["linux"]["maskedPaths"].as_array().unwrap() {
+            assert!(masked.contains(p), "{p}");
+        }
         // Everything else is the plain config's.
-        let mut plain = default_spec(false);
+        let mut plain = plain;
         plain["process"]["capabilities"] = caps.clone();
         plain["linux"]["seccomp"] = spec["linux"]["seccomp"].clone();
-        assert_eq!(plain, spec);
+        plain["linux"]["maskedPaths"] = spec["linux"]["maskedPaths"].clone();
+        assert!(plain == spec, "only caps, seccomp and masked paths differ");
     }
 }
