@@ -30,12 +30,17 @@ fn pull_missing_image(_engine: &Engine, name: &str) -> Result<Image> {
     Err(Error::ImageNotFound(name.to_string()))
 }
 
-/// Loads the image named `name`, or fails with "image not found".
-pub(crate) fn find_image(engine: &Engine, name: &str) -> Result<(Reference, Image)> {
-    let r = Reference::parse(name)?;
-    match Image::by_name(&engine.images, &r) {
-        Ok(i) => Ok((r, i)),
-        Err(berth_image::Error::ImageNotFound(_)) => Ok((r, pull_missing_image(engine, name)?)),
+/// Loads the image `name` names (a name, a full or short image ID, or a manifest digest:
+/// [`berth_image::Store::find_image`], the look-up `rmi` and `inspect` use too), or fails with
+/// "image not found".
+pub(crate) fn find_image(engine: &Engine, name: &str) -> Result<Image> {
+    match engine.images.find_image_loaded(name) {
+        Ok(i) => Ok(i),
+        Err(berth_image::Error::ImageNotFound(_)) => {
+            // A name that is not even a valid reference says so.
+            Reference::parse(name)?;
+            pull_missing_image(engine, name)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -428,7 +433,7 @@ fn env_flag(env: &mut Vec<String>, e: &str) {
 impl Engine {
     /// Creates a container (`berth create`): returns its ID. Nothing runs yet.
     pub fn create(&self, o: &CreateOptions) -> Result<String> {
-        let (_, image) = find_image(self, &o.image)?;
+        let image = find_image(self, &o.image)?;
         let id = crate::util::random_hex(32);
         let _all = self.containers.lock_all()?;
         let name = match &o.name {

@@ -17,6 +17,7 @@ mod changes;
 mod commit;
 mod cp;
 mod create;
+mod disk;
 mod error;
 mod events;
 mod logs;
@@ -44,6 +45,10 @@ pub use berth_network::{
 };
 pub use changes::{Change, ChangeKind};
 pub use create::{nano_cpus, parse_restart_policy};
+pub use disk::{
+    API_VERSION, ContainerUsage, DiskUsage, ImagePruneReport, ImageUsage, Info, MIN_API_VERSION,
+    SystemPruneReport, UsageSummary, VolumeUsage,
+};
 pub use error::{Error, Result};
 pub use events::{Actor, Event, EventFilter, EventLog, EventQuery};
 pub use logs::{LogEntry, LogOptions};

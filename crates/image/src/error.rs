@@ -57,6 +57,9 @@ pub enum Error {
     /// No image is known under this name.
     #[error("image {0} not found")]
     ImageNotFound(String),
+    /// A short image ID matches more than one image.
+    #[error("image ID {0:?} is ambiguous: give more digits")]
+    AmbiguousImage(String),
     /// A JSON document (manifest, config, index, ...) could not be read or written.
     #[error("{what}: {error}")]
     Json {

@@ -53,6 +53,6 @@ pub use image::{
     Platform, is_index, is_layer, is_manifest,
 };
 pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, Reference};
-pub use snapshot::{Mount, SnapshotMode, Snapshotter};
-pub use store::{DEFAULT_ROOT, Lease, Store};
+pub use snapshot::{HistoryEntry, Mount, SnapshotMode, Snapshotter};
+pub use store::{DEFAULT_ROOT, FoundImage, Lease, Store};
 pub use unpack::unpack_layer;

@@ -37,6 +37,21 @@ pub struct Mount {
     pub options: Vec<String>,
 }
 
+/// One step of an image's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// When (RFC 3339), if recorded.
+    pub created: Option<String>,
+    /// The instruction that made it (`/bin/sh -c #(nop) CMD ["sh"]`, `RUN ...`).
+    pub created_by: String,
+    /// Its comment.
+    pub comment: String,
+    /// Bytes of the layer it made (0 when it made none).
+    pub size: u64,
+    /// It made no layer (ENV, CMD, ...).
+    pub empty_layer: bool,
+}
+
 /// How container snapshots are made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -195,6 +210,67 @@ impl Snapshotter {
             let n: u64 = fs::read_to_string(path).ok()?.trim().parse().ok()?;
             Some(sum + n)
         })
+    }
+
+    /// A layer's unpacked size (the file bytes recorded at unpack), if it is unpacked.
+    pub fn layer_size(&self, chain_id: &Digest) -> Option<u64> {
+        fs::read_to_string(self.store.sizes_dir().join(chain_id.hex()))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The image's size as `images` shows it: [`Snapshotter::unpacked_size`], else (an image
+    /// not unpacked yet) the size of its compressed layers.
+    pub fn image_size(&self, image: &Image) -> u64 {
+        self.unpacked_size(image)
+            .unwrap_or_else(|| image.layers.iter().map(|l| l.size).sum())
+    }
+
+    /// One layer's size as [`Snapshotter::image_size`] counts it.
+    pub fn layer_size_or_compressed(&self, layer: &crate::image::Layer) -> u64 {
+        self.layer_size(&layer.chain_id).unwrap_or(layer.size)
+    }
+
+    /// The image's history as `history` shows it, newest first: each config history entry
+    /// with the size of the layer it made (0 for an `empty_layer` entry). An image without
+    /// history gets one entry per layer.
+    pub fn history(&self, image: &Image) -> Vec<HistoryEntry> {
+        let mut layers = image.layers.iter();
+        let mut out: Vec<HistoryEntry> = Vec::new();
+        if let Some(h) = image.config.history() {
+            for e in h {
+                let empty = e.empty_layer().unwrap_or(false);
+                let size = if empty {
+                    0
+                } else {
+                    layers
+                        .next()
+                        .map(|l| self.layer_size_or_compressed(l))
+                        .unwrap_or(0)
+                };
+                out.push(HistoryEntry {
+                    created: e.created().clone(),
+                    created_by: e.created_by().clone().unwrap_or_default(),
+                    comment: e.comment().clone().unwrap_or_default(),
+                    size,
+                    empty_layer: empty,
+                });
+            }
+        }
+        // Layers the history does not account for.
+        for l in layers {
+            out.push(HistoryEntry {
+                created: None,
+                created_by: String::new(),
+                comment: String::new(),
+                size: self.layer_size_or_compressed(l),
+                empty_layer: false,
+            });
+        }
+        out.reverse();
+        out
     }
 
     fn container_dir(&self, key: &str) -> Result<PathBuf> {

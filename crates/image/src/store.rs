@@ -412,3 +412,83 @@ impl Store {
         Ok(self.read_index()?.names)
     }
 }
+
+/// An image found by [`Store::find_image`].
+#[derive(Clone, Debug)]
+pub struct FoundImage {
+    /// Its manifest digest.
+    pub manifest: Digest,
+    /// The names pointing at it.
+    pub names: Vec<Reference>,
+    /// The name it was found by, when found by name.
+    pub by_name: Option<Reference>,
+}
+
+impl Store {
+    /// The one image look-up every front end uses: by name (`busybox`, `busybox:1`,
+    /// `repo@sha256:...`), by full or short ID (the config digest, as Docker's image IDs,
+    /// with or without `sha256:`), or by manifest digest. A short ID matching two images is
+    /// [`Error::AmbiguousImage`]; nothing found is [`Error::ImageNotFound`].
+    pub fn find_image(&self, text: &str) -> Result<FoundImage> {
+        let names = self.names()?;
+        let names_of = |manifest: &Digest| -> Vec<Reference> {
+            names
+                .iter()
+                .filter(|(_, d)| *d == manifest)
+                .filter_map(|(n, _)| Reference::parse(n).ok())
+                .collect()
+        };
+        if let Ok(r) = Reference::parse(text) {
+            match self.resolve(&r) {
+                Ok(manifest) => {
+                    return Ok(FoundImage {
+                        names: names_of(&manifest),
+                        manifest,
+                        by_name: Some(r),
+                    });
+                }
+                Err(Error::ImageNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let hex = text.strip_prefix("sha256:").unwrap_or(text);
+        if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hex = hex.to_ascii_lowercase();
+            let mut hits: Vec<Digest> = Vec::new();
+            for manifest in names.values() {
+                if hits.contains(manifest) {
+                    continue;
+                }
+                let config = crate::Image::load(self, manifest)
+                    .map(|i| i.config_digest)
+                    .ok();
+                if manifest.hex().starts_with(&hex)
+                    || config.is_some_and(|c| c.hex().starts_with(&hex))
+                {
+                    hits.push(manifest.clone());
+                }
+            }
+            match hits.as_slice() {
+                [one] => {
+                    return Ok(FoundImage {
+                        names: names_of(one),
+                        manifest: one.clone(),
+                        by_name: None,
+                    });
+                }
+                [] => {}
+                _ => return Err(Error::AmbiguousImage(text.to_string())),
+            }
+        }
+        Err(Error::ImageNotFound(text.to_string()))
+    }
+
+    /// [`Store::find_image`], loaded, with its name set to the one it was found by (else its
+    /// first name).
+    pub fn find_image_loaded(&self, text: &str) -> Result<crate::Image> {
+        let found = self.find_image(text)?;
+        let mut image = crate::Image::load(self, &found.manifest)?;
+        image.name = found.by_name.or_else(|| found.names.first().cloned());
+        Ok(image)
+    }
+}

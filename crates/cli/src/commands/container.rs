@@ -42,8 +42,8 @@ pub enum ContainerCommand {
         #[arg(required = true)]
         containers: Vec<String>,
     },
-    /// List containers.
-    #[command(alias = "ls")]
+    /// List containers (`container ls`).
+    #[command(alias = "ls", alias = "list")]
     Ps(ps::PsArgs),
     /// Fetch the logs of a container.
     Logs {

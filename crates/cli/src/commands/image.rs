@@ -52,6 +52,8 @@ pub enum ImageCommand {
 #[derive(Subcommand, Debug)]
 pub enum ImageSub {
     /// Display detailed information on one or more images.
+    /// Show the history of an image (as `berth history`).
+    History(super::system::HistoryArgs),
     Inspect(InspectArgs),
     /// Remove unused images and blobs.
     Prune(PruneArgs),
@@ -265,7 +267,8 @@ pub fn run(cli: &Cli, cmd: &ImageCommand) -> Result<u8> {
         ImageCommand::Load(a) | ImageCommand::Image(ImageSub::Load(a)) => load(&store()?, a),
         ImageCommand::Import(a) | ImageCommand::Image(ImageSub::Import(a)) => import(&store()?, a),
         ImageCommand::Image(ImageSub::Inspect(a)) => inspect(&store()?, a),
-        ImageCommand::Image(ImageSub::Prune(a)) => prune(&store()?, a),
+        ImageCommand::Image(ImageSub::History(a)) => super::system::history_command(cli, a),
+        ImageCommand::Image(ImageSub::Prune(a)) => prune(cli, a),
         ImageCommand::Login(a) => login(a),
         ImageCommand::Logout(a) => logout(a),
     }
@@ -284,62 +287,13 @@ fn parse_ref(s: &str) -> Result<Reference> {
 }
 
 /// An image in the store, found by name, full or short ID (config digest, as Docker's IDs),
-/// or manifest digest.
-struct Found {
-    manifest: Digest,
-    /// The names pointing at it.
-    names: Vec<Reference>,
-    /// The name it was found by, when found by name.
-    by_name: Option<Reference>,
-}
-
-fn find_image(store: &Store, text: &str) -> Result<Found> {
-    let names = store.names()?;
-    let names_of = |manifest: &Digest| -> Vec<Reference> {
-        names
-            .iter()
-            .filter(|(_, d)| *d == manifest)
-            .filter_map(|(n, _)| Reference::parse(n).ok())
-            .collect()
-    };
-    if let Ok(r) = Reference::parse(text) {
-        match store.resolve(&r) {
-            Ok(manifest) => {
-                return Ok(Found {
-                    names: names_of(&manifest),
-                    manifest,
-                    by_name: Some(r),
-                });
-            }
-            Err(Error::ImageNotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+/// or manifest digest: berth-image's one look-up, with the CLI's message when nothing is found.
+fn find_image(store: &Store, text: &str) -> Result<berth_image::FoundImage> {
+    match store.find_image(text) {
+        Ok(f) => Ok(f),
+        Err(Error::ImageNotFound(_)) => bail!("{}", not_found(text)),
+        Err(e) => Err(e.into()),
     }
-    let hex = text.strip_prefix("sha256:").unwrap_or(text);
-    if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut hits: Vec<Digest> = Vec::new();
-        for manifest in names.values() {
-            if hits.contains(manifest) {
-                continue;
-            }
-            let config = Image::load(store, manifest).map(|i| i.config_digest).ok();
-            if manifest.hex().starts_with(hex) || config.is_some_and(|c| c.hex().starts_with(hex)) {
-                hits.push(manifest.clone());
-            }
-        }
-        match hits.as_slice() {
-            [one] => {
-                return Ok(Found {
-                    names: names_of(one),
-                    manifest: one.clone(),
-                    by_name: None,
-                });
-            }
-            [] => {}
-            _ => bail!("image ID {text:?} is ambiguous: give more digits"),
-        }
-    }
-    bail!("{}", not_found(text))
 }
 
 fn not_found(text: &str) -> String {
@@ -751,21 +705,13 @@ fn inspect(store: &Store, a: &InspectArgs) -> Result<u8> {
     Ok(if failed { 1 } else { 0 })
 }
 
-fn prune(store: &Store, a: &PruneArgs) -> Result<u8> {
+fn prune(cli: &Cli, a: &PruneArgs) -> Result<u8> {
+    let report = super::container::engine(cli)?.prune_images(a.all)?;
     let mut out = io::stdout().lock();
-    if a.all {
-        let in_use = store.images_in_use()?;
-        for (name, manifest) in store.names()? {
-            if !in_use.contains(&manifest)
-                && let Ok(r) = Reference::parse(&name)
-            {
-                store.untag(&r)?;
-                writeln!(out, "untagged: {}", familiar_name(&r))?;
-            }
-        }
+    for n in &report.untagged {
+        writeln!(out, "untagged: {n}")?;
     }
-    let report = store.prune()?;
-    for d in &report.blobs {
+    for d in &report.deleted {
         writeln!(out, "deleted: {d}")?;
     }
     // Blobs, unpacked layers and what failed or killed writes left in tmp/.

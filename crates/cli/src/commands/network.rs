@@ -170,43 +170,43 @@ pub fn run(cli: &Cli, cmd: &NetworkCommand) -> anyhow::Result<u8> {
             e.serve_dns(network)?;
             Ok(0)
         }
-        NetworkCommand::Port { container, private } => {
-            let id = e.lookup(container)?;
-            let mut found = false;
-            for p in e.ports(&id)? {
-                let key = format!("{}/{}", p.container_port, p.proto);
-                if let Some(want) = private {
-                    let want = if want.contains('/') {
-                        want.clone()
-                    } else {
-                        format!("{want}/tcp")
-                    };
-                    if want != key {
-                        continue;
-                    }
-                    println!(
-                        "{}:{}",
-                        p.host_ip.map(|i| i.to_string()).unwrap_or("0.0.0.0".into()),
-                        p.host_port
-                    );
-                } else {
-                    println!(
-                        "{key} -> {}:{}",
-                        p.host_ip.map(|i| i.to_string()).unwrap_or("0.0.0.0".into()),
-                        p.host_port
-                    );
-                }
-                found = true;
-            }
-            if let Some(want) = private
-                && !found
-            {
-                anyhow::bail!("No public port '{want}' published for {container}");
-            }
-            Ok(0)
-        }
+        NetworkCommand::Port { container, private } => port(&e, container, private.as_deref()),
         NetworkCommand::Network { cmd } => sub(&e, cmd),
     }
+}
+
+/// `port CONTAINER [PRIVATE_PORT[/PROTO]]` (also `container port`).
+pub(crate) fn port(e: &Engine, container: &str, private: Option<&str>) -> anyhow::Result<u8> {
+    let id = e.lookup(container)?;
+    let mut found = false;
+    for p in e.ports(&id)? {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let host = format!(
+            "{}:{}",
+            p.host_ip.map(|i| i.to_string()).unwrap_or("0.0.0.0".into()),
+            p.host_port
+        );
+        if let Some(want) = private {
+            let want = if want.contains('/') {
+                want.to_string()
+            } else {
+                format!("{want}/tcp")
+            };
+            if want != key {
+                continue;
+            }
+            println!("{host}");
+        } else {
+            println!("{key} -> {host}");
+        }
+        found = true;
+    }
+    if let Some(want) = private
+        && !found
+    {
+        anyhow::bail!("No public port '{want}' published for {container}");
+    }
+    Ok(0)
 }
 
 fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
