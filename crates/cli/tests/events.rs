@@ -244,3 +244,52 @@ fn a_follower_sees_events_as_they_happen() {
     let _ = follower.wait();
     assert_eq!(seen, ["create", "attach", "start", "die", "destroy"]);
 }
+
+#[test]
+fn image_operations_are_events_and_rmi_spares_an_image_in_use() {
+    let b = Berth::new();
+    let t0 = now();
+    let name = format!("evimg/copy:{}", std::process::id());
+    b.ok(&["tag", IMAGE, &name]);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("img.tar");
+    b.ok(&["save", "-o", archive.to_str().unwrap(), &name]);
+    // A container made from it: removing its last name needs -f (as Docker).
+    let c = b
+        .ok(&["create", "--network", "none", &name, "true"])
+        .trim()
+        .to_string();
+    b.ok(&["rmi", IMAGE]);
+    let refused = b.run(&["rmi", &name]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("must force") && err.contains(&c[..12]),
+        "{err}"
+    );
+    b.ok(&["rm", &c]);
+    b.ok(&["rmi", &name]);
+    b.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let got = b.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &now(),
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let want = [
+        format!("tag {name}"),
+        format!("save {name}"),
+        format!("untag {IMAGE}"),
+        format!("untag {name}"),
+    ];
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(&lines[..4], want, "{got}");
+    assert!(lines[4].starts_with("delete sha256:"), "{got}");
+    assert_eq!(lines[5], format!("load {name}"), "{got}");
+    assert_eq!(lines.len(), 6, "{got}");
+}

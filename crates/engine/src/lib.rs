@@ -20,6 +20,7 @@ mod create;
 mod disk;
 mod error;
 mod events;
+mod images;
 mod logs;
 mod monitor;
 mod network;
@@ -51,6 +52,7 @@ pub use disk::{
 };
 pub use error::{Error, Result};
 pub use events::{Actor, Event, EventFilter, EventLog, EventQuery};
+pub use images::{ImageDeleted, LoadedImage};
 pub use logs::{LogEntry, LogOptions};
 pub use monitor::{Starting, pty_drain};
 pub use ops::{ContainerInfo, Stats};

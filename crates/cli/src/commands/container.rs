@@ -595,7 +595,8 @@ fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
 fn pull(e: &Engine, name: &str) -> anyhow::Result<()> {
     use berth_image::registry::{NoProgress, PullOptions};
     let r = berth_image::Reference::parse(name)?;
-    let pulled = berth_image::registry::pull(e.images(), &r, &PullOptions::default(), &NoProgress)
+    let pulled = e
+        .image_pull(&r, &PullOptions::default(), &NoProgress)
         .with_context(|| format!("pull {name}"))?;
     eprintln!("Digest: {}", pulled.digest);
     eprintln!("Status: Downloaded newer image for {}", pulled.name.name());

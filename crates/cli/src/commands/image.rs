@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
-use berth_image::archive::{self, familiar_name};
+use berth_image::archive::familiar_name;
 use berth_image::registry::{
     self, Credentials, DockerConfig, PullOptions, PushOptions, RegistryOptions,
 };
@@ -19,6 +19,7 @@ use clap::{Args, Subcommand};
 
 use super::container::format::write_table;
 use crate::Cli;
+use berth_engine::{Engine, ImageDeleted};
 
 /// Commands on images and registries.
 #[derive(Subcommand, Debug)]
@@ -257,15 +258,16 @@ pub fn run(cli: &Cli, cmd: &ImageCommand) -> Result<u8> {
         Store::new(&cli.root)
             .with_context(|| format!("open the image store {}", cli.root.display()))
     };
+    let engine = || super::container::engine(cli);
     match cmd {
-        ImageCommand::Pull(a) | ImageCommand::Image(ImageSub::Pull(a)) => pull(&store()?, a),
-        ImageCommand::Push(a) | ImageCommand::Image(ImageSub::Push(a)) => push(&store()?, a),
+        ImageCommand::Pull(a) | ImageCommand::Image(ImageSub::Pull(a)) => pull(&engine()?, a),
+        ImageCommand::Push(a) | ImageCommand::Image(ImageSub::Push(a)) => push(&engine()?, a),
         ImageCommand::Images(a) | ImageCommand::Image(ImageSub::Ls(a)) => images(&store()?, a),
-        ImageCommand::Rmi(a) | ImageCommand::Image(ImageSub::Rm(a)) => rmi(&store()?, a),
-        ImageCommand::Tag(a) | ImageCommand::Image(ImageSub::Tag(a)) => tag(&store()?, a),
-        ImageCommand::Save(a) | ImageCommand::Image(ImageSub::Save(a)) => save(&store()?, a),
-        ImageCommand::Load(a) | ImageCommand::Image(ImageSub::Load(a)) => load(&store()?, a),
-        ImageCommand::Import(a) | ImageCommand::Image(ImageSub::Import(a)) => import(&store()?, a),
+        ImageCommand::Rmi(a) | ImageCommand::Image(ImageSub::Rm(a)) => rmi(&engine()?, a),
+        ImageCommand::Tag(a) | ImageCommand::Image(ImageSub::Tag(a)) => tag(&engine()?, a),
+        ImageCommand::Save(a) | ImageCommand::Image(ImageSub::Save(a)) => save(&engine()?, a),
+        ImageCommand::Load(a) | ImageCommand::Image(ImageSub::Load(a)) => load(&engine()?, a),
+        ImageCommand::Import(a) | ImageCommand::Image(ImageSub::Import(a)) => import(&engine()?, a),
         ImageCommand::Image(ImageSub::Inspect(a)) => inspect(&store()?, a),
         ImageCommand::Image(ImageSub::History(a)) => super::system::history_command(cli, a),
         ImageCommand::Image(ImageSub::Prune(a)) => prune(cli, a),
@@ -312,7 +314,8 @@ fn short_id(d: &Digest) -> String {
 
 // ---- pull / push ----
 
-fn pull(store: &Store, a: &PullArgs) -> Result<u8> {
+fn pull(e: &Engine, a: &PullArgs) -> Result<u8> {
+    let store = e.images();
     let reference = parse_ref(&a.name)?;
     let opts = PullOptions {
         platform: platform(&a.platform)?,
@@ -335,7 +338,8 @@ fn pull(store: &Store, a: &PullArgs) -> Result<u8> {
         out.flush()?;
     }
     let progress = progress::for_terminal(a.quiet);
-    let pulled = registry::pull(store, &reference, &opts, progress.as_ref())
+    let pulled = e
+        .image_pull(&reference, &opts, progress.as_ref())
         .with_context(|| format!("pull {}", familiar_name(&reference)))?;
     // registry::pull unpacked the layers before naming the image, as Docker does.
     if !a.quiet {
@@ -358,7 +362,8 @@ fn pull(store: &Store, a: &PullArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn push(store: &Store, a: &PushArgs) -> Result<u8> {
+fn push(e: &Engine, a: &PushArgs) -> Result<u8> {
+    let store = e.images();
     let reference = parse_ref(&a.name)?;
     if let Err(Error::ImageNotFound(_)) = store.resolve(&reference) {
         bail!(
@@ -379,7 +384,8 @@ fn push(store: &Store, a: &PushArgs) -> Result<u8> {
         out.flush()?;
     }
     let progress = progress::for_terminal(a.quiet);
-    let pushed = registry::push(store, &reference, &opts, progress.as_ref())
+    let pushed = e
+        .image_push(&reference, &opts, progress.as_ref())
         .with_context(|| format!("push {}", familiar_name(&reference)))?;
     if a.quiet {
         writeln!(out, "{reference}")?;
@@ -599,52 +605,41 @@ fn created_since(created: Option<&str>, now: i64) -> String {
 
 // ---- rmi / tag / inspect / prune ----
 
-fn rmi(store: &Store, a: &RmiArgs) -> Result<u8> {
+fn rmi(e: &Engine, a: &RmiArgs) -> Result<u8> {
     let mut out = io::stdout().lock();
     let mut failed = false;
     for text in &a.images {
-        let found = match find_image(store, text) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("berth: {e:#}");
-                failed = true;
-                continue;
+        match e.image_remove(text, a.force) {
+            Ok(items) => {
+                for item in items {
+                    match item {
+                        ImageDeleted::Untagged(n) => writeln!(out, "Untagged: {n}")?,
+                        ImageDeleted::Deleted(d) => writeln!(out, "Deleted: {d}")?,
+                    }
+                }
             }
-        };
-        let doomed = match &found.by_name {
-            Some(n) => vec![n.clone()],
-            None if found.names.len() > 1 && !a.force => {
-                eprintln!(
-                    "berth: conflict: unable to delete {} (must be forced) - image is referenced \
-                     in multiple repositories",
-                    text
-                );
+            Err(berth_engine::Error::Image(Error::ImageNotFound(_))) => {
+                eprintln!("berth: {}", not_found(text));
                 failed = true;
-                continue;
             }
-            None => found.names.clone(),
-        };
-        for n in &doomed {
-            store.untag(n)?;
-            writeln!(out, "Untagged: {}", familiar_name(n))?;
-        }
-        let still_named = store.names()?.values().any(|d| d == &found.manifest);
-        if !still_named {
-            // Only what this image alone referenced: other unnamed content is `image prune`'s.
-            let report = store.remove_image(&found.manifest)?;
-            for d in report.blobs.iter().filter(|d| **d == found.manifest) {
-                writeln!(out, "Deleted: {d}")?;
+            Err(err) => {
+                eprintln!("berth: {err}");
+                failed = true;
             }
         }
     }
     Ok(if failed { 1 } else { 0 })
 }
 
-fn tag(store: &Store, a: &TagArgs) -> Result<u8> {
-    let found = find_image(store, &a.source)?;
+fn tag(e: &Engine, a: &TagArgs) -> Result<u8> {
     let target = parse_ref(&a.target)?;
-    store.tag(&target, &found.manifest)?;
-    Ok(0)
+    match e.image_tag(&a.source, &target) {
+        Ok(()) => Ok(0),
+        Err(berth_engine::Error::Image(Error::ImageNotFound(_))) => {
+            bail!("{}", not_found(&a.source))
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 fn inspect(store: &Store, a: &InspectArgs) -> Result<u8> {
@@ -725,14 +720,9 @@ fn prune(cli: &Cli, a: &PruneArgs) -> Result<u8> {
 
 // ---- save / load / import ----
 
-fn save(store: &Store, a: &SaveArgs) -> Result<u8> {
-    let mut names = Vec::new();
+fn save(e: &Engine, a: &SaveArgs) -> Result<u8> {
     for text in &a.images {
-        let found = find_image(store, text)?;
-        match found.by_name {
-            Some(n) => names.push(n),
-            None => names.extend(found.names),
-        }
+        find_image(e.images(), text)?;
     }
     match &a.output {
         Some(path) => {
@@ -744,7 +734,7 @@ fn save(store: &Store, a: &SaveArgs) -> Result<u8> {
             let res = (|| -> Result<()> {
                 let f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
                 let mut w = io::BufWriter::new(f);
-                archive::save(store, &names, &mut w)?;
+                e.image_save(&a.images, &mut w)?;
                 w.into_inner()
                     .map_err(|e| e.into_error())?
                     .sync_all()
@@ -761,33 +751,34 @@ fn save(store: &Store, a: &SaveArgs) -> Result<u8> {
                 bail!("refusing to write an archive to a terminal: use -o FILE or redirect stdout");
             }
             let mut w = io::BufWriter::new(io::stdout().lock());
-            archive::save(store, &names, &mut w)?;
+            e.image_save(&a.images, &mut w)?;
             w.flush()?;
         }
     }
     Ok(0)
 }
 
-fn load(store: &Store, a: &LoadArgs) -> Result<u8> {
+fn load(e: &Engine, a: &LoadArgs) -> Result<u8> {
     let platform = platform(&a.platform)?;
     let images = match &a.input {
         Some(path) => {
             let f = File::open(path).with_context(|| format!("open {}", path.display()))?;
-            archive::load(store, io::BufReader::new(f), &platform)
+            e.image_load(io::BufReader::new(f), &platform)
                 .with_context(|| format!("load {}", path.display()))?
         }
         None => {
             if io::stdin().is_terminal() {
                 bail!("requested load from stdin, but stdin is empty: use -i FILE or a pipe");
             }
-            archive::load(store, io::stdin().lock(), &platform).context("load from stdin")?
+            e.image_load(io::stdin().lock(), &platform)
+                .context("load from stdin")?
         }
     };
     if !a.quiet {
         let mut out = io::stdout().lock();
         for i in images {
             match i.name {
-                Some(n) => writeln!(out, "Loaded image: {}", familiar_name(&n))?,
+                Some(n) => writeln!(out, "Loaded image: {n}")?,
                 None => writeln!(out, "Loaded image ID: {}", i.manifest)?,
             }
         }
@@ -795,16 +786,15 @@ fn load(store: &Store, a: &LoadArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn import(store: &Store, a: &ImportArgs) -> Result<u8> {
+fn import(e: &Engine, a: &ImportArgs) -> Result<u8> {
     let name = parse_ref(&a.reference)?;
     let platform = platform(&a.platform)?;
-    let digest = if a.file == "-" {
-        archive::import_rootfs(store, io::stdin().lock(), &name, &platform)?
+    let image = if a.file == "-" {
+        e.image_import(io::stdin().lock(), &name, &platform)?
     } else {
         let f = File::open(&a.file).with_context(|| format!("open {}", a.file))?;
-        archive::import_rootfs(store, io::BufReader::new(f), &name, &platform)?
+        e.image_import(io::BufReader::new(f), &name, &platform)?
     };
-    let image = Image::load(store, &digest)?;
     println!("{}", image.config_digest);
     Ok(0)
 }
