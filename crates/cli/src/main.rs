@@ -36,7 +36,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "BERTH_RUNTIME")]
     pub runtime: Option<PathBuf>,
 
-    /// Print debug output to stderr.
+    /// Print debug output to stderr: what berth does and each berth-runtime call with its
+    /// time (BERTH_LOG=FILTER picks modules and levels, e.g. berth_engine=debug).
     #[arg(long, short = 'D', global = true)]
     pub debug: bool,
 
@@ -65,8 +66,37 @@ pub enum Command {
     System(commands::system::SystemCommand),
 }
 
+/// Logging through `tracing` to stderr: `-D` is debug, else `BERTH_LOG` (an env-filter such
+/// as `berth_engine=debug`), else warnings only. A monitor's stderr is its container's
+/// `monitor.log`, where it logs at info (debug when the command that started it had `-D`).
+fn init_logging(cli: &Cli) {
+    let monitor = matches!(
+        cli.command,
+        Command::Container(commands::container::ContainerCommand::Monitor { .. })
+    );
+    let default = if cli.debug {
+        "debug"
+    } else if monitor {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = std::env::var("BERTH_LOG")
+        .ok()
+        .filter(|_| !cli.debug)
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(!monitor && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(cli.debug)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(&cli);
     let result = match &cli.command {
         Command::Image(c) => commands::image::run(&cli, c),
         Command::Container(c) => commands::container::run(&cli, c),

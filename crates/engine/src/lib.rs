@@ -129,6 +129,7 @@ impl Engine {
     /// Records a container event with Docker's attributes (`image`, `name`, the labels) plus
     /// `extra`.
     pub(crate) fn container_event(&self, r: &Record, action: &str, extra: &[(&str, String)]) {
+        tracing::debug!(container = %r.id, name = %r.name, action, "event");
         let mut a = r.config.labels.clone();
         a.insert("image".into(), r.config.image.clone());
         a.insert("name".into(), r.name.clone());

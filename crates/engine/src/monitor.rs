@@ -308,6 +308,8 @@ impl Engine {
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         }
         let record = self.containers.record(id)?;
+        let _span = tracing::info_span!("monitor", container = &id[..12.min(id.len())]).entered();
+        tracing::info!(pid = std::process::id(), "monitor started");
         let dir = self.containers.dir(id);
         let sock = dir.join("attach.sock");
         let _ = fs::remove_file(&sock);
@@ -352,6 +354,7 @@ impl Engine {
                         _ => 128,
                     };
                     let msg = e.to_string();
+                    tracing::warn!(error = %msg, "container did not start");
                     self.containers.update_state(id, |s| {
                         s.error = msg.clone();
                         s.exit_code = code;
@@ -366,6 +369,7 @@ impl Engine {
                     break;
                 }
                 Ok(exit) => {
+                    tracing::info!(code = exit.code, oom = exit.oom, "container exited");
                     // The record as it is now: the container may have been renamed.
                     let now = self.containers.record(id);
                     let r = now.as_ref().unwrap_or(&record);
@@ -399,6 +403,7 @@ impl Engine {
                     if began.elapsed() > Duration::from_secs(10) {
                         backoff = Duration::from_millis(100);
                     }
+                    tracing::info!(policy = %p.name, backoff_ms = backoff.as_millis() as u64, "restarting");
                     self.containers
                         .update_state(id, |s| s.status = Status::Restarting)?;
                     let until = Instant::now() + backoff;
@@ -798,6 +803,11 @@ impl Engine {
             .open(dir.join("monitor.log"))
             .map_err(io_err("open", dir.join("monitor.log")))?;
         let mut cmd = Command::new(&self.monitor_exe);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // The command was run with -D: so is its monitor (into monitor.log).
+            cmd.env("BERTH_LOG", "debug");
+        }
+        tracing::debug!(container = id, wait_attach, "start monitor");
         cmd.arg("--root")
             .arg(&self.root)
             .arg("--runtime")

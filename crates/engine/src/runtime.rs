@@ -22,6 +22,7 @@ impl Runtime {
 
     /// Runs a verb with stdio closed, returning stdout; a failure carries its stderr.
     pub(crate) fn run(&self, verb: &str, args: &[&str]) -> Result<String> {
+        let began = std::time::Instant::now();
         let out = self
             .command()
             .arg(verb)
@@ -32,6 +33,14 @@ impl Runtime {
                 verb: verb.to_string(),
                 message: format!("run {}: {e}", self.bin.display()),
             })?;
+        tracing::debug!(
+            runtime = %self.bin.display(),
+            verb,
+            ?args,
+            status = out.status.code(),
+            elapsed_ms = began.elapsed().as_secs_f64() * 1e3,
+            "berth-runtime"
+        );
         if !out.status.success() {
             return Err(runtime_error(verb, &String::from_utf8_lossy(&out.stderr)));
         }
