@@ -6,6 +6,7 @@ mod commands;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 
 /// Exit status for berth's own errors, as Docker uses 125.
@@ -63,7 +64,10 @@ pub enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let result = match &cli.command {
         Command::Image(c) => commands::image::run(&cli, c),
         Command::Container(c) => commands::container::run(&cli, c),
@@ -77,4 +81,99 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_BERTH_ERROR)
         }
     }
+}
+
+/// Answers a command line that does not parse as Docker's CLI does: a flag it does not know
+/// (`unknown flag: --x`), a flag's bad or missing value, exit 125; a wrong number of
+/// arguments or an unknown command, exit 1. Each names the command's usage and its `--help`.
+/// Help and version requests print as clap prints them.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let (path, usage) = command_usage();
+    let invalid = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let see = format!("Run '{path} --help' for more information");
+    let (message, code) = match e.kind() {
+        ErrorKind::UnknownArgument if invalid.starts_with("--") => {
+            let name = invalid.split('=').next().unwrap_or(&invalid);
+            (format!("unknown flag: {name}"), EXIT_BERTH_ERROR)
+        }
+        ErrorKind::UnknownArgument if invalid.starts_with('-') && invalid.len() > 1 => {
+            let c = invalid[1..].chars().next().unwrap_or('-');
+            (
+                format!("unknown shorthand flag: '{c}' in {invalid}"),
+                EXIT_BERTH_ERROR,
+            )
+        }
+        ErrorKind::InvalidValue
+        | ErrorKind::ValueValidation
+        | ErrorKind::NoEquals
+        | ErrorKind::WrongNumberOfValues
+        | ErrorKind::TooManyValues
+        | ErrorKind::ArgumentConflict => (clap_message(e), EXIT_BERTH_ERROR),
+        ErrorKind::InvalidSubcommand => {
+            let name = match e.get(ContextKind::InvalidSubcommand) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            eprintln!("berth: unknown command: {path} {name}\n\n{see}");
+            return ExitCode::from(1);
+        }
+        ErrorKind::UnknownArgument
+        | ErrorKind::MissingRequiredArgument
+        | ErrorKind::TooFewValues
+        | ErrorKind::MissingSubcommand => (format!("berth: {}", clap_message(e)), 1),
+        _ => e.exit(),
+    };
+    eprintln!("{message}\n\nUsage:  {usage}\n\n{see}");
+    ExitCode::from(code)
+}
+
+/// clap's own sentence for an error, without its `error:` prefix, tips and usage.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let text = text.trim_start().strip_prefix("error:").unwrap_or(&text);
+    let text = text.split("\n\nUsage:").next().unwrap_or(text);
+    text.lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with("tip:") && !l.starts_with("For more information")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+/// The command named on this process's command line (`berth network ls`) and its usage line
+/// (`berth network ls [OPTIONS]`): the words that name subcommands, past global flags.
+fn command_usage() -> (String, String) {
+    let mut root = <Cli as clap::CommandFactory>::command();
+    root.build();
+    let mut cmd = &root;
+    let mut path = vec![cmd.get_name().to_string()];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--root" || a == "--runtime" {
+            args.next();
+            continue;
+        }
+        if a.starts_with('-') {
+            continue;
+        }
+        let Some(sub) = cmd.find_subcommand(&a) else {
+            break;
+        };
+        path.push(sub.get_name().to_string());
+        cmd = sub;
+    }
+    let usage = cmd.clone().render_usage().to_string();
+    let usage = usage.trim();
+    let usage = usage
+        .strip_prefix("Usage:")
+        .unwrap_or(usage)
+        .trim()
+        .to_string();
+    (path.join(" "), usage)
 }
