@@ -82,3 +82,65 @@ fn unknown_flags_are_refused_by_name_before_the_image() {
         "--rm -it\n"
     );
 }
+
+/// Runs berth with `input` piped to it, killing it (and failing) past `secs` seconds.
+fn run_piped_within(b: &Berth, args: &[&str], input: &[u8], secs: u64) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = b
+        .cmd()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!(
+                "berth {args:?} still running after {secs}s: {}{}",
+                out(&o),
+                err(&o)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_terminal_asked_for_without_one_is_refused_before_anything_is_made() {
+    let b = Berth::new();
+    for args in [
+        &["run", "--rm", "-it", IMAGE, "sh"][..],
+        &["run", "-it", "--name", "tty-refused", IMAGE, "sh"][..],
+        &["run", "-i", "-t", IMAGE, "sh", "-c", "echo ran"][..],
+    ] {
+        let o = run_piped_within(&b, args, b"echo hi\n", 20);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
+        assert_eq!(err(&o), "the input device is not a TTY\n", "{args:?}");
+        assert_eq!(out(&o), "", "{args:?}");
+        assert!(b.container_ids().is_empty(), "{args:?} made a container");
+    }
+    // Without -i nothing reads our stdin, without -t nothing wants a terminal: both run.
+    assert_eq!(
+        b.ok(&["run", "--rm", "-t", IMAGE, "sh", "-c", "echo ran"])
+            .trim_end(),
+        "ran"
+    );
+    let o = b.run_input(&["run", "--rm", "-i", IMAGE, "cat"], b"piped\n");
+    assert_eq!(out(&o), "piped\n", "{}", err(&o));
+
+    // exec: the same check, the container untouched.
+    let id = b.ok(&["run", "-d", IMAGE, "sleep", "60"]);
+    let id = id.trim();
+    let o = run_piped_within(&b, &["exec", "-it", id, "sh"], b"echo hi\n", 20);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(err(&o), "the input device is not a TTY\n");
+    let o = b.run_input(&["exec", "-i", id, "cat"], b"piped\n");
+    assert_eq!(out(&o), "piped\n", "{}", err(&o));
+}

@@ -311,6 +311,9 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
         } => {
             if *attach || *interactive {
                 let id = e.lookup(&containers[0])?;
+                if let Some(code) = no_tty(*interactive, e.record(&id)?.config.tty) {
+                    return Ok(code);
+                }
                 return start_attached(&e, &id, *interactive, true);
             }
             each(containers, |c| {
@@ -338,6 +341,11 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
         ),
         ContainerCommand::Exec(a) => {
             let id = e.lookup(&a.container)?;
+            if !a.detach
+                && let Some(code) = no_tty(a.interactive, a.tty)
+            {
+                return Ok(code);
+            }
             let o = ExecOptions {
                 cmd: a.cmd.clone(),
                 detach: a.detach,
@@ -474,6 +482,9 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
         } => {
             let id = e.lookup(container)?;
             let r = e.record(&id)?;
+            if let Some(code) = no_tty(!no_stdin, r.config.tty) {
+                return Ok(code);
+            }
             let io = AttachIo {
                 stdin: r.config.open_stdin && !no_stdin,
                 tty: r.config.tty,
@@ -514,8 +525,26 @@ fn signal_proxy(e: &Engine, id: &str) -> impl Fn(i32) + Send + 'static {
     }
 }
 
+/// Docker's check before attaching a container's terminal to ours (run, exec and start
+/// without -d, attach): with stdin attached and a TTY asked for, our stdin must be a
+/// terminal. Prints Docker's message and gives its exit status (1) when it is not.
+fn no_tty(stdin: bool, tty: bool) -> Option<u8> {
+    use std::io::IsTerminal;
+    if stdin && tty && !std::io::stdin().is_terminal() {
+        eprintln!("the input device is not a TTY");
+        return Some(1);
+    }
+    None
+}
+
 fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
     let opts = a.create.options()?;
+    // Before anything is pulled or made: a refused run leaves no container.
+    if !a.detach
+        && let Some(code) = no_tty(opts.interactive, opts.tty)
+    {
+        return Ok(code);
+    }
     let id = create_pulling(e, &opts, &a.create.pull)?;
     if a.detach {
         if let Err(err) = e.start_monitor(&id, false)?.wait_started() {
