@@ -77,10 +77,27 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("berth: {e:#}");
+            eprintln!("berth: {}", error_text(e.as_ref()));
             ExitCode::from(EXIT_BERTH_ERROR)
         }
     }
+}
+
+/// An error as berth prints it: its message, then each cause the message does not already
+/// hold, joined by `: `. Errors that put their cause's text into their own message (most
+/// `{op} {path}: {source}` errors do) would otherwise name it twice.
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Answers a command line that does not parse as Docker's CLI does: a flag it does not know
@@ -176,4 +193,37 @@ fn command_usage() -> (String, String) {
         .trim()
         .to_string();
     (path.join(" "), usage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    /// An error that puts its cause's text in its message, as `{op} {path}: {source}` does.
+    #[derive(Debug)]
+    struct Io(std::io::Error);
+
+    impl std::fmt::Display for Io {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "open /x: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Io {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_once() {
+        let io = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(Io(io())).context("load /x");
+        assert_eq!(
+            error_text(e.as_ref()),
+            format!("load /x: open /x: {}", io())
+        );
+        let e = anyhow::Error::new(io()).context("read /y");
+        assert_eq!(error_text(e.as_ref()), format!("read /y: {}", io()));
+    }
 }

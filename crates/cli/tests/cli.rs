@@ -144,3 +144,46 @@ fn a_terminal_asked_for_without_one_is_refused_before_anything_is_made() {
     let o = b.run_input(&["exec", "-i", id, "cat"], b"piped\n");
     assert_eq!(out(&o), "piped\n", "{}", err(&o));
 }
+
+#[test]
+fn an_os_error_is_named_once() {
+    let b = Berth::new();
+    const ENOENT: &str = "No such file or directory";
+    let once = |o: &std::process::Output, what: &str, os_error: &str| {
+        let e = err(o);
+        assert!(!o.status.success(), "{what}: {e}");
+        assert_eq!(
+            e.matches(os_error).count(),
+            1,
+            "{what}: the OS error once:\n{e}"
+        );
+        e
+    };
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=/nonexistent-berth.json",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    let e = once(&o, "seccomp profile", ENOENT);
+    assert!(e.contains("/nonexistent-berth.json"), "{e}");
+
+    let id = b.ok(&["run", "-d", IMAGE, "sleep", "60"]);
+    let id = id.trim();
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("out");
+    let o = b.run(&["cp", &format!("{id}:/nonexistent"), dst.to_str().unwrap()]);
+    let e = once(&o, "cp from the container", ENOENT);
+    assert!(e.contains("/nonexistent"), "{e}");
+    let missing = dir.path().join("missing");
+    let o = b.run(&["cp", missing.to_str().unwrap(), &format!("{id}:/tmp/")]);
+    let e = once(&o, "cp to the container", ENOENT);
+    assert!(e.contains(missing.to_str().unwrap()), "{e}");
+    // An image store error names its OS error in its message and as its cause.
+    let o = b.run(&["load", "-i", dir.path().to_str().unwrap()]);
+    let e = once(&o, "load of a directory", "Is a directory");
+    assert!(e.contains(dir.path().to_str().unwrap()), "{e}");
+}

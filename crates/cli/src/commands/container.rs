@@ -399,7 +399,7 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
                 match e.lookup(c).and_then(|id| e.wait(&id)) {
                     Ok(code) => println!("{code}"),
                     Err(err) => {
-                        eprintln!("berth: {err}");
+                        eprintln!("berth: {}", crate::error_text(&err));
                         status = 1;
                     }
                 }
@@ -413,7 +413,7 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
                 match e.lookup(c).and_then(|id| e.inspect(&id)) {
                     Ok(v) => all.push(v),
                     Err(err) => {
-                        eprintln!("berth: {err}");
+                        eprintln!("berth: {}", crate::error_text(&err));
                         status = 1;
                     }
                 }
@@ -509,7 +509,7 @@ fn each(
         match f(c) {
             Ok(()) => println!("{c}"),
             Err(err) => {
-                eprintln!("berth: {err:#}");
+                eprintln!("berth: {}", crate::error_text(err.as_ref()));
                 status = 1;
             }
         }

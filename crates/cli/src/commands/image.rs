@@ -656,7 +656,7 @@ fn rmi(store: &Store, a: &RmiArgs) -> Result<u8> {
         let found = match find_image(store, text) {
             Ok(f) => f,
             Err(e) => {
-                eprintln!("berth: {e:#}");
+                eprintln!("berth: {}", crate::error_text(e.as_ref()));
                 failed = true;
                 continue;
             }
@@ -704,7 +704,7 @@ fn inspect(store: &Store, a: &InspectArgs) -> Result<u8> {
         let found = match find_image(store, text) {
             Ok(f) => f,
             Err(e) => {
-                eprintln!("berth: {e:#}");
+                eprintln!("berth: {}", crate::error_text(e.as_ref()));
                 failed = true;
                 continue;
             }

@@ -281,7 +281,7 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
                 match nets.get(n) {
                     Ok(n) => out.push(inspect_json(e, &n)),
                     Err(err) => {
-                        eprintln!("berth: {err}");
+                        eprintln!("berth: {}", crate::error_text(&err));
                         status = 1;
                     }
                 }
@@ -295,7 +295,7 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
                 match e.network_remove(n) {
                     Ok(_) => println!("{n}"),
                     Err(err) => {
-                        eprintln!("berth: {err}");
+                        eprintln!("berth: {}", crate::error_text(&err));
                         status = 1;
                     }
                 }

@@ -63,7 +63,7 @@ pub fn run(cli: &Cli, cmd: &SystemCommand) -> anyhow::Result<u8> {
                     Ok(()) => println!("{}", b.name),
                     Err(err) => {
                         failed += 1;
-                        eprintln!("berth: start {}: {err:#}", b.name);
+                        eprintln!("berth: start {}: {}", b.name, crate::error_text(&err));
                     }
                 }
             }
