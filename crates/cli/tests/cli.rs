@@ -187,3 +187,121 @@ fn an_os_error_is_named_once() {
     let e = once(&o, "load of a directory", "Is a directory");
     assert!(e.contains(dir.path().to_str().unwrap()), "{e}");
 }
+
+#[test]
+fn format_templates_for_ps_images_and_inspect() {
+    let b = Berth::new();
+    let id = b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fmt-web",
+        "-l",
+        "tier=front",
+        "-e",
+        "A=1",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let id = id.trim();
+
+    // images: the template Docker users write most, a table, json.
+    assert_eq!(
+        b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        format!("{IMAGE}\n")
+    );
+    assert_eq!(
+        b.ok(&[
+            "images",
+            "--format",
+            "table {{.Repository}}\\t{{upper .Tag}}"
+        ]),
+        "REPOSITORY           TAG\nberth-test/busybox   LATEST\n"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(b.ok(&["images", "--format", "json"]).trim()).unwrap();
+    assert_eq!(j["Repository"], "berth-test/busybox");
+    assert_eq!(
+        b.ok(&["images", "--format", "{{json .Tag}}"]),
+        "\"latest\"\n"
+    );
+
+    // ps: if/else, printf, json, split/join, a table with Docker's titles.
+    assert_eq!(
+        b.ok(&[
+            "ps",
+            "--format",
+            "{{.Names}} {{if eq .State \"running\"}}up{{else}}down{{end}} {{printf \"%.5s\" .ID}}"
+        ]),
+        format!("fmt-web up {}\n", &id[..5])
+    );
+    assert_eq!(
+        b.ok(&[
+            "ps",
+            "--format",
+            "{{json .Names}} {{join (split .Labels \",\") \";\"}}"
+        ]),
+        "\"fmt-web\" org.example.image=busybox;tier=front\n"
+    );
+    assert_eq!(
+        b.ok(&["ps", "--format", "table {{.Names}}\\t{{.State}}"]),
+        "NAMES     STATE\nfmt-web   running\n"
+    );
+    let default = b.ok(&["ps", "--format", "table"]);
+    assert!(
+        default.starts_with("CONTAINER ID   IMAGE                       COMMAND"),
+        "{default}"
+    );
+    assert!(
+        default.lines().nth(1).unwrap().starts_with(&id[..12]),
+        "{default}"
+    );
+
+    // inspect: range, index, json, join, upper, printf on the container's JSON.
+    assert_eq!(
+        b.ok(&[
+            "inspect",
+            "--format",
+            "{{range .Config.Env}}{{if eq (index (split . \"=\") 0) \"A\"}}{{.}}{{end}}{{end}}",
+            id
+        ]),
+        "A=1\n"
+    );
+    assert_eq!(
+        b.ok(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"tier\"}} {{json .Config.Cmd}} {{join .Config.Cmd \" \"}} {{upper .Config.Image}}",
+            "fmt-web"
+        ]),
+        "front [\"sleep\",\"60\"] sleep 60 BERTH-TEST/BUSYBOX:LATEST\n"
+    );
+    let pid = b.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Running}} {{printf \"%d\" .State.Pid}}",
+        id,
+    ]);
+    let (running, pid) = pid.trim().split_once(' ').unwrap();
+    assert_eq!(running, "true");
+    assert!(pid.parse::<u32>().unwrap() > 0, "{pid}");
+    let j: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "-f", "json", id])).unwrap();
+    assert_eq!(j[0]["Id"], id);
+    // Each item of several on its own line; image inspect and network ls take templates too.
+    assert_eq!(
+        b.ok(&["inspect", "-f", "{{.Config.Image}}", id, "fmt-web"]),
+        format!("{IMAGE}\n{IMAGE}\n")
+    );
+    assert_eq!(
+        b.ok(&["image", "inspect", "-f", "{{index .RepoTags 0}}", IMAGE]),
+        format!("{IMAGE}\n")
+    );
+    let nets = b.ok(&["network", "ls", "--format", "{{.Name}}/{{.Driver}}"]);
+    assert!(nets.lines().any(|l| l == "bridge/bridge"), "{nets}");
+
+    // A template that does not parse: Docker's words, berth's exit status.
+    let o = b.run(&["ps", "--format", "{{.Names"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(err(&o).contains("failed to parse template"), "{}", err(&o));
+}

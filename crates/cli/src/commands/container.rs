@@ -124,7 +124,7 @@ pub enum ContainerCommand {
     },
     /// Return low-level information on containers.
     Inspect {
-        /// Format output using a Go-like template.
+        /// Format output: json (the default) or a Go template.
         #[arg(short, long)]
         format: Option<String>,
         /// Containers.
@@ -139,7 +139,7 @@ pub enum ContainerCommand {
         /// Show all containers (default shows just running).
         #[arg(short, long)]
         all: bool,
-        /// Format output: table or json.
+        /// Format output: table, table TEMPLATE, json, or a Go template.
         #[arg(long)]
         format: Option<String>,
         /// Do not truncate output.
@@ -418,14 +418,11 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
                     }
                 }
             }
-            match format {
-                Some(f) => {
-                    for v in &all {
-                        println!("{}", format::render(f, v));
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&all)?),
-            }
+            crate::commands::template::write_inspect(
+                &mut std::io::stdout().lock(),
+                format.as_deref(),
+                &all,
+            )?;
             Ok(status)
         }
         ContainerCommand::Stats {

@@ -5,3 +5,4 @@ pub mod container;
 pub mod image;
 pub mod network;
 pub mod system;
+pub mod template;
