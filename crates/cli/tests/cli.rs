@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{Berth, IMAGE};
 
 fn out(o: &std::process::Output) -> String {
@@ -304,4 +306,114 @@ fn format_templates_for_ps_images_and_inspect() {
     let o = b.run(&["ps", "--format", "{{.Names"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(err(&o).contains("failed to parse template"), "{}", err(&o));
+}
+
+#[test]
+fn cp_copies_a_symlink_itself_and_follows_it_inside_the_container_with_l() {
+    let b = Berth::new();
+    let id = b.ok(&[
+        "run",
+        "-d",
+        "-v",
+        "cp-links:/vol",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo container-file > /tmp/target && ln -s /tmp/target /tmp/link \
+         && ln -s /etc/passwd /tmp/pw && ln -s ../../../../../etc/passwd /tmp/up \
+         && ln -s /etc/passwd /vol/pw && touch /tmp/ready && sleep 60",
+    ]);
+    let id = id.trim();
+    b.wait_for(20, "the links", || {
+        b.run(&["exec", id, "test", "-e", "/tmp/ready"])
+            .status
+            .success()
+    });
+    let passwd = b.ok(&["exec", id, "cat", "/etc/passwd"]);
+    assert_ne!(
+        passwd,
+        std::fs::read_to_string("/etc/passwd").unwrap(),
+        "the test needs the container's /etc/passwd to differ from the host's"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let at = |n: &str| d.path().join(n);
+    let link = |n: &str| {
+        std::fs::read_link(at(n)).unwrap_or_else(|e| panic!("{n}: the copy is no symlink: {e}"))
+    };
+    let from = |p: &str| format!("{id}:{p}");
+
+    // Without -L: the link itself, as Docker copies it (into a directory too, and from a volume).
+    b.ok(&["cp", &from("/tmp/link"), at("link").to_str().unwrap()]);
+    assert_eq!(link("link"), Path::new("/tmp/target"));
+    b.ok(&["cp", &from("/tmp/pw"), d.path().to_str().unwrap()]);
+    assert_eq!(link("pw"), Path::new("/etc/passwd"));
+    b.ok(&["cp", &from("/vol/pw"), at("volpw").to_str().unwrap()]);
+    assert_eq!(link("volpw"), Path::new("/etc/passwd"));
+    let tar = b.run(&["cp", &from("/tmp/up"), "-"]);
+    let mut a = tar::Archive::new(&tar.stdout[..]);
+    let entry = a.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(entry.header().entry_type(), tar::EntryType::Symlink);
+    assert_eq!(entry.path().unwrap(), Path::new("up"));
+
+    // With -L: what the link names, under the link's name, resolved in the container: a
+    // link to /etc/passwd (absolute, or climbing out with ..) is the container's file.
+    b.ok(&[
+        "cp",
+        "-L",
+        &from("/tmp/link"),
+        at("followed").to_str().unwrap(),
+    ]);
+    assert!(
+        !std::fs::symlink_metadata(at("followed"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(at("followed")).unwrap(),
+        "container-file\n"
+    );
+    for (link, copy) in [
+        ("/tmp/pw", "pw-followed"),
+        ("/tmp/up", "up-followed"),
+        ("/vol/pw", "volpw-followed"),
+    ] {
+        b.ok(&[
+            "cp",
+            "--follow-link",
+            &from(link),
+            at(copy).to_str().unwrap(),
+        ]);
+        assert_eq!(std::fs::read_to_string(at(copy)).unwrap(), passwd, "{link}");
+    }
+    let sub = tempfile::tempdir().unwrap();
+    b.ok(&["cp", "-L", &from("/tmp/pw"), sub.path().to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(sub.path().join("pw")).unwrap(),
+        passwd
+    );
+
+    // Host to container: the link itself, or with -L its target's content.
+    std::os::unix::fs::symlink("/nonexistent-host-target", at("hostlink")).unwrap();
+    b.ok(&["cp", at("hostlink").to_str().unwrap(), &from("/tmp/")]);
+    assert_eq!(
+        b.ok(&["exec", id, "readlink", "/tmp/hostlink"]),
+        "/nonexistent-host-target\n"
+    );
+    std::os::unix::fs::symlink(at("followed"), at("hostlink2")).unwrap();
+    b.ok(&[
+        "cp",
+        "-L",
+        at("hostlink2").to_str().unwrap(),
+        &from("/tmp/"),
+    ]);
+    assert_eq!(
+        b.ok(&[
+            "exec",
+            id,
+            "sh",
+            "-c",
+            "test -L /tmp/hostlink2 || cat /tmp/hostlink2"
+        ]),
+        "container-file\n"
+    );
 }

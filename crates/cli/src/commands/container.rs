@@ -170,6 +170,9 @@ pub enum ContainerCommand {
     },
     /// Copy files/folders between a container and the local filesystem.
     Cp {
+        /// Always follow a symlink in SRC (default: copy the link itself).
+        #[arg(short = 'L', long = "follow-link")]
+        follow_link: bool,
         /// Source: CONTAINER:SRC_PATH, a host path, or - (a tar on stdin).
         src: String,
         /// Destination: CONTAINER:DEST_PATH, a host path, or - (a tar to stdout).
@@ -454,7 +457,11 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
             e.unpause(&id)?;
             Ok(())
         }),
-        ContainerCommand::Cp { src, dst } => cp::run(&e, src, dst),
+        ContainerCommand::Cp {
+            follow_link,
+            src,
+            dst,
+        } => cp::run(&e, src, dst, *follow_link),
         ContainerCommand::Commit {
             author,
             message,
