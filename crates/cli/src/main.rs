@@ -64,7 +64,10 @@ pub enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
@@ -81,6 +84,23 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_BERTH_ERROR)
         }
     }
+}
+
+/// The command line, read as Docker's (pflag) reads it: a flag that takes a value takes the
+/// next word even when it starts with `-` (`--cpus -1`, `-e -x`); only a word where a flag or
+/// an argument is expected is taken as a flag.
+fn command() -> clap::Command {
+    fn pflag(c: clap::Command) -> clap::Command {
+        c.mut_args(|a| {
+            if !a.is_positional() && a.get_action().takes_values() {
+                a.allow_hyphen_values(true)
+            } else {
+                a
+            }
+        })
+        .mut_subcommands(pflag)
+    }
+    pflag(<Cli as clap::CommandFactory>::command())
 }
 
 /// An error as berth prints it: its message, then each cause the message does not already
@@ -166,7 +186,7 @@ fn clap_message(e: &clap::Error) -> String {
 /// The command named on this process's command line (`berth network ls`) and its usage line
 /// (`berth network ls [OPTIONS]`): the words that name subcommands, past global flags.
 fn command_usage() -> (String, String) {
-    let mut root = <Cli as clap::CommandFactory>::command();
+    let mut root = command();
     root.build();
     let mut cmd = &root;
     let mut path = vec![cmd.get_name().to_string()];

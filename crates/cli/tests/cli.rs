@@ -66,6 +66,23 @@ fn unknown_flags_are_refused_by_name_before_the_image() {
     assert!(err(&o).contains("'soon'"), "{}", err(&o));
     assert!(err(&o).contains("Run 'berth stop --help'"), "{}", err(&o));
 
+    // A flag that takes a value takes the next word, dash or not (as pflag does).
+    let o = b.run(&["run", "--rm", "--cpus", "-1", IMAGE, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(err(&o).contains("--cpus"), "{}", err(&o));
+    assert!(!err(&o).contains("unknown"), "{}", err(&o));
+    let id = b.ok(&["create", "-l", "-odd=1", IMAGE, "true"]);
+    assert_eq!(
+        b.ok(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"-odd\"}}",
+            id.trim()
+        ]),
+        "1\n"
+    );
+    b.ok(&["rm", id.trim()]);
+
     // After the image, flags are the command's.
     let o = b.run(&[
         "run",
