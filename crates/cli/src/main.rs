@@ -143,6 +143,11 @@ fn usage_error(e: &clap::Error) -> ExitCode {
                 EXIT_BERTH_ERROR,
             )
         }
+        ErrorKind::InvalidValue if matches!(e.get(ContextKind::InvalidValue), Some(ContextValue::String(v)) if v.is_empty()) =>
+        {
+            let name = invalid.split([' ', '=']).next().unwrap_or(&invalid);
+            (format!("flag needs an argument: {name}"), EXIT_BERTH_ERROR)
+        }
         ErrorKind::InvalidValue
         | ErrorKind::ValueValidation
         | ErrorKind::NoEquals

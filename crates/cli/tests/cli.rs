@@ -66,6 +66,14 @@ fn unknown_flags_are_refused_by_name_before_the_image() {
     assert!(err(&o).contains("'soon'"), "{}", err(&o));
     assert!(err(&o).contains("Run 'berth stop --help'"), "{}", err(&o));
 
+    let o = b.run(&["run", "--name"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        err(&o).starts_with("flag needs an argument: --name\n"),
+        "{}",
+        err(&o)
+    );
+
     // A flag that takes a value takes the next word, dash or not (as pflag does).
     let o = b.run(&["run", "--rm", "--cpus", "-1", IMAGE, "true"]);
     assert_eq!(o.status.code(), Some(125));
