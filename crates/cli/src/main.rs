@@ -6,6 +6,7 @@ mod commands;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 
 /// Exit status for berth's own errors, as Docker uses 125.
@@ -95,7 +96,13 @@ fn init_logging(cli: &Cli) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     init_logging(&cli);
     let result = match &cli.command {
         Command::Image(c) => commands::image::run(&cli, c),
@@ -107,8 +114,177 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("berth: {e:#}");
+            eprintln!("berth: {}", error_text(e.as_ref()));
             ExitCode::from(EXIT_BERTH_ERROR)
         }
+    }
+}
+
+/// The command line, read as Docker's (pflag) reads it: a flag that takes a value takes the
+/// next word even when it starts with `-` (`--cpus -1`, `-e -x`); only a word where a flag or
+/// an argument is expected is taken as a flag.
+fn command() -> clap::Command {
+    fn pflag(c: clap::Command) -> clap::Command {
+        c.mut_args(|a| {
+            if !a.is_positional() && a.get_action().takes_values() {
+                a.allow_hyphen_values(true)
+            } else {
+                a
+            }
+        })
+        .mut_subcommands(pflag)
+    }
+    pflag(<Cli as clap::CommandFactory>::command())
+}
+
+/// An error as berth prints it: its message, then each cause the message does not already
+/// hold, joined by `: `. Errors that put their cause's text into their own message (most
+/// `{op} {path}: {source}` errors do) would otherwise name it twice.
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Answers a command line that does not parse as Docker's CLI does: a flag it does not know
+/// (`unknown flag: --x`), a flag's bad or missing value, exit 125; a wrong number of
+/// arguments or an unknown command, exit 1. Each names the command's usage and its `--help`.
+/// Help and version requests print as clap prints them.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let (path, usage) = command_usage();
+    let invalid = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let see = format!("Run '{path} --help' for more information");
+    let (message, code) = match e.kind() {
+        ErrorKind::UnknownArgument if invalid.starts_with("--") => {
+            let name = invalid.split('=').next().unwrap_or(&invalid);
+            (format!("unknown flag: {name}"), EXIT_BERTH_ERROR)
+        }
+        ErrorKind::UnknownArgument if invalid.starts_with('-') && invalid.len() > 1 => {
+            let c = invalid[1..].chars().next().unwrap_or('-');
+            (
+                format!("unknown shorthand flag: '{c}' in {invalid}"),
+                EXIT_BERTH_ERROR,
+            )
+        }
+        ErrorKind::InvalidValue if matches!(e.get(ContextKind::InvalidValue), Some(ContextValue::String(v)) if v.is_empty()) =>
+        {
+            let name = invalid.split([' ', '=']).next().unwrap_or(&invalid);
+            (format!("flag needs an argument: {name}"), EXIT_BERTH_ERROR)
+        }
+        ErrorKind::InvalidValue
+        | ErrorKind::ValueValidation
+        | ErrorKind::NoEquals
+        | ErrorKind::WrongNumberOfValues
+        | ErrorKind::TooManyValues
+        | ErrorKind::ArgumentConflict => (clap_message(e), EXIT_BERTH_ERROR),
+        ErrorKind::InvalidSubcommand => {
+            let name = match e.get(ContextKind::InvalidSubcommand) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            // 125, berth's own error, as for every usage error (the rule; docker 28
+            // itself exits 1 here).
+            eprintln!("berth: unknown command: {path} {name}\n\n{see}");
+            return ExitCode::from(EXIT_BERTH_ERROR);
+        }
+        ErrorKind::UnknownArgument
+        | ErrorKind::MissingRequiredArgument
+        | ErrorKind::TooFewValues
+        | ErrorKind::MissingSubcommand => (format!("berth: {}", clap_message(e)), 1),
+        _ => e.exit(),
+    };
+    eprintln!("{message}\n\nUsage:  {usage}\n\n{see}");
+    ExitCode::from(code)
+}
+
+/// clap's own sentence for an error, without its `error:` prefix, tips and usage.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let text = text.trim_start().strip_prefix("error:").unwrap_or(&text);
+    let text = text.split("\n\nUsage:").next().unwrap_or(text);
+    text.lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with("tip:") && !l.starts_with("For more information")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+/// The command named on this process's command line (`berth network ls`) and its usage line
+/// (`berth network ls [OPTIONS]`): the words that name subcommands, past global flags.
+fn command_usage() -> (String, String) {
+    let mut root = command();
+    root.build();
+    let mut cmd = &root;
+    let mut path = vec![cmd.get_name().to_string()];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--root" || a == "--runtime" {
+            args.next();
+            continue;
+        }
+        if a.starts_with('-') {
+            continue;
+        }
+        let Some(sub) = cmd.find_subcommand(&a) else {
+            break;
+        };
+        path.push(sub.get_name().to_string());
+        cmd = sub;
+    }
+    let usage = cmd.clone().render_usage().to_string();
+    let usage = usage.trim();
+    let usage = usage
+        .strip_prefix("Usage:")
+        .unwrap_or(usage)
+        .trim()
+        .to_string();
+    (path.join(" "), usage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    /// An error that puts its cause's text in its message, as `{op} {path}: {source}` does.
+    #[derive(Debug)]
+    struct Io(std::io::Error);
+
+    impl std::fmt::Display for Io {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "open /x: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Io {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_once() {
+        let io = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(Io(io())).context("load /x");
+        assert_eq!(
+            error_text(e.as_ref()),
+            format!("load /x: open /x: {}", io())
+        );
+        let e = anyhow::Error::new(io()).context("read /y");
+        assert_eq!(error_text(e.as_ref()), format!("read /y: {}", io()));
     }
 }

@@ -127,7 +127,7 @@ pub enum ContainerCommand {
     },
     /// Return low-level information on containers.
     Inspect {
-        /// Format output using a Go-like template.
+        /// Format output: json (the default) or a Go template.
         #[arg(short, long)]
         format: Option<String>,
         /// Containers.
@@ -142,7 +142,7 @@ pub enum ContainerCommand {
         /// Show all containers (default shows just running).
         #[arg(short, long)]
         all: bool,
-        /// Format output: table or json.
+        /// Format output: table, table TEMPLATE, json, or a Go template.
         #[arg(long)]
         format: Option<String>,
         /// Do not truncate output.
@@ -173,6 +173,9 @@ pub enum ContainerCommand {
     },
     /// Copy files/folders between a container and the local filesystem.
     Cp {
+        /// Always follow a symlink in SRC (default: copy the link itself).
+        #[arg(short = 'L', long = "follow-link")]
+        follow_link: bool,
         /// Source: CONTAINER:SRC_PATH, a host path, or - (a tar on stdin).
         src: String,
         /// Destination: CONTAINER:DEST_PATH, a host path, or - (a tar to stdout).
@@ -329,6 +332,9 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
         } => {
             if *attach || *interactive {
                 let id = e.lookup(&containers[0])?;
+                if let Some(code) = no_tty(*interactive, e.record(&id)?.config.tty) {
+                    return Ok(code);
+                }
                 return start_attached(&e, &id, *interactive, true);
             }
             each(containers, |c| {
@@ -356,6 +362,11 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
         ),
         ContainerCommand::Exec(a) => {
             let id = e.lookup(&a.container)?;
+            if !a.detach
+                && let Some(code) = no_tty(a.interactive, a.tty)
+            {
+                return Ok(code);
+            }
             let o = ExecOptions {
                 cmd: a.cmd.clone(),
                 detach: a.detach,
@@ -409,7 +420,7 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
                 match e.lookup(c).and_then(|id| e.wait(&id)) {
                     Ok(code) => println!("{code}"),
                     Err(err) => {
-                        eprintln!("berth: {err}");
+                        eprintln!("berth: {}", crate::error_text(&err));
                         status = 1;
                     }
                 }
@@ -423,19 +434,16 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
                 match e.lookup(c).and_then(|id| e.inspect(&id)) {
                     Ok(v) => all.push(v),
                     Err(err) => {
-                        eprintln!("berth: {err}");
+                        eprintln!("berth: {}", crate::error_text(&err));
                         status = 1;
                     }
                 }
             }
-            match format {
-                Some(f) => {
-                    for v in &all {
-                        println!("{}", format::render(f, v));
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&all)?),
-            }
+            crate::commands::template::write_inspect(
+                &mut std::io::stdout().lock(),
+                format.as_deref(),
+                &all,
+            )?;
             Ok(status)
         }
         ContainerCommand::Stats {
@@ -467,7 +475,11 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
             e.unpause(&id)?;
             Ok(())
         }),
-        ContainerCommand::Cp { src, dst } => cp::run(&e, src, dst),
+        ContainerCommand::Cp {
+            follow_link,
+            src,
+            dst,
+        } => cp::run(&e, src, dst, *follow_link),
         ContainerCommand::Commit {
             author,
             message,
@@ -537,6 +549,9 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
         } => {
             let id = e.lookup(container)?;
             let r = e.record(&id)?;
+            if let Some(code) = no_tty(!no_stdin, r.config.tty) {
+                return Ok(code);
+            }
             let io = AttachIo {
                 stdin: r.config.open_stdin && !no_stdin,
                 tty: r.config.tty,
@@ -561,7 +576,7 @@ fn each(
         match f(c) {
             Ok(()) => println!("{c}"),
             Err(err) => {
-                eprintln!("berth: {err:#}");
+                eprintln!("berth: {}", crate::error_text(err.as_ref()));
                 status = 1;
             }
         }
@@ -577,8 +592,26 @@ fn signal_proxy(e: &Engine, id: &str) -> impl Fn(i32) + Send + 'static {
     }
 }
 
+/// Docker's check before attaching a container's terminal to ours (run, exec and start
+/// without -d, attach): with stdin attached and a TTY asked for, our stdin must be a
+/// terminal. Prints Docker's message and gives its exit status (1) when it is not.
+fn no_tty(stdin: bool, tty: bool) -> Option<u8> {
+    use std::io::IsTerminal;
+    if stdin && tty && !std::io::stdin().is_terminal() {
+        eprintln!("the input device is not a TTY");
+        return Some(1);
+    }
+    None
+}
+
 fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
     let opts = a.create.options()?;
+    // Before anything is pulled or made: a refused run leaves no container.
+    if !a.detach
+        && let Some(code) = no_tty(opts.interactive, opts.tty)
+    {
+        return Ok(code);
+    }
     let id = create_pulling(e, &opts, &a.create.pull)?;
     if a.detach {
         if let Err(err) = e.start_monitor(&id, false)?.wait_started() {

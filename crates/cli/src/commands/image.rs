@@ -17,7 +17,7 @@ use berth_image::registry::{
 use berth_image::{Digest, Error, Image, Platform, Reference, SnapshotMode, Snapshotter, Store};
 use clap::{Args, Subcommand};
 
-use super::container::format::write_table;
+use super::template::{ListFormat, Titles};
 use crate::Cli;
 use berth_engine::{Engine, ImageDeleted};
 
@@ -137,9 +137,10 @@ pub struct ImagesArgs {
     /// Don't truncate output.
     #[arg(long)]
     pub no_trunc: bool,
-    /// Output format: table or json (one JSON object per line).
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    /// Format output: table, table TEMPLATE, json (one JSON object per line), or a Go
+    /// template.
+    #[arg(long)]
+    pub format: Option<String>,
     /// Only images of this repository.
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub repository: Option<String>,
@@ -170,6 +171,9 @@ pub struct TagArgs {
 /// `image inspect`.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
+    /// Format output: json (the default) or a Go template.
+    #[arg(short, long)]
+    pub format: Option<String>,
     /// Images (names or IDs).
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
@@ -486,50 +490,48 @@ fn images(store: &Store, a: &ImagesArgs) -> Result<u8> {
         return Ok(0);
     }
     let now = now_secs();
-    match a.format.as_str() {
-        "json" | "{{json .}}" => {
-            for r in &rows {
-                let v = serde_json::json!({
-                    "Containers": "N/A",
-                    "CreatedAt": r.created.clone().unwrap_or_default(),
-                    "CreatedSince": created_since(r.created.as_deref(), now),
-                    "Digest": r.digest.to_string(),
-                    "ID": id(&r.id),
-                    "Repository": r.repository,
-                    "SharedSize": "N/A",
-                    "Size": human_size(r.size),
-                    "Tag": r.tag,
-                    "UniqueSize": "N/A",
-                    "VirtualSize": human_size(r.size),
-                });
-                writeln!(out, "{v}")?;
-            }
-        }
-        "table" => {
-            let mut table = vec![{
-                let mut h = vec!["REPOSITORY", "TAG"];
-                if a.digests {
-                    h.push("DIGEST");
-                }
-                h.extend(["IMAGE ID", "CREATED", "SIZE"]);
-                h.into_iter().map(String::from).collect::<Vec<_>>()
-            }];
-            for r in &rows {
-                let mut line = vec![r.repository.clone(), r.tag.clone()];
-                if a.digests {
-                    line.push(r.digest.to_string());
-                }
-                line.push(id(&r.id));
-                line.push(created_since(r.created.as_deref(), now));
-                line.push(human_size(r.size));
-                table.push(line);
-            }
-            write_table(&mut out, &table)?;
-        }
-        other => bail!("unknown --format {other:?}: use table or json"),
-    }
+    let items: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "Containers": "N/A",
+                "CreatedAt": r.created.clone().unwrap_or_default(),
+                "CreatedSince": created_since(r.created.as_deref(), now),
+                "Digest": r.digest.to_string(),
+                "ID": id(&r.id),
+                "Repository": r.repository,
+                "SharedSize": "N/A",
+                "Size": human_size(r.size),
+                "Tag": r.tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": human_size(r.size),
+            })
+        })
+        .collect();
+    let default = if a.digests {
+        IMAGES_TABLE.replace("{{.Tag}}", "{{.Tag}}\t{{.Digest}}")
+    } else {
+        IMAGES_TABLE.to_string()
+    };
+    ListFormat::parse(a.format.as_deref(), &default)?.write(&mut out, &items, IMAGES_TITLES)?;
     Ok(0)
 }
+
+/// Docker's `images` table and column titles.
+const IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+const IMAGES_TITLES: &Titles = &[
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("ID", "IMAGE ID"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("Containers", "CONTAINERS"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "VIRTUAL SIZE"),
+];
 
 /// Docker's `units.HumanSize`: decimal units, three significant digits.
 fn human_size(n: u64) -> String {
@@ -649,7 +651,7 @@ fn inspect(store: &Store, a: &InspectArgs) -> Result<u8> {
         let found = match find_image(store, text) {
             Ok(f) => f,
             Err(e) => {
-                eprintln!("berth: {e:#}");
+                eprintln!("berth: {}", crate::error_text(e.as_ref()));
                 failed = true;
                 continue;
             }
@@ -696,7 +698,7 @@ fn inspect(store: &Store, a: &InspectArgs) -> Result<u8> {
         });
         all.push(v);
     }
-    println!("{}", serde_json::to_string_pretty(&all)?);
+    super::template::write_inspect(&mut io::stdout().lock(), a.format.as_deref(), &all)?;
     Ok(if failed { 1 } else { 0 })
 }
 

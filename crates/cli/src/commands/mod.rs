@@ -5,4 +5,5 @@ pub mod container;
 pub mod image;
 pub mod network;
 pub mod system;
+pub mod template;
 pub mod volume;

@@ -8,7 +8,7 @@ use berth_engine::{Engine, Network, NetworkCreateOptions};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::container::format::print_table;
+use super::template::{ListFormat, Titles, write_inspect};
 use crate::Cli;
 
 /// Network commands.
@@ -70,9 +70,15 @@ pub enum NetworkSub {
         /// Do not truncate the output.
         #[arg(long = "no-trunc")]
         no_trunc: bool,
+        /// Format output: table, table TEMPLATE, json, or a Go template.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Display detailed information on one or more networks.
     Inspect {
+        /// Format output: json (the default) or a Go template.
+        #[arg(short, long)]
+        format: Option<String>,
         /// Networks.
         #[arg(required = true)]
         networks: Vec<String>,
@@ -114,6 +120,19 @@ pub enum NetworkSub {
         force: bool,
     },
 }
+
+/// Docker's `network ls` table and column titles.
+const NETWORKS_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
+const NETWORKS_TITLES: &Titles = &[
+    ("ID", "NETWORK ID"),
+    ("Name", "NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("IPv6", "IPV6"),
+    ("Internal", "INTERNAL"),
+    ("Labels", "LABELS"),
+    ("CreatedAt", "CREATED AT"),
+];
 
 fn engine(cli: &Cli) -> anyhow::Result<Engine> {
     let rt = berth_engine::locate_runtime(cli.runtime.as_deref())
@@ -242,7 +261,11 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
             println!("{}", n.id);
             Ok(0)
         }
-        NetworkSub::Ls { quiet, no_trunc } => {
+        NetworkSub::Ls {
+            quiet,
+            no_trunc,
+            format,
+        } => {
             let list = nets.list()?;
             let id = |n: &Network| {
                 if *no_trunc {
@@ -257,36 +280,41 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
                 }
                 return Ok(0);
             }
-            let mut rows = vec![vec![
-                "NETWORK ID".into(),
-                "NAME".into(),
-                "DRIVER".into(),
-                "SCOPE".into(),
-            ]];
-            for n in &list {
-                rows.push(vec![
-                    id(n),
-                    n.name.clone(),
-                    n.driver.clone(),
-                    "local".into(),
-                ]);
-            }
-            print_table(&rows);
+            let items: Vec<Value> = list
+                .iter()
+                .map(|n| {
+                    json!({
+                        "ID": id(n),
+                        "Name": n.name,
+                        "Driver": n.driver,
+                        "Scope": "local",
+                        "IPv6": n.ipv6.to_string(),
+                        "Internal": n.internal.to_string(),
+                        "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                        "CreatedAt": n.created,
+                    })
+                })
+                .collect();
+            ListFormat::parse(format.as_deref(), NETWORKS_TABLE)?.write(
+                &mut std::io::stdout().lock(),
+                &items,
+                NETWORKS_TITLES,
+            )?;
             Ok(0)
         }
-        NetworkSub::Inspect { networks } => {
+        NetworkSub::Inspect { format, networks } => {
             let mut out = Vec::new();
             let mut status = 0;
             for n in networks {
                 match nets.get(n) {
                     Ok(n) => out.push(inspect_json(e, &n)),
                     Err(err) => {
-                        eprintln!("berth: {err}");
+                        eprintln!("berth: {}", crate::error_text(&err));
                         status = 1;
                     }
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            write_inspect(&mut std::io::stdout().lock(), format.as_deref(), &out)?;
             Ok(status)
         }
         NetworkSub::Rm { networks } => {
@@ -295,7 +323,7 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
                 match e.network_remove(n) {
                     Ok(_) => println!("{n}"),
                     Err(err) => {
-                        eprintln!("berth: {err}");
+                        eprintln!("berth: {}", crate::error_text(&err));
                         status = 1;
                     }
                 }

@@ -165,7 +165,7 @@ pub fn run(cli: &Cli, cmd: &SystemCommand) -> anyhow::Result<u8> {
                     Ok(()) => println!("{}", b.name),
                     Err(err) => {
                         failed += 1;
-                        eprintln!("berth: start {}: {err:#}", b.name);
+                        eprintln!("berth: start {}: {}", b.name, crate::error_text(&err));
                     }
                 }
             }
@@ -240,15 +240,23 @@ fn events(e: &berth_engine::Engine, a: &EventsArgs) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let format = a.format.as_deref().map(str::trim);
+    // A template is checked before anything is read.
+    let template = match format {
+        Some("json") | Some("{{json .}}") | None => None,
+        Some(t) => Some(super::template::ListFormat::parse(Some(t), t)?),
+    };
     let r = e.events().read(&q, &|ev| filter.matches(ev), &mut |ev| {
-        let line = match format {
-            Some("json") | Some("{{json .}}") => {
+        match (&template, format) {
+            (Some(t), _) => t
+                .write(&mut out, &[template_value(ev)], &[])
+                .map_err(std::io::Error::other)?,
+            (None, Some(_)) => writeln!(
+                out,
+                "{}",
                 serde_json::to_string(&with_legacy_fields(ev)).expect("an event serialises")
-            }
-            Some(t) => super::container::format::render(t, &template_value(ev)),
-            None => default_line(ev),
-        };
-        writeln!(out, "{line}")?;
+            )?,
+            (None, None) => writeln!(out, "{}", default_line(ev))?,
+        }
         out.flush()
     });
     match r {
@@ -311,17 +319,14 @@ fn template_value(ev: &berth_engine::Event) -> serde_json::Value {
 }
 
 /// Renders `v` with a `--format` value: `json` is the object on one line, else a template.
-fn formatted(format: &str, v: &serde_json::Value) -> String {
-    match format.trim() {
-        "json" | "{{json .}}" => v.to_string(),
-        t => super::container::format::render(t, v),
-    }
+fn formatted(format: &str, v: &serde_json::Value) -> anyhow::Result<String> {
+    super::template::render(format, v)
 }
 
 fn info(e: &berth_engine::Engine, a: &InfoArgs) -> anyhow::Result<u8> {
     let i = e.system_info()?;
     if let Some(f) = &a.format {
-        println!("{}", formatted(f, &serde_json::to_value(&i)?));
+        println!("{}", formatted(f, &serde_json::to_value(&i)?)?);
         return Ok(0);
     }
     println!("Client:");
@@ -406,7 +411,7 @@ fn version(e: &berth_engine::Engine, a: &InfoArgs) -> anyhow::Result<u8> {
         },
     });
     if let Some(f) = &a.format {
-        println!("{}", formatted(f, &v));
+        println!("{}", formatted(f, &v)?);
         return Ok(0);
     }
     println!("Client:");
@@ -434,7 +439,8 @@ pub fn history_command(cli: &Cli, a: &HistoryArgs) -> anyhow::Result<u8> {
 }
 
 fn history(e: &berth_engine::Engine, a: &HistoryArgs) -> anyhow::Result<u8> {
-    use super::container::format::{human_duration, human_size, print_table, since};
+    use super::container::format::{human_duration, human_size, since};
+    use super::template::print_rows as print_table;
     let store = e.images();
     let image = match store.find_image_loaded(&a.image) {
         Ok(i) => i,
@@ -493,7 +499,7 @@ fn history(e: &berth_engine::Engine, a: &HistoryArgs) -> anyhow::Result<u8> {
                 "Size": size(h.size),
                 "Comment": h.comment,
             });
-            println!("{}", formatted(f, &v));
+            println!("{}", formatted(f, &v)?);
         }
         return Ok(0);
     }
@@ -513,7 +519,7 @@ fn history(e: &berth_engine::Engine, a: &HistoryArgs) -> anyhow::Result<u8> {
             h.comment.clone(),
         ]);
     }
-    print_table(&rows);
+    print_table(&rows)?;
     Ok(0)
 }
 
@@ -525,7 +531,8 @@ fn percent(part: u64, whole: u64) -> String {
 }
 
 fn df(e: &berth_engine::Engine, a: &DfArgs) -> anyhow::Result<u8> {
-    use super::container::format::{human_duration, human_size, print_table, since};
+    use super::container::format::{human_duration, human_size, since};
+    use super::template::print_rows as print_table;
     let u = e.disk_usage()?;
     let kinds = [
         ("Images", u.images_summary()),
@@ -550,7 +557,7 @@ fn df(e: &berth_engine::Engine, a: &DfArgs) -> anyhow::Result<u8> {
                 "Size": human_size(s.size),
                 "Reclaimable": format!("{} ({})", human_size(s.reclaimable), percent(s.reclaimable, s.size)),
             });
-            println!("{}", formatted(f, &v));
+            println!("{}", formatted(f, &v)?);
         }
         return Ok(0);
     }
@@ -580,7 +587,7 @@ fn df(e: &berth_engine::Engine, a: &DfArgs) -> anyhow::Result<u8> {
                 reclaim,
             ]);
         }
-        print_table(&rows);
+        print_table(&rows)?;
         return Ok(0);
     }
     println!("Images space usage:\n");
@@ -623,7 +630,7 @@ fn df(e: &berth_engine::Engine, a: &DfArgs) -> anyhow::Result<u8> {
             ]);
         }
     }
-    print_table(&rows);
+    print_table(&rows)?;
     println!("\nContainers space usage:\n");
     let mut rows = vec![vec![
         "CONTAINER ID".to_string(),
@@ -652,7 +659,7 @@ fn df(e: &berth_engine::Engine, a: &DfArgs) -> anyhow::Result<u8> {
             c.name.clone(),
         ]);
     }
-    print_table(&rows);
+    print_table(&rows)?;
     println!("\nLocal Volumes space usage:\n");
     let mut rows = vec![vec![
         "VOLUME NAME".to_string(),
@@ -666,7 +673,7 @@ fn df(e: &berth_engine::Engine, a: &DfArgs) -> anyhow::Result<u8> {
             human_size(v.size),
         ]);
     }
-    print_table(&rows);
+    print_table(&rows)?;
     println!("\nBuild cache usage: 0B");
     Ok(0)
 }

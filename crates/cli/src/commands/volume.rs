@@ -7,10 +7,8 @@ use anyhow::Context;
 use berth_engine::{Volume, VolumeCreate};
 use clap::{Args, Subcommand};
 
-use super::container::{
-    engine,
-    format::{human_size, print_table, render},
-};
+use super::container::{engine, format::human_size};
+use super::template::{ListFormat, write_inspect};
 use crate::Cli;
 
 /// `volume ...`.
@@ -158,14 +156,7 @@ pub fn run(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<u8> {
                     }
                 }
             }
-            match format {
-                Some(f) => {
-                    for v in &all {
-                        println!("{}", render(f, v));
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&all)?),
-            }
+            write_inspect(&mut std::io::stdout().lock(), format.as_deref(), &all)?;
             Ok(status)
         }
         VolumeSub::Rm { force, volumes } => {
@@ -259,46 +250,15 @@ fn ls(e: &berth_engine::Engine, a: &LsArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    match a.format.as_deref().map(str::trim) {
-        Some("json") => {
-            for v in &list {
-                println!("{}", serde_json::to_string(&ls_value(v))?);
-            }
-        }
-        Some(t) if t.starts_with("table") => {
-            let t = t.trim_start_matches("table").trim();
-            let t = if t.is_empty() {
-                "{{.Driver}}\t{{.Name}}"
-            } else {
-                t
-            };
-            let header = serde_json::json!({
-                "Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
-                "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "CreatedAt": "CREATED",
-                "Size": "SIZE", "Links": "LINKS",
-            });
-            let mut rows = vec![split_cells(&render(t, &header))];
-            for v in &list {
-                rows.push(split_cells(&render(t, &ls_value(v))));
-            }
-            print_table(&rows);
-        }
-        Some(t) => {
-            for v in &list {
-                println!("{}", render(t, &ls_value(v)));
-            }
-        }
-        None => {
-            let mut rows = vec![vec!["DRIVER".to_string(), "VOLUME NAME".to_string()]];
-            for v in &list {
-                rows.push(vec![v.driver.clone(), v.name.clone()]);
-            }
-            print_table(&rows);
-        }
-    }
+    let items: Vec<serde_json::Value> = list.iter().map(ls_value).collect();
+    ListFormat::parse(a.format.as_deref(), "table {{.Driver}}\t{{.Name}}")?.write(
+        &mut std::io::stdout().lock(),
+        &items,
+        &[
+            ("Name", "VOLUME NAME"),
+            ("Mountpoint", "MOUNTPOINT"),
+            ("CreatedAt", "CREATED"),
+        ],
+    )?;
     Ok(0)
-}
-
-fn split_cells(line: &str) -> Vec<String> {
-    line.split('\t').map(str::to_string).collect()
 }

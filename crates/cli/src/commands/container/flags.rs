@@ -156,8 +156,9 @@ pub struct CreateFlags {
     /// Publish a container's port(s) to the host ([IP:][HOSTPORT:]CTRPORT[/PROTO]).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
-    /// The image, then the command and its arguments.
-    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true,
+    /// The image, then the command and its arguments. Flags before the image are berth's
+    /// (an unknown one is an error); everything after it is the command's.
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true,
           value_name = "IMAGE [COMMAND] [ARG...]")]
     pub image_and_cmd: Vec<String>,
 }

@@ -1,9 +1,7 @@
-//! Presentation as Docker prints it: human durations and sizes, aligned tables, and Go-like
-//! `--format` templates (`{{.ID}}`, `{{.State.Status}}`, `{{json .Config}}`, `table ...`).
+//! Presentation as Docker prints it: human durations and sizes (tables and `--format` are
+//! `commands::template`).
 
 use std::time::{Duration, SystemTime};
-
-use serde_json::Value;
 
 /// Docker's `units.HumanDuration`.
 pub fn human_duration(d: Duration) -> String {
@@ -81,96 +79,9 @@ pub fn bytes_size(n: u64) -> String {
     size(n as f64, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB"])
 }
 
-/// Prints rows aligned like Go's tabwriter with Docker's padding (3 spaces).
-pub fn print_table(rows: &[Vec<String>]) {
-    let _ = write_table(&mut std::io::stdout().lock(), rows);
-}
-
-/// [`print_table`] to `out`: each column as wide as its widest cell (in characters) plus 3
-/// spaces, the last one unpadded, trailing blanks trimmed.
-pub fn write_table(out: &mut impl std::io::Write, rows: &[Vec<String>]) -> std::io::Result<()> {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut width = vec![0; cols];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
-        }
-    }
-    for r in rows {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            line.push_str(c);
-            if i + 1 < r.len() {
-                line.push_str(&" ".repeat(width[i] - c.chars().count() + 3));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
-    Ok(())
-}
-
-fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut cur = v;
-    for k in path.split('.').filter(|k| !k.is_empty()) {
-        cur = cur.get(k)?;
-    }
-    Some(cur)
-}
-
-fn plain(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "<no value>".into(),
-        Value::Array(a) => format!("[{}]", a.iter().map(plain).collect::<Vec<_>>().join(" ")),
-        Value::Object(o) => format!(
-            "map[{}]",
-            o.iter()
-                .map(|(k, v)| format!("{k}:{}", plain(v)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        other => other.to_string(),
-    }
-}
-
-/// Renders a Go-like template: `{{.A.B}}`, `{{json .A}}`, `{{json .}}`, `\t`, `\n`.
-pub fn render(template: &str, v: &Value) -> String {
-    let t = template.replace("\\t", "\t").replace("\\n", "\n");
-    let mut out = String::new();
-    let mut rest = t.as_str();
-    while let Some(i) = rest.find("{{") {
-        out.push_str(&rest[..i]);
-        let Some(j) = rest[i..].find("}}") else {
-            out.push_str(&rest[i..]);
-            return out;
-        };
-        let expr = rest[i + 2..i + j].trim();
-        let (json, path) = match expr.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, expr),
-        };
-        let path = path.strip_prefix('.').unwrap_or(path);
-        let val = lookup(v, path).cloned().unwrap_or(Value::Null);
-        out.push_str(&if json { val.to_string() } else { plain(&val) });
-        rest = &rest[i + j + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The header of a `table` template: field names turned into Docker's column titles.
-pub fn table_header(template: &str, titles: &[(&str, &str)]) -> String {
-    let mut h = template.replace("\\t", "\t");
-    for (field, title) in titles {
-        h = h.replace(&format!("{{{{.{field}}}}}"), title);
-    }
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn durations_and_sizes() {
@@ -184,13 +95,5 @@ mod tests {
         assert_eq!(human_size(0), "0B");
         assert_eq!(human_size(1_500_000), "1.5MB");
         assert_eq!(bytes_size(32 << 20), "32MiB");
-    }
-
-    #[test]
-    fn templates() {
-        let v = json!({"ID": "abc", "State": {"Status": "running"}, "L": ["a", "b"]});
-        assert_eq!(render("{{.ID}} {{.State.Status}}", &v), "abc running");
-        assert_eq!(render("{{json .L}}", &v), "[\"a\",\"b\"]");
-        assert_eq!(render("{{.ID}}\\t{{.Nope}}", &v), "abc\t<no value>");
     }
 }

@@ -1,14 +1,14 @@
 //! `ps` and `stats`: Docker's columns, filters and formats.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use berth_engine::{ContainerInfo, Engine, Status};
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::format::{
-    bytes_size, human_duration, human_size, print_table, render, since, table_header,
-};
+use super::format::{bytes_size, human_duration, human_size, since};
+use crate::commands::template::{ListFormat, Titles};
 
 /// `ps` flags.
 #[derive(Args, Debug)]
@@ -34,7 +34,7 @@ pub struct PsArgs {
     /// Filter output based on conditions provided (status=, name=, label=, id=).
     #[arg(short, long)]
     filter: Vec<String>,
-    /// Format output: table, json, or a Go-like template.
+    /// Format output: table, table TEMPLATE, json, or a Go template.
     #[arg(long)]
     format: Option<String>,
 }
@@ -172,7 +172,7 @@ fn matches(i: &ContainerInfo, filters: &[String]) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-const TITLES: &[(&str, &str)] = &[
+const TITLES: &Titles = &[
     ("ID", "CONTAINER ID"),
     ("Image", "IMAGE"),
     ("Command", "COMMAND"),
@@ -186,7 +186,12 @@ const TITLES: &[(&str, &str)] = &[
     ("Size", "SIZE"),
     ("Mounts", "MOUNTS"),
     ("Networks", "NETWORKS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
 ];
+
+/// Docker's `ps` table.
+const PS_TABLE: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
 /// `berth ps`.
 pub fn run(e: &Engine, a: &PsArgs) -> anyhow::Result<u8> {
@@ -229,67 +234,32 @@ pub fn run(e: &Engine, a: &PsArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let rows: Vec<Value> = kept.iter().map(|i| row(e, i, trunc, a.size)).collect();
-    match a.format.as_deref() {
-        None | Some("table") => {
-            let mut cols = vec![
-                "ID",
-                "Image",
-                "Command",
-                "RunningFor",
-                "Status",
-                "Ports",
-                "Names",
-            ];
-            if a.size {
-                cols.push("Size");
-            }
-            let mut table = vec![
-                cols.iter()
-                    .map(|c| {
-                        TITLES
-                            .iter()
-                            .find(|t| t.0 == *c)
-                            .map_or(*c, |t| t.1)
-                            .to_string()
-                    })
-                    .collect::<Vec<_>>(),
-            ];
-            for r in &rows {
-                table.push(
-                    cols.iter()
-                        .map(|c| r[c].as_str().unwrap_or("").to_string())
-                        .collect(),
-                );
-            }
-            print_table(&table);
-        }
-        Some("json") => {
-            for r in &rows {
-                println!("{r}");
-            }
-        }
-        Some(t) => {
-            if let Some(t) = t.strip_prefix("table") {
-                let t = t.trim_start();
-                let mut table = vec![
-                    table_header(t, TITLES)
-                        .split('\t')
-                        .map(str::to_string)
-                        .collect::<Vec<_>>(),
-                ];
-                for r in &rows {
-                    table.push(render(t, r).split('\t').map(str::to_string).collect());
-                }
-                print_table(&table);
-            } else {
-                for r in &rows {
-                    println!("{}", render(t, r));
-                }
-            }
-        }
-    }
+    let default = if a.size {
+        format!("{PS_TABLE}\t{{{{.Size}}}}")
+    } else {
+        PS_TABLE.to_string()
+    };
+    ListFormat::parse(a.format.as_deref(), &default)?.write(
+        &mut std::io::stdout().lock(),
+        &rows,
+        TITLES,
+    )?;
     Ok(0)
 }
+
+/// Docker's `stats` columns and table.
+const STATS_TITLES: &Titles = &[
+    ("ID", "CONTAINER ID"),
+    ("Container", "CONTAINER"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
+const STATS_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
 
 /// `berth stats`.
 pub fn stats(
@@ -312,6 +282,7 @@ pub fn stats(
             .map(|c| e.lookup(c))
             .collect::<Result<_, _>>()?
     };
+    let fmt = ListFormat::parse(format, STATS_TABLE)?;
     let sample = |id: &String| e.stats(id).ok();
     let mut prev: Vec<Option<berth_engine::Stats>> = ids.iter().map(sample).collect();
     let mut t0 = Instant::now();
@@ -349,45 +320,13 @@ pub fn stats(
             }));
         }
         prev = now;
-        match format {
-            Some("json") => {
-                for r in &rows {
-                    println!("{r}");
-                }
-            }
-            Some(t) if t != "table" => {
-                for r in &rows {
-                    println!("{}", render(t, r));
-                }
-            }
-            _ => {
-                if !no_stream {
-                    print!("\x1b[2J\x1b[H");
-                }
-                let cols = [
-                    "ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs",
-                ];
-                let titles = [
-                    "CONTAINER ID",
-                    "NAME",
-                    "CPU %",
-                    "MEM USAGE / LIMIT",
-                    "MEM %",
-                    "NET I/O",
-                    "BLOCK I/O",
-                    "PIDS",
-                ];
-                let mut table = vec![titles.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
-                for r in &rows {
-                    table.push(
-                        cols.iter()
-                            .map(|c| r[c].as_str().unwrap_or("").to_string())
-                            .collect(),
-                    );
-                }
-                print_table(&table);
-            }
+        let mut out = std::io::stdout().lock();
+        if !no_stream && fmt.is_table() {
+            // Each sample on a clean screen, as Docker's live table.
+            write!(out, "\x1b[2J\x1b[H")?;
         }
+        fmt.write(&mut out, &rows, STATS_TITLES)?;
+        out.flush()?;
         if no_stream {
             return Ok(0);
         }
