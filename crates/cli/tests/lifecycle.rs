@@ -246,6 +246,7 @@ fn restart_on_failure_counts_restarts() {
     b.ok(&["stop", "-t", "1", &id]);
     let s = status(&b, &id);
     assert_eq!(s, "exited");
+    // What must not happen (a restart after the stop) would show within a few back-offs.
     std::thread::sleep(std::time::Duration::from_millis(600));
     assert_eq!(
         status(&b, &id),
@@ -349,6 +350,7 @@ fn image_healthcheck_runs_and_flags_override_it() {
     assert_eq!(hc["Interval"], 200_000_000u64, "{hc}");
     // --no-healthcheck turns it off.
     let id = run(&["--no-healthcheck"]);
+    // What must not happen (a probe at the image's 200 ms interval) would show within this.
     std::thread::sleep(std::time::Duration::from_millis(600));
     let v = b.inspect(&id);
     assert_eq!(

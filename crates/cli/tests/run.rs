@@ -330,15 +330,40 @@ fn stdin_with_i_and_a_terminal_with_t() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("script (util-linux)");
+    // What the terminal shows, as it comes.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
     {
         use std::io::Write;
         let mut i = child.stdin.take().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        // Typed once the container has printed its size: berth's terminal is set up by then
+        // (typed earlier, it could be flushed when the terminal is put in raw mode).
+        b.wait_for(30, "the container's stty size", || {
+            seen.lock().unwrap().contains("33 101")
+        });
         i.write_all(b"abc\n").unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        b.wait_for(30, "the container to echo the input", || {
+            seen.lock().unwrap().contains("got:abc")
+        });
     }
-    let o = child.wait_with_output().unwrap();
-    let s = out(&o);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success());
+    let s = seen.lock().unwrap().clone();
     assert!(s.contains("/dev/pts/"), "{s}");
     assert!(s.contains("got:abc"), "{s}");
     assert!(
@@ -403,6 +428,7 @@ fn foreground_run_forwards_sigint_and_survives_the_cli() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
+    // What must not happen (the container dying with its client) would show within this.
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(
         b.ok(&["ps", "--format", "{{.Names}} {{.State}}"])
@@ -442,14 +468,20 @@ fn ctrl_p_ctrl_q_detaches_from_a_terminal() {
         b.ok(&["ps", "--format", "{{.Names}} {{.State}}"])
             .contains("det running")
     });
-    std::thread::sleep(std::time::Duration::from_millis(300));
     {
         use std::io::Write;
         let mut i = child.stdin.take().unwrap();
-        i.write_all(b"\x10\x11").unwrap();
-        b.wait_for(10, "berth to detach", || {
-            child.try_wait().unwrap().is_some()
-        });
+        // Until berth has its terminal in raw mode, the line discipline keeps ^P and eats ^Q
+        // (IXON): the keys are typed again until berth detaches.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < until, "berth did not detach");
+            i.write_all(b"\x10\x11").unwrap();
+            let again = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while child.try_wait().unwrap().is_none() && std::time::Instant::now() < again {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
     }
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(
