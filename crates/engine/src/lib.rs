@@ -19,6 +19,7 @@ mod cp;
 mod create;
 mod error;
 mod events;
+mod exec;
 mod logs;
 mod monitor;
 mod network;
@@ -37,7 +38,9 @@ mod volumes;
 
 use std::path::{Path, PathBuf};
 
-pub use attach::{AttachClient, AttachEnd, AttachIo};
+pub use attach::{
+    AttachEnd, AttachIo, Attachment, DEFAULT_DETACH_KEYS, Resizer, parse_detach_keys,
+};
 pub use berth_network::{
     CreateOptions as NetworkCreateOptions, DEFAULT_NETWORK, DNS_COMMAND, Endpoint, Network,
     Networks, PortMapping,
@@ -46,10 +49,11 @@ pub use changes::{Change, ChangeKind};
 pub use create::{nano_cpus, parse_restart_policy};
 pub use error::{Error, Result};
 pub use events::{Actor, Event, EventFilter, EventLog, EventQuery};
+pub use exec::{ExecConfig, ExecHandle, ExecInspect, ExecIo, ExecProcess, ProcessConfig};
 pub use logs::{LogEntry, LogOptions};
-pub use monitor::{Starting, pty_drain};
+pub use monitor::Starting;
 pub use ops::{ContainerInfo, Stats};
-pub use options::{CreateOptions, ExecOptions};
+pub use options::CreateOptions;
 pub use record::{
     Config, Health, HealthConfig, HealthLog, HostConfig, LogConfig, MountPoint, Networking,
     PortBinding, Record, RestartPolicy, State, Status, Ulimit,
@@ -64,10 +68,6 @@ pub use volumes::{Volume, VolumeCreate, VolumePrune};
 /// The hidden subcommand of the `berth` binary that runs a monitor:
 /// `berth --root R --runtime RT __monitor [--wait-attach] [--ready-fd N] ID`.
 pub const MONITOR_COMMAND: &str = "__monitor";
-
-/// The hidden subcommand of the `berth` binary that holds the terminal of an `exec -d -t`
-/// process ([`pty_drain`]): `berth __ptydrain`, with a listening console socket as stdin.
-pub const PTY_DRAIN_COMMAND: &str = "__ptydrain";
 
 /// The engine over one root directory.
 #[derive(Clone, Debug)]
