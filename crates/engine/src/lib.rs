@@ -8,7 +8,9 @@
 //! `start` and gone when the container is. State on disk is never trusted alone: a status of
 //! running is checked against the monitor's and the init's pid and start time.
 //!
-//! What it does not do: parse command lines or print tables (the CLI does), pull images (see
+//! What it does not do: parse command lines or print tables (the CLI does), touch the stdio or
+//! terminal of the process it runs in (attach and exec take the caller's streams, see
+//! `attach.rs` and `exec.rs`), pull images (see
 //! `create::pull_missing_image`), make bridges, rules or DNS servers (berth-network does;
 //! `network.rs` maps containers onto it).
 
