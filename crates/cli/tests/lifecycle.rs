@@ -446,3 +446,84 @@ fn killed_monitor_does_not_fool_ps() {
     assert!(mounted_below(b.root.path()).is_empty());
     assert!(cgroup_dirs(&id).is_empty());
 }
+
+#[test]
+fn exec_it_has_our_terminal_and_detaches_with_the_keys() {
+    let b = Berth::new();
+    let id = run_d(&b, &[IMAGE, "sleep", "100"]);
+    let berth = format!(
+        "{} --root {} --runtime {}",
+        common::berth_bin().display(),
+        b.root.path().display(),
+        common::runtime_bin().display()
+    );
+    let script = |cmd: String, input: &[u8]| {
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (util-linux)");
+        let mut i = child.stdin.take().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        std::io::Write::write_all(&mut i, input).unwrap();
+        (child, i)
+    };
+    // The process's terminal has our size from its first moment, and our input.
+    let (child, i) = script(
+        format!(
+            "stty rows 33 cols 101; {berth} exec -it {id} sh -c 'test -t 0 && tty; stty size; \
+             read x; echo got:$x; exit 4'"
+        ),
+        b"abc\n",
+    );
+    let o = child.wait_with_output().unwrap();
+    drop(i);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("/dev/pts/"), "{s}");
+    assert!(
+        s.contains("33 101"),
+        "the exec's terminal has our size: {s}"
+    );
+    assert!(s.contains("got:abc"), "{s}");
+    assert_eq!(o.status.code(), Some(4), "{s}");
+    // --detach-keys: berth returns, the process runs on to its end.
+    let (mut child, i) = script(
+        format!(
+            "{berth} exec -it --detach-keys ctrl-x,x {id} sh -c 'sleep 1; echo done > /tmp/dk'"
+        ),
+        b"\x18x",
+    );
+    b.wait_for(10, "berth to detach", || {
+        child.try_wait().unwrap().is_some()
+    });
+    drop(i);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    b.wait_for(10, "the detached process to finish", || {
+        b.run(&["exec", &id, "cat", "/tmp/dk"]).status.success()
+    });
+    // Every exec's end is recorded, also that of the detached one: an exec_die per exec.
+    let actions = || {
+        let until = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1;
+        b.ok(&[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &until.to_string(),
+            "--filter",
+            &format!("container={id}"),
+            "--format",
+            "{{.Action}}",
+        ])
+    };
+    b.wait_for(10, "an exec_die per exec", || {
+        let a = actions();
+        let created = a.matches("exec_create").count();
+        created >= 3 && a.matches("exec_die").count() == created
+    });
+}

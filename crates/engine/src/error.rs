@@ -21,6 +21,9 @@ pub enum Error {
     /// No container has this name or ID (prefix).
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    /// No exec has this ID.
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
     /// An ID prefix matches more than one container.
     #[error("multiple containers match {0:?}: use more characters of the ID")]
     Ambiguous(String),

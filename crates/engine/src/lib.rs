@@ -8,7 +8,9 @@
 //! `start` and gone when the container is. State on disk is never trusted alone: a status of
 //! running is checked against the monitor's and the init's pid and start time.
 //!
-//! What it does not do: parse command lines or print tables (the CLI does), pull images (see
+//! What it does not do: parse command lines or print tables (the CLI does), touch the stdio or
+//! terminal of the process it runs in (attach and exec take the caller's streams, see
+//! `attach.rs` and `exec.rs`), pull images (see
 //! `create::pull_missing_image`), make bridges, rules or DNS servers (berth-network does;
 //! `network.rs` maps containers onto it).
 
@@ -20,6 +22,7 @@ mod create;
 mod disk;
 mod error;
 mod events;
+mod exec;
 mod images;
 mod logs;
 mod monitor;
@@ -39,7 +42,9 @@ mod volumes;
 
 use std::path::{Path, PathBuf};
 
-pub use attach::{AttachClient, AttachEnd, AttachIo};
+pub use attach::{
+    AttachEnd, AttachIo, Attachment, DEFAULT_DETACH_KEYS, Resizer, parse_detach_keys,
+};
 pub use berth_network::{
     CreateOptions as NetworkCreateOptions, DEFAULT_NETWORK, DNS_COMMAND, Endpoint, Network,
     Networks, PortMapping,
@@ -52,11 +57,12 @@ pub use disk::{
 };
 pub use error::{Error, Result};
 pub use events::{Actor, Event, EventFilter, EventLog, EventQuery};
+pub use exec::{ExecConfig, ExecHandle, ExecInspect, ExecIo, ExecProcess, ProcessConfig};
 pub use images::{ImageDeleted, LoadedImage};
 pub use logs::{LogEntry, LogOptions};
-pub use monitor::{Starting, pty_drain};
+pub use monitor::Starting;
 pub use ops::{ContainerInfo, Stats};
-pub use options::{CreateOptions, ExecOptions};
+pub use options::CreateOptions;
 pub use record::{
     Config, Health, HealthConfig, HealthLog, HostConfig, LogConfig, MountPoint, Networking,
     PortBinding, Record, RestartPolicy, State, Status, Ulimit,
@@ -71,10 +77,6 @@ pub use volumes::{Volume, VolumeCreate, VolumePrune};
 /// The hidden subcommand of the `berth` binary that runs a monitor:
 /// `berth --root R --runtime RT __monitor [--wait-attach] [--ready-fd N] ID`.
 pub const MONITOR_COMMAND: &str = "__monitor";
-
-/// The hidden subcommand of the `berth` binary that holds the terminal of an `exec -d -t`
-/// process ([`pty_drain`]): `berth __ptydrain`, with a listening console socket as stdin.
-pub const PTY_DRAIN_COMMAND: &str = "__ptydrain";
 
 /// The engine over one root directory.
 #[derive(Clone, Debug)]

@@ -22,14 +22,15 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::Engine;
 use crate::attach::{
-    self, CLOSE_STDIN, EXIT, RESIZE, STDERR, STDIN, STDOUT, read_frame, write_frame,
+    ATTACH, CLOSE_STDIN, EXEC, EXIT, RESIZE, STDERR, STDIN, STDOUT, parse_size, read_frame,
+    write_frame,
 };
 use crate::error::{Error, Result, io_err};
 use crate::logs::{LogWriter, log_path};
@@ -41,17 +42,80 @@ use crate::util::{parse_bytes, pid_start_time, rfc3339};
 struct Shared {
     clients: Mutex<Vec<UnixStream>>,
     stdin: Mutex<Option<File>>,
+    /// What clients sent to stdin before the container first started (and whether they
+    /// closed it): `run -i` attaches first. None once the first run has its stdin.
+    early_stdin: Mutex<Option<(Vec<u8>, bool)>>,
     master: Mutex<Option<File>>,
     /// The last size a client asked for, applied to each new terminal.
     size: Mutex<Option<libc::winsize>>,
     log: Mutex<LogWriter>,
     first_client: Mutex<Option<mpsc::Sender<()>>>,
+    /// Exec processes being served (see `exec.rs`).
+    execs: AtomicUsize,
 }
 
 impl Shared {
     fn broadcast(&self, kind: u8, data: &[u8]) {
         let mut c = self.clients.lock().unwrap();
         c.retain_mut(|s| write_frame(s, kind, data).is_ok());
+    }
+
+    /// Writes a client's input to the container's stdin (kept for the first start if the
+    /// container has not started yet).
+    fn write_stdin(&self, data: &[u8]) {
+        let mut stdin = self.stdin.lock().unwrap();
+        match stdin.as_mut() {
+            Some(f) => {
+                let _ = f.write_all(data);
+            }
+            None => {
+                if let Some((buf, false)) = self.early_stdin.lock().unwrap().as_mut() {
+                    buf.extend_from_slice(data);
+                }
+            }
+        }
+    }
+
+    /// A client closed the container's stdin.
+    fn close_stdin(&self) {
+        let mut stdin = self.stdin.lock().unwrap();
+        stdin.take();
+        if let Some((_, closed)) = self.early_stdin.lock().unwrap().as_mut() {
+            *closed = true;
+        }
+    }
+
+    /// Gives the running container its stdin: first what clients sent before it started.
+    fn open_stdin(&self, mut f: File) {
+        let mut stdin = self.stdin.lock().unwrap();
+        if let Some((buf, closed)) = self.early_stdin.lock().unwrap().take() {
+            let _ = f.write_all(&buf);
+            if closed {
+                return;
+            }
+        }
+        *stdin = Some(f);
+    }
+
+    /// Records the size a client asked for and applies it to the terminal, if any.
+    fn resize(&self, ws: libc::winsize) {
+        *self.size.lock().unwrap() = Some(ws);
+        if let Some(m) = self.master.lock().unwrap().as_ref() {
+            // SAFETY: TIOCSWINSZ reads a winsize.
+            unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        }
+    }
+}
+
+/// Appends a line to the container's `monitor.log` (the monitor's own messages: nothing of
+/// the engine writes to the stdio of the process it runs in).
+pub(crate) fn log(dir: &Path, msg: &str) {
+    if let Ok(mut f) = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("monitor.log"))
+    {
+        let _ = writeln!(f, "{} {msg}", rfc3339(SystemTime::now()));
     }
 }
 
@@ -75,7 +139,7 @@ struct Exit {
     oom: bool,
 }
 
-fn pipe() -> Result<(File, File)> {
+pub(crate) fn pipe() -> Result<(File, File)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two descriptors into the array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -86,7 +150,7 @@ fn pipe() -> Result<(File, File)> {
 }
 
 /// Receives one descriptor sent with SCM_RIGHTS.
-fn recv_fd(sock: &UnixStream) -> std::io::Result<OwnedFd> {
+pub(crate) fn recv_fd(sock: &UnixStream) -> std::io::Result<OwnedFd> {
     let mut data = [0u8; 256];
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
@@ -120,7 +184,7 @@ fn recv_fd(sock: &UnixStream) -> std::io::Result<OwnedFd> {
 }
 
 /// Reads the last error of `berth-runtime --log-format json`.
-fn runtime_log_error(path: &Path) -> String {
+pub(crate) fn runtime_log_error(path: &Path) -> String {
     let s = fs::read_to_string(path).unwrap_or_default();
     s.lines()
         .rev()
@@ -214,51 +278,62 @@ fn pump(
     })
 }
 
-fn accept_loop(shared: Arc<Shared>, listener: UnixListener) {
+/// Serves the attach socket: each connection in a thread of its own, by its first frame.
+fn accept_loop(
+    engine: Engine,
+    id: String,
+    dirf: RawFd,
+    shared: Arc<Shared>,
+    listener: UnixListener,
+) {
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
-            let Ok(mut reader) = conn.try_clone() else {
-                continue;
-            };
-            shared.clients.lock().unwrap().push(conn);
-            if let Some(tx) = shared.first_client.lock().unwrap().take() {
-                let _ = tx.send(());
-            }
-            let shared = shared.clone();
-            std::thread::spawn(move || {
-                while let Ok(Some((kind, data))) = read_frame(&mut reader) {
-                    match kind {
-                        STDIN => {
-                            if let Some(f) = shared.stdin.lock().unwrap().as_mut() {
-                                let _ = f.write_all(&data);
-                            }
-                        }
-                        CLOSE_STDIN => {
-                            shared.stdin.lock().unwrap().take();
-                        }
-                        RESIZE if data.len() == 4 => {
-                            let ws = libc::winsize {
-                                ws_row: u16::from_be_bytes([data[0], data[1]]),
-                                ws_col: u16::from_be_bytes([data[2], data[3]]),
-                                ws_xpixel: 0,
-                                ws_ypixel: 0,
-                            };
-                            *shared.size.lock().unwrap() = Some(ws);
-                            if let Some(m) = shared.master.lock().unwrap().as_ref() {
-                                // SAFETY: TIOCSWINSZ reads a winsize.
-                                unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            });
+            let (engine, id, shared) = (engine.clone(), id.clone(), shared.clone());
+            std::thread::spawn(move || serve(&engine, &id, dirf, &shared, conn));
         }
     });
 }
 
-fn wait_init(pid: i32, start: u64) -> i32 {
+/// One connection: an attach to the container's stdio, an exec, or a resize.
+fn serve(engine: &Engine, id: &str, dirf: RawFd, shared: &Shared, conn: UnixStream) {
+    let Ok(mut reader) = conn.try_clone() else {
+        return;
+    };
+    match read_frame(&mut reader) {
+        Ok(Some((ATTACH, data))) => {
+            // The size first: a container started by this attach (`run`) sees it at once.
+            if let Some(ws) = parse_size(&data) {
+                shared.resize(ws);
+            }
+            shared.clients.lock().unwrap().push(conn);
+            if let Some(tx) = shared.first_client.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            while let Ok(Some((kind, data))) = read_frame(&mut reader) {
+                match kind {
+                    STDIN => shared.write_stdin(&data),
+                    CLOSE_STDIN => shared.close_stdin(),
+                    RESIZE => {
+                        if let Some(ws) = parse_size(&data) {
+                            shared.resize(ws);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(Some((EXEC, data))) => engine.serve_exec(id, dirf, conn, &data, &shared.execs),
+        Ok(Some((RESIZE, data))) => {
+            if let Some(ws) = parse_size(&data) {
+                shared.resize(ws);
+            }
+        }
+        _ => {}
+    }
+}
+
+pub(crate) fn wait_init(pid: i32, start: u64) -> i32 {
     loop {
         let mut status = 0;
         // SAFETY: waitpid writes the status int.
@@ -298,7 +373,10 @@ impl Engine {
         match self.monitor(id, wait_attach, &mut ready) {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("berth monitor {id}: {e}");
+                log(
+                    &self.containers.dir(id),
+                    &format!("berth monitor {id}: {e}"),
+                );
                 ready.send(&format!("error 125 {e}"));
                 1
             }
@@ -330,17 +408,25 @@ impl Engine {
         let shared = Arc::new(Shared {
             clients: Mutex::new(Vec::new()),
             stdin: Mutex::new(None),
+            early_stdin: Mutex::new(Some((Vec::new(), false))),
             master: Mutex::new(None),
             size: Mutex::new(None),
             log: Mutex::new(log),
             first_client: Mutex::new(Some(tx)),
+            execs: AtomicUsize::new(0),
         });
         let me = std::process::id() as i32;
         self.containers.update_state(id, |s| {
             s.monitor_pid = me;
             s.monitor_start = pid_start_time(me).unwrap_or(0);
         })?;
-        accept_loop(shared.clone(), listener);
+        accept_loop(
+            self.clone(),
+            id.to_string(),
+            dirf.as_raw_fd(),
+            shared.clone(),
+            listener,
+        );
         if wait_attach {
             ready.send("listening");
             let _ = rx.recv_timeout(Duration::from_secs(30));
@@ -431,6 +517,11 @@ impl Engine {
         }
         ready.close();
         let _ = fs::remove_file(&sock);
+        // Exec processes die with the container; let their sessions record how they ended.
+        let until = Instant::now() + Duration::from_secs(5);
+        while shared.execs.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         // As Docker: a --rm container takes its anonymous volumes with it.
         if record.host_config.auto_remove {
             self.remove_stopped(id, true)?;
@@ -467,6 +558,8 @@ impl Engine {
             .arg(&pidfile);
         let tty = r.config.tty;
         let mut outputs: Vec<(File, &'static str, u8)> = Vec::new();
+        // The container's stdin, given to clients once it has started.
+        let mut stdin = None;
         let console = if tty {
             let name = "console.sock";
             let _ = fs::remove_file(dir.join(name));
@@ -487,7 +580,7 @@ impl Engine {
             if r.config.open_stdin {
                 let (in_r, in_w) = pipe()?;
                 cmd.stdin(in_r);
-                *shared.stdin.lock().unwrap() = Some(in_w);
+                stdin = Some(in_w);
             } else {
                 cmd.stdin(Stdio::null());
             }
@@ -502,7 +595,6 @@ impl Engine {
             .map_err(|e| Error::Other(format!("run {}: {e}", self.runtime.bin.display())))?;
         drop(cmd);
         if !status.success() {
-            shared.stdin.lock().unwrap().take();
             let _ = fs::remove_file(dir.join("console.sock"));
             let _ = self.runtime.delete(id);
             return Err(runtime_error("create", &runtime_log_error(&rtlog)));
@@ -530,8 +622,7 @@ impl Engine {
             }
             let dup = master.try_clone().map_err(io_err("dup", "console"))?;
             if r.config.open_stdin {
-                *shared.stdin.lock().unwrap() =
-                    Some(master.try_clone().map_err(io_err("dup", "console"))?);
+                stdin = Some(master.try_clone().map_err(io_err("dup", "console"))?);
             }
             *shared.master.lock().unwrap() = Some(master);
             outputs.push((dup, "stdout", STDOUT));
@@ -551,6 +642,9 @@ impl Engine {
         if let Err(e) = self.runtime.run("start", &[id]) {
             let _ = self.runtime.delete(id);
             return Err(e);
+        }
+        if let Some(f) = stdin {
+            shared.open_stdin(f);
         }
         self.containers.update_state(id, |s| {
             s.status = Status::Running;
@@ -770,36 +864,6 @@ fn parse_error(l: &str) -> Error {
     }
 }
 
-/// `berth __ptydrain`: the holder of an `exec -d -t` process's terminal. Its stdin is the
-/// listening console socket `berth-runtime exec --console-socket` connects to; it takes the pty
-/// master from there and reads (and drops) the output until the process and everything that
-/// shares its terminal are gone, so the process keeps a terminal that does not hang up, as with
-/// Docker. Gives up after 30 s without a connection (the exec failed). Returns an exit status.
-pub fn pty_drain() -> i32 {
-    // SAFETY: descriptor 0 is the listening socket `exec` handed over; nothing else owns it.
-    let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(0) };
-    let _ = l.set_nonblocking(true);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let conn = loop {
-        match l.accept() {
-            Ok((c, _)) => break c,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Err(_) => return 1,
-        }
-    };
-    drop(l);
-    let _ = conn.set_nonblocking(false);
-    let Ok(master) = recv_fd(&conn) else {
-        return 1;
-    };
-    drop(conn);
-    let mut master = File::from(master);
-    let mut buf = [0u8; 8192];
-    // EIO once no process has the terminal open any more.
-    while matches!(std::io::Read::read(&mut master, &mut buf), Ok(n) if n > 0) {}
-    0
-}
-
 impl Engine {
     /// Spawns the container's monitor (`berth __monitor`), which starts the container.
     pub fn start_monitor(&self, id: &str, wait_attach: bool) -> Result<Starting> {
@@ -848,41 +912,5 @@ impl Engine {
             ready: std::io::BufReader::new(r),
             child,
         })
-    }
-
-    /// Spawns `berth __ptydrain` (in a session of its own, stdio closed) with `listener` as its
-    /// stdin: the holder of an `exec -d -t` process's terminal ([`pty_drain`]).
-    pub(crate) fn spawn_pty_drain(
-        &self,
-        listener: std::os::unix::net::UnixListener,
-    ) -> Result<std::process::Child> {
-        let mut cmd = Command::new(&self.monitor_exe);
-        cmd.arg(crate::PTY_DRAIN_COMMAND)
-            .stdin(Stdio::from(OwnedFd::from(listener)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: between fork and exec only async-signal-safe calls (setsid).
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                libc::setsid();
-                Ok(())
-            });
-        }
-        cmd.spawn().map_err(|e| {
-            Error::Other(format!(
-                "start {} {}: {e}",
-                self.monitor_exe.display(),
-                crate::PTY_DRAIN_COMMAND
-            ))
-        })
-    }
-
-    /// Connects to a running container's monitor to attach to its stdio.
-    pub fn attach(&self, id: &str) -> Result<attach::AttachClient> {
-        let c = attach::AttachClient::connect(&self.containers.dir(id).join("attach.sock"))?;
-        if let Ok(r) = self.containers.record(id) {
-            self.container_event(&r, "attach", &[]);
-        }
-        Ok(c)
     }
 }

@@ -1,10 +1,7 @@
-//! The container verbs after create/start: state, list, inspect, stop, kill, rm, wait, exec,
-//! pause, logs, top, stats, rename.
+//! The container verbs after create/start: state, list, inspect, stop, kill, rm, wait,
+//! pause, logs, top, stats, rename (exec is in `exec.rs`).
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::os::fd::AsRawFd;
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
@@ -12,9 +9,7 @@ use serde_json::{Value, json};
 use crate::Engine;
 use crate::error::{Error, Result, io_err};
 use crate::logs::{LogEntry, LogOptions, log_path};
-use crate::options::ExecOptions;
 use crate::record::{Record, State, Status};
-use crate::runtime::runtime_error;
 use crate::store::valid_name;
 use crate::util::{ZERO_TIME, parse_signal, pid_alive, rfc3339};
 
@@ -464,164 +459,6 @@ impl Engine {
             pause = backoff(pause);
         }
         true
-    }
-
-    /// Runs a command in a running container (`exec`), with our stdio; returns its status.
-    pub fn exec(&self, id: &str, o: &ExecOptions) -> Result<i32> {
-        let s = self.state(id)?;
-        if s.status != Status::Running {
-            return Err(Error::WrongState {
-                id: id.to_string(),
-                status: s.status.as_str().into(),
-                what: "exec needs a running container".into(),
-            });
-        }
-        if o.cmd.is_empty() {
-            return Err(crate::error::invalid("exec", "no command given"));
-        }
-        let r = self.containers.record(id)?;
-        let rootfs = self.containers.dir(id).join("rootfs");
-        let user = crate::user::resolve(&rootfs, o.user.as_deref().unwrap_or(&r.config.user))?;
-        let mut cmd = self.runtime.command();
-        cmd.arg("exec");
-        if o.tty {
-            cmd.arg("--tty");
-        }
-        if o.detach {
-            cmd.arg("--detach");
-        }
-        let cwd = o
-            .workdir
-            .clone()
-            .filter(|w| !w.is_empty())
-            .or_else(|| Some(r.config.working_dir.clone()).filter(|w| !w.is_empty()))
-            .unwrap_or_else(|| "/".into());
-        cmd.arg("--cwd").arg(cwd);
-        let mut env = r.config.env.clone();
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!(
-                "HOME={}",
-                if user.uid == 0 { "/root" } else { &user.home }
-            ));
-        }
-        for e in &o.env {
-            let kv = if e.contains('=') {
-                e.clone()
-            } else if let Ok(v) = std::env::var(e) {
-                format!("{e}={v}")
-            } else {
-                continue;
-            };
-            let k = kv.split('=').next().unwrap_or("").to_string();
-            env.retain(|x| x.split('=').next() != Some(k.as_str()));
-            env.push(kv);
-        }
-        for e in &env {
-            cmd.arg("--env").arg(e);
-        }
-        cmd.arg("--user").arg(format!("{}:{}", user.uid, user.gid));
-        for g in &user.additional_gids {
-            cmd.arg("--additional-gids").arg(g.to_string());
-        }
-        if o.privileged {
-            for c in ["CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SYS_PTRACE"] {
-                cmd.arg("--cap").arg(c);
-            }
-        }
-        // -d -t: the terminal goes to a holder process of its own (`berth __ptydrain`), which
-        // takes it from a console socket in the container's directory (reached through
-        // /proc/PID/fd, as the path itself can be too long for a socket address).
-        let mut drain = None;
-        let mut drain_sock = None;
-        if o.detach && o.tty {
-            let dir = self.containers.dir(id);
-            let dirf = fs::File::open(&dir).map_err(io_err("open", &dir))?;
-            let name = format!(
-                "exec-{}-{}.sock",
-                std::process::id(),
-                SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .subsec_nanos()
-            );
-            let l = std::os::unix::net::UnixListener::bind(format!(
-                "/proc/self/fd/{}/{name}",
-                dirf.as_raw_fd()
-            ))
-            .map_err(io_err("listen", dir.join(&name)))?;
-            cmd.arg("--console-socket").arg(format!(
-                "/proc/{}/fd/{}/{name}",
-                std::process::id(),
-                dirf.as_raw_fd()
-            ));
-            drain = Some(self.spawn_pty_drain(l)?);
-            drain_sock = Some((dirf, dir.join(name)));
-        }
-        cmd.arg(id).args(&o.cmd);
-        // Docker's exec events name the command in the action and the exec in `execID`.
-        let exec_id = crate::util::random_hex(32);
-        let line = o.cmd.join(" ");
-        let exec_attr = [("execID", exec_id.clone())];
-        self.container_event(&r, &format!("exec_create: {line}"), &exec_attr);
-        if !o.interactive {
-            cmd.stdin(Stdio::null());
-        }
-        cmd.stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::Other(format!("run {}: {e}", self.runtime.bin.display())))?;
-        self.container_event(&r, &format!("exec_start: {line}"), &exec_attr);
-        // The runtime's own errors come on stderr prefixed with "berth-runtime: "; the
-        // process's stderr is passed through.
-        let err = child.stderr.take().expect("piped");
-        let filter = std::thread::spawn(move || {
-            let mut errors = String::new();
-            let mut r = BufReader::new(err);
-            let mut line = Vec::new();
-            let mut out = std::io::stderr();
-            while r.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-                if line.starts_with(b"berth-runtime: ") {
-                    errors.push_str(&String::from_utf8_lossy(&line));
-                } else {
-                    let _ = out.write_all(&line);
-                    let _ = out.flush();
-                }
-                line.clear();
-            }
-            errors
-        });
-        let status = child.wait().map_err(io_err("wait", &self.runtime.bin))?;
-        let errors = filter.join().unwrap_or_default();
-        let code = status.code().unwrap_or(255);
-        if !o.detach {
-            self.container_event(
-                &r,
-                "exec_die",
-                &[("execID", exec_id), ("exitCode", code.to_string())],
-            );
-        }
-        if let Some((dirf, path)) = drain_sock {
-            let _ = fs::remove_file(&path);
-            drop(dirf);
-        }
-        if let Some(mut d) = drain
-            && code != 0
-        {
-            // The process did not start: nothing will connect.
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-        if code != 0 && !errors.is_empty() {
-            return match runtime_error("exec", &errors) {
-                e @ Error::Command { .. } => Err(e),
-                Error::Runtime { message, .. } if code == 1 => Err(Error::Runtime {
-                    verb: "exec".into(),
-                    message,
-                }),
-                _ => Ok(code),
-            };
-        }
-        Ok(code)
     }
 
     /// Freezes the container.

@@ -103,24 +103,3 @@ pub struct CreateOptions {
     /// `--stop-timeout`.
     pub stop_timeout: Option<i64>,
 }
-
-/// Options of `berth exec`.
-#[derive(Clone, Debug, Default)]
-pub struct ExecOptions {
-    /// The command.
-    pub cmd: Vec<String>,
-    /// `-d`.
-    pub detach: bool,
-    /// `-i`.
-    pub interactive: bool,
-    /// `-t`.
-    pub tty: bool,
-    /// `-u`.
-    pub user: Option<String>,
-    /// `-e`.
-    pub env: Vec<String>,
-    /// `-w`.
-    pub workdir: Option<String>,
-    /// `--privileged`.
-    pub privileged: bool,
-}

@@ -9,13 +9,16 @@ mod cp;
 mod flags;
 pub(crate) mod format;
 mod ps;
+mod term;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_engine::{AttachEnd, AttachIo, Engine, Error as EngineError, ExecOptions, LogOptions};
+use berth_engine::{
+    AttachEnd, AttachIo, Engine, Error as EngineError, ExecConfig, ExecIo, LogOptions,
+};
 use clap::{Args, Subcommand};
 
 use crate::Cli;
@@ -38,6 +41,9 @@ pub enum ContainerCommand {
         /// Attach container's STDIN.
         #[arg(short, long)]
         interactive: bool,
+        /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q).
+        #[arg(long)]
+        detach_keys: Option<String>,
         /// Containers.
         #[arg(required = true)]
         containers: Vec<String>,
@@ -208,6 +214,12 @@ pub enum ContainerCommand {
         /// Do not attach STDIN.
         #[arg(long)]
         no_stdin: bool,
+        /// Proxy all received signals to the process (without a terminal).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        sig_proxy: bool,
+        /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q).
+        #[arg(long)]
+        detach_keys: Option<String>,
         /// Container.
         container: String,
     },
@@ -224,9 +236,6 @@ pub enum ContainerCommand {
         /// Repository[:tag] for the new image.
         repository: String,
     },
-    /// Hold the terminal of an `exec -d -t` process (internal: started by exec).
-    #[command(name = "__ptydrain", hide = true)]
-    PtyDrain,
     /// Run a container's monitor (internal: started by run/start).
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -250,6 +259,9 @@ pub struct RunArgs {
     /// Proxy received signals to the process.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     sig_proxy: bool,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q).
+    #[arg(long)]
+    detach_keys: Option<String>,
     #[command(flatten)]
     create: CreateFlags,
 }
@@ -278,6 +290,9 @@ pub struct ExecArgs {
     /// Give extended privileges to the command.
     #[arg(long)]
     privileged: bool,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q).
+    #[arg(long)]
+    detach_keys: Option<String>,
     /// Container.
     container: String,
     /// Command and arguments.
@@ -304,9 +319,6 @@ fn command_status(e: EngineError) -> anyhow::Result<u8> {
 
 /// Runs a container command; returns the exit status.
 pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
-    if let ContainerCommand::PtyDrain = cmd {
-        return Ok(berth_engine::pty_drain() as u8);
-    }
     if let ContainerCommand::Monitor {
         ready_fd,
         wait_attach,
@@ -318,7 +330,7 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
     }
     let e = engine(cli)?;
     match cmd {
-        ContainerCommand::Monitor { .. } | ContainerCommand::PtyDrain => unreachable!(),
+        ContainerCommand::Monitor { .. } => unreachable!(),
         ContainerCommand::Run(a) => run_container(&e, a),
         ContainerCommand::Create(f) => {
             let id = create_pulling(&e, &f.options()?, &f.pull)?;
@@ -328,6 +340,7 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
         ContainerCommand::Start {
             attach,
             interactive,
+            detach_keys,
             containers,
         } => {
             if *attach || *interactive {
@@ -335,7 +348,7 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
                 if let Some(code) = no_tty(*interactive, e.record(&id)?.config.tty) {
                     return Ok(code);
                 }
-                return start_attached(&e, &id, *interactive, true);
+                return start_attached(&e, &id, *interactive, true, detach_keys.clone());
             }
             each(containers, |c| {
                 let id = e.lookup(c)?;
@@ -360,28 +373,7 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
             *timestamps,
             since.as_deref(),
         ),
-        ContainerCommand::Exec(a) => {
-            let id = e.lookup(&a.container)?;
-            if !a.detach
-                && let Some(code) = no_tty(a.interactive, a.tty)
-            {
-                return Ok(code);
-            }
-            let o = ExecOptions {
-                cmd: a.cmd.clone(),
-                detach: a.detach,
-                interactive: a.interactive,
-                tty: a.tty,
-                user: a.user.clone(),
-                env: a.env.clone(),
-                workdir: a.workdir.clone(),
-                privileged: a.privileged,
-            };
-            match e.exec(&id, &o) {
-                Ok(code) => Ok(code as u8),
-                Err(err) => command_status(err),
-            }
-        }
+        ContainerCommand::Exec(a) => exec(&e, a),
         ContainerCommand::Stop {
             time,
             signal,
@@ -545,6 +537,8 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
         }
         ContainerCommand::Attach {
             no_stdin,
+            sig_proxy,
+            detach_keys,
             container,
         } => {
             let id = e.lookup(container)?;
@@ -552,13 +546,15 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
             if let Some(code) = no_tty(!no_stdin, r.config.tty) {
                 return Ok(code);
             }
-            let io = AttachIo {
-                stdin: r.config.open_stdin && !no_stdin,
-                tty: r.config.tty,
-                sig_proxy: true,
-            };
-            let client = e.attach(&id)?;
-            match client.pump(io, signal_proxy(&e, &id))? {
+            let tty = r.config.tty;
+            let stdin = r.config.open_stdin && !no_stdin;
+            let signals = term::Signals::block(*sig_proxy && !tty);
+            let att = e.attach(&id, stdio(stdin, tty, detach_keys.clone()))?;
+            let raw = (tty && stdin).then(|| term::RawMode::enter(0)).flatten();
+            signals.handle(att.resizer().filter(|_| tty), signal_proxy(&e, &id));
+            let end = att.wait();
+            drop(raw);
+            match end {
                 AttachEnd::Exited(code) => Ok((code & 0xff) as u8),
                 AttachEnd::Detached | AttachEnd::Lost => Ok(0),
             }
@@ -620,7 +616,7 @@ fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
         println!("{id}");
         return Ok(0);
     }
-    start_attached(e, &id, opts.interactive, a.sig_proxy)
+    start_attached(e, &id, opts.interactive, a.sig_proxy, a.detach_keys.clone())
 }
 
 /// Pulls the image (Docker's "Unable to find image locally") when the engine does not have
@@ -656,28 +652,49 @@ fn create_pulling(
     }
 }
 
+/// Our stdio as the streams of an attach: stdin only when it is attached, our terminal's
+/// size for a container with a terminal.
+fn stdio(stdin: bool, tty: bool, detach_keys: Option<String>) -> AttachIo {
+    AttachIo {
+        stdin: stdin.then(|| Box::new(std::io::stdin()) as Box<dyn Read + Send>),
+        stdout: Some(Box::new(std::io::stdout())),
+        stderr: Some(Box::new(std::io::stderr())),
+        detach_keys,
+        size: if tty { term::size() } else { None },
+        ..AttachIo::default()
+    }
+}
+
 /// Starts a container attached to our stdio and returns its exit status.
-fn start_attached(e: &Engine, id: &str, stdin: bool, sig_proxy: bool) -> anyhow::Result<u8> {
+fn start_attached(
+    e: &Engine,
+    id: &str,
+    stdin: bool,
+    sig_proxy: bool,
+    detach_keys: Option<String>,
+) -> anyhow::Result<u8> {
     let r = e.record(id)?;
+    let tty = r.config.tty;
+    let stdin = stdin && r.config.open_stdin;
     e.prepare_start(id)?;
     let mut starting = e.start_monitor(id, true)?;
     starting.wait_listening()?;
-    let client = e.attach(id)?;
-    if r.config.tty {
-        client.send_size();
-    }
+    // Before the attach starts its threads, so that none of them takes these signals.
+    let signals = term::Signals::block(sig_proxy && !tty);
+    // Attached before the container starts (the monitor waits for it): no output is lost,
+    // and the container's terminal has our size from the start.
+    let att = e.attach(id, stdio(stdin, tty, detach_keys))?;
     if let Err(err) = starting.wait_started() {
         if r.host_config.auto_remove {
             e.wait_removed(id, Duration::from_secs(10));
         }
         return command_status(err);
     }
-    let io = AttachIo {
-        stdin: stdin && r.config.open_stdin,
-        tty: r.config.tty,
-        sig_proxy,
-    };
-    let code = match client.pump(io, signal_proxy(e, id))? {
+    let raw = (tty && stdin).then(|| term::RawMode::enter(0)).flatten();
+    signals.handle(att.resizer().filter(|_| tty), signal_proxy(e, id));
+    let end = att.wait();
+    drop(raw);
+    let code = match end {
         AttachEnd::Exited(c) => c,
         AttachEnd::Detached => return Ok(0),
         AttachEnd::Lost => e.wait(id).unwrap_or(255),
@@ -686,6 +703,79 @@ fn start_attached(e: &Engine, id: &str, stdin: bool, sig_proxy: bool) -> anyhow:
         e.wait_removed(id, Duration::from_secs(10));
     }
     Ok((code & 0xff) as u8)
+}
+
+/// `exec`: the process attached to our stdio (our terminal in raw mode with `-it`, signals
+/// passed on without `-t`), or detached with `-d`.
+fn exec(e: &Engine, a: &ExecArgs) -> anyhow::Result<u8> {
+    let id = e.lookup(&a.container)?;
+    if !a.detach
+        && let Some(code) = no_tty(a.interactive, a.tty)
+    {
+        return Ok(code);
+    }
+    // `-e KEY` takes KEY from our environment (and is dropped when we have none).
+    let env = a
+        .env
+        .iter()
+        .filter_map(|x| {
+            if x.contains('=') {
+                Some(x.clone())
+            } else {
+                std::env::var(x).ok().map(|v| format!("{x}={v}"))
+            }
+        })
+        .collect();
+    let cfg = ExecConfig {
+        cmd: a.cmd.clone(),
+        tty: a.tty,
+        stdin: a.interactive,
+        user: a.user.clone(),
+        env,
+        workdir: a.workdir.clone(),
+        privileged: a.privileged,
+        detach_keys: a.detach_keys.clone(),
+    };
+    let size = if a.tty { term::size() } else { None };
+    if a.detach {
+        let started = e
+            .exec_create(&id, &cfg)
+            .and_then(|x| e.exec_start_detached(&x, size));
+        return match started {
+            Ok(_) => Ok(0),
+            Err(err) => command_status(err),
+        };
+    }
+    let signals = term::Signals::block(!a.tty);
+    let io = ExecIo {
+        stdin: a
+            .interactive
+            .then(|| Box::new(std::io::stdin()) as Box<dyn Read + Send>),
+        stdout: Some(Box::new(std::io::stdout())),
+        stderr: Some(Box::new(std::io::stderr())),
+        size,
+    };
+    let h = match e.exec(&id, &cfg, io) {
+        Ok(h) => h,
+        Err(err) => return command_status(err),
+    };
+    let raw = (a.tty && a.interactive)
+        .then(|| term::RawMode::enter(0))
+        .flatten();
+    let process = h.process();
+    signals.handle(h.resizer().filter(|_| a.tty), move |sig| {
+        let _ = process.signal(sig);
+    });
+    let end = h.wait();
+    drop(raw);
+    match end? {
+        AttachEnd::Exited(code) => Ok((code & 0xff) as u8),
+        AttachEnd::Detached => Ok(0),
+        AttachEnd::Lost => anyhow::bail!(
+            "lost the connection to the monitor of container {id}: the exit code of the exec is \
+             unknown"
+        ),
+    }
 }
 
 /// A time as `--since`/`--until` take it: RFC 3339, Unix seconds, or a duration ago.
