@@ -40,19 +40,20 @@ use std::path::{Path, PathBuf};
 pub use attach::{AttachClient, AttachEnd, AttachIo};
 pub use berth_network::{
     CreateOptions as NetworkCreateOptions, DEFAULT_NETWORK, DNS_COMMAND, Endpoint, Network,
-    Networks, PortMapping,
+    Networks, PortMapping, PortRequest, parse_publish,
 };
 pub use changes::{Change, ChangeKind};
-pub use create::{nano_cpus, parse_restart_policy};
+pub use create::{check_nano_cpus, nano_cpus, parse_cpus, parse_restart_policy};
 pub use error::{Error, Result};
 pub use events::{Actor, Event, EventFilter, EventLog, EventQuery};
 pub use logs::{LogEntry, LogOptions};
 pub use monitor::{Starting, pty_drain};
 pub use ops::{ContainerInfo, Stats};
-pub use options::{CreateOptions, ExecOptions};
+pub use options::{ContainerCreate, ExecOptions};
 pub use record::{
-    Config, Health, HealthConfig, HealthLog, HostConfig, LogConfig, MountPoint, Networking,
-    PortBinding, Record, RestartPolicy, State, Status, Ulimit,
+    BindOptions, Config, EndpointIpamConfig, EndpointSettings, Health, HealthConfig, HealthLog,
+    HostConfig, LogConfig, Mount, MountPoint, NetworkingConfig, PortBinding, Record, RestartPolicy,
+    State, Status, TmpfsOptions, Ulimit, VolumeOptions,
 };
 pub use runtime::locate_runtime;
 pub use system::{BootResult, PruneReport};

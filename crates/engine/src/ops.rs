@@ -200,10 +200,7 @@ impl Engine {
         if let Some(h) = &s.health {
             state["Health"] = serde_json::to_value(h).unwrap_or(Value::Null);
         }
-        let mut hc = serde_json::to_value(&r.host_config).unwrap_or(Value::Null);
-        if let Some(o) = hc.as_object_mut() {
-            o.remove("MountSpecs");
-        }
+        let hc = serde_json::to_value(&r.host_config).unwrap_or(Value::Null);
         Ok(json!({
             "Id": r.id,
             "Created": r.created,

@@ -318,7 +318,7 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
         ContainerCommand::Monitor { .. } | ContainerCommand::PtyDrain => unreachable!(),
         ContainerCommand::Run(a) => run_container(&e, a),
         ContainerCommand::Create(f) => {
-            let id = create_pulling(&e, &f.options()?, &f.pull)?;
+            let id = create_pulling(&e, &f.request()?, &f.pull)?;
             println!("{id}");
             Ok(0)
         }
@@ -578,8 +578,8 @@ fn signal_proxy(e: &Engine, id: &str) -> impl Fn(i32) + Send + 'static {
 }
 
 fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
-    let opts = a.create.options()?;
-    let id = create_pulling(e, &opts, &a.create.pull)?;
+    let req = a.create.request()?;
+    let id = create_pulling(e, &req, &a.create.pull)?;
     if a.detach {
         if let Err(err) = e.start_monitor(&id, false)?.wait_started() {
             return command_status(err);
@@ -587,7 +587,7 @@ fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
         println!("{id}");
         return Ok(0);
     }
-    start_attached(e, &id, opts.interactive, a.sig_proxy)
+    start_attached(e, &id, req.config.open_stdin, a.sig_proxy)
 }
 
 /// Pulls the image (Docker's "Unable to find image locally") when the engine does not have
@@ -604,11 +604,11 @@ fn pull(e: &Engine, name: &str) -> anyhow::Result<()> {
 
 fn create_pulling(
     e: &Engine,
-    o: &berth_engine::CreateOptions,
+    o: &berth_engine::ContainerCreate,
     policy: &str,
 ) -> anyhow::Result<String> {
     match policy {
-        "always" => pull(e, &o.image)?,
+        "always" => pull(e, &o.config.image)?,
         "missing" | "never" => {}
         p => anyhow::bail!("--pull: {p:?} is not one of missing, always, never"),
     }
