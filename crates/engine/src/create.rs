@@ -254,12 +254,7 @@ fn make_record(
         return Err(invalid("--cpu-shares", "must not be negative"));
     }
     for u in &hc.ulimits {
-        if u.name.is_empty() || !u.name.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(invalid(
-                "--ulimit",
-                format!("invalid ulimit name {:?} (e.g. nofile, nproc)", u.name),
-            ));
-        }
+        spec::rlimit_type(&u.name)?;
         if u.soft > u.hard {
             return Err(invalid(
                 "--ulimit",

@@ -9,6 +9,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 
 use berth_network::{AttachOptions, DEFAULT_NETWORK, Network, Networks, PortMapping, PortRequest};
+use oci_spec::runtime::LinuxNamespaceType;
 use serde_json::{Value, json};
 
 use crate::Engine;
@@ -361,7 +362,7 @@ impl Engine {
 
     /// Points config.json's network namespace at the container's own (made again after a
     /// reboot) or the one it shares.
-    pub(crate) fn set_netns(&self, r: &Record, spec: &mut Value) -> Result<()> {
+    pub(crate) fn set_netns(&self, r: &Record, spec: &mut oci_spec::runtime::Spec) -> Result<()> {
         let mut mode = r.host_config.network_mode.clone();
         let mut owner = r.id.clone();
         for _ in 0..8 {
@@ -379,9 +380,7 @@ impl Engine {
         }
         let path = match mode.as_str() {
             "host" => {
-                if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
-                    ns.retain(|n| n["type"] != "network");
-                }
+                crate::spec::set_namespace(spec, LinuxNamespaceType::Network, None, false);
                 return Ok(());
             }
             "none" if owner == r.id => return Ok(()),
@@ -402,10 +401,7 @@ impl Engine {
                 self.networks.netns_path(&owner).display().to_string()
             }
         };
-        if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
-            ns.retain(|n| n["type"] != "network");
-            ns.push(json!({"type": "network", "path": path}));
-        }
+        crate::spec::set_namespace(spec, LinuxNamespaceType::Network, Some(&path), true);
         Ok(())
     }
 
