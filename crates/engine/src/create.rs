@@ -12,7 +12,8 @@ use crate::Engine;
 use crate::error::{Error, Result, invalid, io_err};
 use crate::options::ContainerCreate;
 use crate::record::{
-    Config, HealthConfig, LogConfig, NetworkingConfig, Record, RestartPolicy, State,
+    Config, HealthConfig, HostConfig, LogConfig, NetworkingConfig, Record, RestartPolicy, State,
+    Status,
 };
 use crate::spec::{self, EtcFiles};
 use crate::store::{random_name, valid_name};
@@ -281,6 +282,26 @@ fn make_record(
             ));
         }
     }
+    check_namespaces(engine, &mut hc)?;
+    if hc.shm_size < 0 {
+        return Err(invalid("--shm-size", "must not be negative"));
+    }
+    if hc.shm_size == 0 {
+        hc.shm_size = DEFAULT_SHM_SIZE;
+    }
+    for (k, v) in &hc.sysctls {
+        check_sysctl(k, v, &hc)?;
+    }
+    hc.devices = hc
+        .devices
+        .iter()
+        .map(crate::devices::check_mapping)
+        .collect::<Result<_>>()?;
+    // The CDI devices must be there now, so `create` fails as `start` would.
+    crate::devices::gpu_edits(&hc.device_requests)?;
+    if let Some(want) = &req.platform {
+        check_platform(image, &req.config.image, want)?;
+    }
     Ok(Record {
         id: id.to_string(),
         name: name.to_string(),
@@ -293,6 +314,154 @@ fn make_record(
         mounts: Vec::new(),
         networking,
     })
+}
+
+/// Docker's default size of /dev/shm: 64 MiB.
+pub(crate) const DEFAULT_SHM_SIZE: i64 = 64 << 20;
+
+/// The sysctls that live in a container's IPC namespace, as Docker lists them (plus
+/// `fs.mqueue.*`).
+const IPC_SYSCTLS: &[&str] = &[
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// A `--sysctl` as Docker checks it: only namespaced ones (the IPC namespace's and `net.*`),
+/// and only when the container has that namespace of its own.
+fn check_sysctl(k: &str, v: &str, hc: &HostConfig) -> Result<()> {
+    let flag = "--sysctl";
+    if k.is_empty() || v.is_empty() {
+        return Err(invalid(flag, format!("{k}={v}: expected KEY=VALUE")));
+    }
+    let shared = |mode: &str| mode == "host" || mode.starts_with("container:");
+    if IPC_SYSCTLS.contains(&k) || k.starts_with("fs.mqueue.") {
+        if shared(&hc.ipc_mode) {
+            return Err(invalid(
+                flag,
+                format!(
+                    "{k} is not allowed with --ipc {}: it would change an IPC namespace the \
+                     container does not own",
+                    hc.ipc_mode
+                ),
+            ));
+        }
+    } else if k.starts_with("net.") {
+        if shared(&hc.network_mode) {
+            return Err(invalid(
+                flag,
+                format!(
+                    "{k} is not allowed with --network {}: it would change a network \
+                     namespace the container does not own",
+                    hc.network_mode
+                ),
+            ));
+        }
+    } else {
+        return Err(invalid(
+            flag,
+            format!(
+                "{k} is not a namespaced kernel parameter: a container can set only {}, \
+                 fs.mqueue.* and net.*",
+                IPC_SYSCTLS.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `--ipc`, `--pid` and `--userns` checked; `container:NAME` becomes `container:<id>`.
+fn check_namespaces(engine: &Engine, hc: &mut HostConfig) -> Result<()> {
+    hc.ipc_mode = match hc.ipc_mode.as_str() {
+        "" | "private" => "private".into(),
+        m @ ("shareable" | "host" | "none") => m.into(),
+        m if m.starts_with("container:") => {
+            let name = &m["container:".len()..];
+            let other = engine.lookup(name)?;
+            let o = engine.containers.record(&other)?;
+            if !matches!(o.host_config.ipc_mode.as_str(), "shareable" | "host") {
+                return Err(invalid(
+                    "--ipc",
+                    format!(
+                        "container {name} has a non-shareable IPC namespace (--ipc {}): create \
+                         it with --ipc shareable",
+                        if o.host_config.ipc_mode.is_empty() {
+                            "private"
+                        } else {
+                            &o.host_config.ipc_mode
+                        }
+                    ),
+                ));
+            }
+            format!("container:{other}")
+        }
+        m => {
+            return Err(invalid(
+                "--ipc",
+                format!("invalid mode {m:?} (private, shareable, host, none or container:NAME)"),
+            ));
+        }
+    };
+    hc.pid_mode = match hc.pid_mode.as_str() {
+        "" => String::new(),
+        "host" => "host".into(),
+        m if m.starts_with("container:") => {
+            format!("container:{}", engine.lookup(&m["container:".len()..])?)
+        }
+        m => {
+            return Err(invalid(
+                "--pid",
+                format!("invalid mode {m:?} (host or container:NAME)"),
+            ));
+        }
+    };
+    if !matches!(hc.userns_mode.as_str(), "" | "host") {
+        return Err(invalid(
+            "--userns",
+            format!(
+                "{:?} is not supported: berth runs containers in the host's user namespace \
+                 (no user remapping), so only --userns=host is accepted",
+                hc.userns_mode
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `--platform` against the image's: the same OS and architecture (and variant, when both
+/// name one).
+fn check_platform(image: &Image, name: &str, want: &str) -> Result<()> {
+    let w = berth_image::Platform::parse(want).ok_or_else(|| {
+        invalid(
+            "--platform",
+            format!("{want:?} is not a platform (os/arch[/variant], e.g. linux/arm64)"),
+        )
+    })?;
+    let c = &image.config;
+    let have = berth_image::Platform {
+        os: c.os().to_string(),
+        architecture: c.architecture().to_string(),
+        variant: c.variant().clone(),
+    };
+    let variant_ok = match (&w.variant, &have.variant) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    if w.os != have.os || w.architecture != have.architecture || !variant_ok {
+        return Err(invalid(
+            "--platform",
+            format!(
+                "image {name} is {have}, not the requested {w}: pull that platform \
+                 (--pull always --platform {w}) or drop --platform"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The log configuration: only the `json-file` driver (an empty type is it), with its
@@ -551,8 +720,9 @@ impl Engine {
         self.containers.save_record(r)?;
         self.prepare_volumes(r, &rootfs)?;
 
-        // The user must resolve now, so `create` fails as Docker's `start` would.
+        // The user and groups must resolve now, so `create` fails as Docker's `start` would.
         crate::user::resolve(&rootfs, &r.config.user)?;
+        crate::user::group_ids(&rootfs, &r.host_config.group_add)?;
         if !r.config.working_dir.is_empty() {
             let _ = crate::rootpath::mkdir_in_root(&rootfs, Path::new(&r.config.working_dir));
         }
@@ -624,14 +794,133 @@ impl Engine {
                 "HOME=/".into()
             });
         }
+        let mut user = user;
+        for g in crate::user::group_ids(&rootfs, &r.host_config.group_add)? {
+            if g != user.gid && !user.additional_gids.contains(&g) {
+                user.additional_gids.push(g);
+            }
+        }
         let mut spec = spec::build(base, &r, &user, &rootfs, &etc, init)?;
         self.set_netns(&r, &mut spec)?;
+        self.set_ipc_pid(&r, &mut spec)?;
+        crate::devices::apply(&mut spec, &r.host_config)?;
         let p = bundle.join("config.json");
         crate::util::write_atomic(
             &p,
             &serde_json::to_vec_pretty(&spec).expect("spec serialises"),
         )
         .map_err(io_err("write", p))
+    }
+
+    /// The running init of the container whose namespace `what` (`--ipc`, `--pid`) shares.
+    fn donor_pid(&self, what: &str, id: &str) -> Result<i32> {
+        let s = self.state(id)?;
+        if s.pid <= 0 || !matches!(s.status, Status::Running | Status::Paused) {
+            return Err(invalid(
+                what,
+                format!("container {id} whose namespace is shared is not running: start it first"),
+            ));
+        }
+        Ok(s.pid)
+    }
+
+    /// The IPC namespace and /dev/shm (`--ipc`, `--shm-size`) and the PID namespace (`--pid`):
+    /// a private /dev/shm of `ShmSize`; a shareable one is a tmpfs the engine mounts at
+    /// `<id>/shm` on the host (as Docker does), so that `container:` joiners bind the same
+    /// one; `host` takes the host's namespace and /dev/shm; `none` has no /dev/shm.
+    fn set_ipc_pid(&self, r: &Record, spec: &mut oci_spec::runtime::Spec) -> Result<()> {
+        use oci_spec::runtime::LinuxNamespaceType as Ns;
+        let hc = &r.host_config;
+        let size = if hc.shm_size > 0 {
+            hc.shm_size
+        } else {
+            DEFAULT_SHM_SIZE
+        };
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        let shm = Path::new("/dev/shm");
+        let bind = |src: &Path| {
+            spec::mount(
+                "/dev/shm",
+                "bind",
+                &src.display().to_string(),
+                &["rbind", "rprivate", "nosuid", "nodev", "noexec"],
+            )
+        };
+        // None: the host's; Some(None): a new one; Some(Some(path)): that one.
+        let mut ipc_ns: Option<Option<String>> = Some(None);
+        match hc.ipc_mode.as_str() {
+            "host" => {
+                ipc_ns = None;
+                spec::push_mount(&mut mounts, bind(shm));
+            }
+            "none" => mounts.retain(|m| m.destination() != shm),
+            "shareable" => {
+                let dir = self.containers.dir(&r.id).join("shm");
+                self.mount_shm(&dir, size)?;
+                spec::push_mount(&mut mounts, bind(&dir));
+            }
+            m if m.starts_with("container:") => {
+                let other = &m["container:".len()..];
+                let o = self.containers.record(other)?;
+                if o.host_config.ipc_mode == "host" {
+                    ipc_ns = None;
+                    spec::push_mount(&mut mounts, bind(shm));
+                } else {
+                    let pid = self.donor_pid("--ipc", other)?;
+                    ipc_ns = Some(Some(format!("/proc/{pid}/ns/ipc")));
+                    let dir = self.containers.dir(other).join("shm");
+                    spec::push_mount(&mut mounts, bind(&dir));
+                }
+            }
+            _ => {
+                for m in mounts.iter_mut().filter(|m| m.destination() == shm) {
+                    let mut o: Vec<String> = m.options().clone().unwrap_or_default();
+                    o.retain(|x| !x.starts_with("size="));
+                    o.push(format!("size={size}"));
+                    m.set_options(Some(o));
+                }
+            }
+        }
+        spec.set_mounts(Some(mounts));
+        match ipc_ns {
+            None => spec::set_namespace(spec, Ns::Ipc, None, false),
+            Some(path) => spec::set_namespace(spec, Ns::Ipc, path.as_deref(), true),
+        }
+        match hc.pid_mode.as_str() {
+            "host" => spec::set_namespace(spec, Ns::Pid, None, false),
+            m if m.starts_with("container:") => {
+                let pid = self.donor_pid("--pid", &m["container:".len()..])?;
+                spec::set_namespace(spec, Ns::Pid, Some(&format!("/proc/{pid}/ns/pid")), true);
+            }
+            _ => {}
+        }
+        if !hc.sysctls.is_empty() {
+            let mut linux = spec.linux().clone().unwrap_or_default();
+            linux.set_sysctl(Some(
+                hc.sysctls
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ));
+            spec.set_linux(Some(linux));
+        }
+        Ok(())
+    }
+
+    /// Mounts the tmpfs of a shareable /dev/shm at `dir` unless it is mounted.
+    fn mount_shm(&self, dir: &Path, size: i64) -> Result<()> {
+        if crate::util::is_mountpoint(dir) {
+            return Ok(());
+        }
+        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        crate::util::mount(
+            "shm",
+            dir,
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            &format!("mode=1777,size={size}"),
+        )
+        .map_err(io_err("mount /dev/shm tmpfs on", dir))
     }
 
     /// Mounts the container's snapshot at `containers/<id>/rootfs` unless it is mounted.

@@ -17,6 +17,7 @@ mod changes;
 mod commit;
 mod cp;
 mod create;
+mod devices;
 mod error;
 mod events;
 mod logs;
@@ -51,9 +52,9 @@ pub use monitor::{Starting, pty_drain};
 pub use ops::{ContainerInfo, Stats};
 pub use options::{ContainerCreate, ExecOptions};
 pub use record::{
-    BindOptions, Config, EndpointIpamConfig, EndpointSettings, Health, HealthConfig, HealthLog,
-    HostConfig, LogConfig, Mount, MountPoint, NetworkingConfig, PortBinding, Record, RestartPolicy,
-    State, Status, TmpfsOptions, Ulimit, VolumeOptions,
+    BindOptions, Config, DeviceMapping, DeviceRequest, EndpointIpamConfig, EndpointSettings,
+    Health, HealthConfig, HealthLog, HostConfig, LogConfig, Mount, MountPoint, NetworkingConfig,
+    PortBinding, Record, RestartPolicy, State, Status, TmpfsOptions, Ulimit, VolumeOptions,
 };
 pub use runtime::locate_runtime;
 pub use system::{BootResult, PruneReport};

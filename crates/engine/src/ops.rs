@@ -411,12 +411,14 @@ impl Engine {
         let dir = self.containers.dir(id);
         self.runtime.delete(id)?;
         self.release_network(id)?;
-        let rootfs = dir.join("rootfs");
-        for _ in 0..10 {
-            if !crate::util::is_mountpoint(&rootfs) {
-                break;
+        // The rootfs, and the /dev/shm tmpfs of an `--ipc shareable` container.
+        for m in [dir.join("rootfs"), dir.join("shm")] {
+            for _ in 0..10 {
+                if !crate::util::is_mountpoint(&m) {
+                    break;
+                }
+                crate::util::umount(&m).map_err(io_err("unmount", &m))?;
             }
-            crate::util::umount(&rootfs).map_err(io_err("unmount", &rootfs))?;
         }
         let snap = berth_image::Snapshotter::new(&self.images, berth_image::SnapshotMode::detect());
         match snap.remove(id) {

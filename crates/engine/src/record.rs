@@ -154,6 +154,51 @@ pub struct HostConfig {
     pub log_config: LogConfig,
     /// Run an init (tini/catatonit) as pid 1.
     pub init: bool,
+    /// `--shm-size`: bytes of /dev/shm (the record has Docker's 64 MiB when none was asked).
+    pub shm_size: i64,
+    /// `--device`s.
+    pub devices: Vec<DeviceMapping>,
+    /// `--ipc`: `private` (the default), `shareable`, `host`, `none` or `container:<id>`.
+    pub ipc_mode: String,
+    /// `--pid`: empty (its own), `host` or `container:<id>`.
+    pub pid_mode: String,
+    /// `--userns`: empty or `host` (the only user namespace berth runs containers in).
+    pub userns_mode: String,
+    /// `--sysctl`: namespaced kernel parameters.
+    pub sysctls: BTreeMap<String, String>,
+    /// `--group-add`: group names (in the image's /etc/group) or numbers.
+    pub group_add: Vec<String>,
+    /// `--gpus`: devices asked for, found as CDI devices on the host.
+    pub device_requests: Vec<DeviceRequest>,
+}
+
+/// One `--device` (Docker's `DeviceMapping`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    /// The device node (or a directory of them) on the host.
+    pub path_on_host: String,
+    /// Where it appears in the container (empty: the same path).
+    pub path_in_container: String,
+    /// What the device cgroup allows: some of `r`, `w`, `m` (empty: `rwm`).
+    pub cgroup_permissions: String,
+}
+
+/// One `--gpus` request (Docker's `DeviceRequest`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceRequest {
+    /// The driver (empty: any).
+    pub driver: String,
+    /// How many devices (-1: all); ignored when `DeviceIDs` are given.
+    pub count: i64,
+    /// The devices by ID (CDI device names, or indexes).
+    #[serde(rename = "DeviceIDs")]
+    pub device_ids: Vec<String>,
+    /// Capabilities asked for, any of the lists (`[["gpu"]]`).
+    pub capabilities: Vec<Vec<String>>,
+    /// Driver options.
+    pub options: BTreeMap<String, String>,
 }
 
 /// One host side of a published port (Docker's `PortBinding`).

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, anyhow, bail};
 use berth_engine::{
-    BindOptions, Config, ContainerCreate, EndpointIpamConfig, EndpointSettings, HealthConfig,
-    HostConfig, LogConfig, Mount, NetworkingConfig, PortBinding, RestartPolicy, Ulimit,
-    VolumeOptions,
+    BindOptions, Config, ContainerCreate, DeviceMapping, DeviceRequest, EndpointIpamConfig,
+    EndpointSettings, HealthConfig, HostConfig, LogConfig, Mount, NetworkingConfig, PortBinding,
+    RestartPolicy, Ulimit, VolumeOptions,
 };
 use clap::{ArgAction, Args};
 
@@ -157,6 +157,36 @@ pub struct CreateFlags {
     /// Timeout (in seconds) to stop a container.
     #[arg(long = "stop-timeout", allow_hyphen_values = true)]
     pub stop_timeout: Option<i64>,
+    /// Size of /dev/shm (default 64m).
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Add a host device to the container (HOST[:CONTAINER[:PERMS]]).
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// IPC mode: private, shareable, host, none, container:NAME.
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// PID namespace: host or container:NAME.
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// User namespace (only host).
+    #[arg(long)]
+    pub userns: Option<String>,
+    /// Namespaced kernel parameters (KEY=VALUE).
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Additional groups to join (names in the image's /etc/group, or numbers).
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Write the container ID to the file.
+    #[arg(long)]
+    pub cidfile: Option<std::path::PathBuf>,
+    /// Platform of the image (os/arch[/variant]): pulled if missing, refused if it differs.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// GPU devices to add, as CDI devices ('all', a count, or "device=ID[,ID]").
+    #[arg(long)]
+    pub gpus: Option<String>,
     /// Pull image before running: missing, always, never.
     #[arg(long, default_value = "missing")]
     pub pull: String,
@@ -333,6 +363,33 @@ impl CreateFlags {
             auto_remove: self.rm,
             log_config,
             init: self.init,
+            shm_size: match &self.shm_size {
+                Some(v) => berth_engine::parse_bytes(v)
+                    .ok_or_else(|| anyhow!("--shm-size: invalid size {v:?} (e.g. 64m, 1g)"))?,
+                None => 0,
+            },
+            devices: self
+                .device
+                .iter()
+                .map(|d| parse_device(d))
+                .collect::<anyhow::Result<_>>()?,
+            ipc_mode: self.ipc.clone().unwrap_or_default(),
+            pid_mode: self.pid.clone().unwrap_or_default(),
+            userns_mode: self.userns.clone().unwrap_or_default(),
+            sysctls: self
+                .sysctl
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| anyhow!("--sysctl: {kv:?}: expected KEY=VALUE"))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            group_add: self.group_add.clone(),
+            device_requests: match &self.gpus {
+                Some(g) => vec![parse_gpus(g)?],
+                None => vec![],
+            },
         };
         let mut networking = NetworkingConfig::default();
         if self.ip.is_some() || self.mac_address.is_some() || !self.network_alias.is_empty() {
@@ -349,7 +406,7 @@ impl CreateFlags {
         }
         Ok(ContainerCreate {
             name: self.name.clone(),
-            platform: None,
+            platform: self.platform.clone(),
             config,
             host_config,
             networking,
@@ -485,4 +542,72 @@ fn parse_mount(spec: &str) -> anyhow::Result<Mount> {
         m.source = absolute(&m.source)?;
     }
     Ok(m)
+}
+
+/// `--device HOST[:CONTAINER[:PERMS]]`, as Docker splits it (`HOST:PERMS` when the second part
+/// is permissions).
+fn parse_device(d: &str) -> anyhow::Result<DeviceMapping> {
+    let parts: Vec<&str> = d.split(':').collect();
+    let perms_like = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let (host, ctr, perms) = match parts.as_slice() {
+        [h] => (*h, "", ""),
+        [h, p] if perms_like(p) => (*h, "", *p),
+        [h, c] => (*h, *c, ""),
+        [h, c, p] => (*h, *c, *p),
+        _ => bail!("--device: {d:?}: expected HOST[:CONTAINER[:PERMS]]"),
+    };
+    if host.is_empty() {
+        bail!("--device: {d:?}: expected HOST[:CONTAINER[:PERMS]]");
+    }
+    Ok(DeviceMapping {
+        path_on_host: host.to_string(),
+        path_in_container: ctr.to_string(),
+        cgroup_permissions: perms.to_string(),
+    })
+}
+
+/// `--gpus all|N|"device=ID[,ID]"|count=N,driver=D,capabilities=C`, as Docker's client turns
+/// it into a `DeviceRequest` (capability `gpu`).
+fn parse_gpus(v: &str) -> anyhow::Result<DeviceRequest> {
+    let v = v.trim_matches(|c| c == '"' || c == '\'');
+    let mut r = DeviceRequest {
+        capabilities: vec![vec!["gpu".into()]],
+        ..Default::default()
+    };
+    if let Some(ids) = v.strip_prefix("device=") {
+        r.device_ids = ids.split(',').map(str::to_string).collect();
+        if r.device_ids.iter().any(String::is_empty) {
+            bail!("--gpus: {v:?}: empty device ID");
+        }
+        return Ok(r);
+    }
+    for part in v.split(',') {
+        match part.split_once('=') {
+            None if part == "all" => r.count = -1,
+            None => {
+                r.count = part.parse().ok().filter(|n: &i64| *n > 0).ok_or_else(|| {
+                    anyhow!("--gpus: {part:?}: expected all, a count or device=ID")
+                })?;
+            }
+            Some(("count", n)) => {
+                r.count = if n == "all" {
+                    -1
+                } else {
+                    n.parse()
+                        .ok()
+                        .filter(|n: &i64| *n > 0)
+                        .ok_or_else(|| anyhow!("--gpus: invalid count {n:?}"))?
+                };
+            }
+            Some(("driver", d)) => r.driver = d.to_string(),
+            Some(("capabilities", c)) => r.capabilities = vec![vec![c.to_string()]],
+            Some((k, _)) => {
+                bail!("--gpus: unknown option {k:?} (count, device, driver, capabilities)")
+            }
+        }
+    }
+    if r.count == 0 {
+        bail!("--gpus: {v:?}: say how many GPUs (all, a count, or device=ID)");
+    }
+    Ok(r)
 }
