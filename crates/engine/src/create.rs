@@ -477,7 +477,6 @@ fn check_log_config(l: &LogConfig) -> Result<LogConfig> {
         match k.as_str() {
             "max-size" => {
                 parse_bytes(v)
-                    .filter(|n| *n > 0)
                     .ok_or_else(|| invalid("--log-opt", format!("invalid max-size {v:?}")))?;
             }
             "max-file" => {

@@ -29,7 +29,8 @@ pub struct Config {
     pub entrypoint: Option<Vec<String>>,
     /// The image as the user named it.
     pub image: String,
-    /// Anonymous volumes (`-v /path`, and the image's `VOLUME`s are not made): path -> `{}`.
+    /// Anonymous volumes asked for (`-v /path`): path -> `{}`. (The image's `VOLUME`s do not
+    /// get volumes made for them.)
     pub volumes: BTreeMap<String, serde_json::Value>,
     /// Working directory.
     pub working_dir: String,
