@@ -489,3 +489,73 @@ fn ctrl_p_ctrl_q_detaches_from_a_terminal() {
             .contains("det running")
     );
 }
+
+/// The client's part of a create is done by the client, with Docker's semantics: `-e VAR`
+/// unset on the client removes the image's VAR, `-e VAR` set takes the client's value, a
+/// relative `-v ./dir` is the client's working directory's; and inspect shows Docker's typed
+/// shapes (`HostConfig.Mounts` objects, `Config.Volumes` for `-v /path`).
+#[test]
+fn the_create_request_is_dockers_typed_shapes() {
+    let b = Berth::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/f"), "relative\n").unwrap();
+    let o = b
+        .cmd()
+        .current_dir(dir.path())
+        .env_remove("IMAGE_VAR")
+        .env("FROM_CLIENT", "client")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-e",
+            "IMAGE_VAR",
+            "-e",
+            "FROM_CLIENT",
+            "-v",
+            "./sub:/rel",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo ${IMAGE_VAR-removed} $FROM_CLIENT; cat /rel/f",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o), "removed client\nrelative\n");
+    let id = b
+        .ok(&[
+            "create",
+            "--network",
+            "none",
+            "--mount",
+            "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770",
+            "-v",
+            "/anon",
+            IMAGE,
+            "true",
+        ])
+        .trim()
+        .to_string();
+    let v = b.inspect(&id);
+    let m = &v["HostConfig"]["Mounts"][0];
+    assert_eq!(m["Type"], "tmpfs", "{v}");
+    assert_eq!(m["Target"], "/t", "{v}");
+    assert_eq!(m["TmpfsOptions"]["SizeBytes"], 1 << 20, "{v}");
+    assert_eq!(m["TmpfsOptions"]["Mode"], 0o1770, "{v}");
+    assert!(v["Config"]["Volumes"]["/anon"].is_object(), "{v}");
+    let kinds: Vec<&str> = v["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["tmpfs", "volume"], "{v}");
+    b.ok(&["rm", "-v", &id]);
+    // A relative host path that does not start with `.` is a volume name, and not a valid one.
+    let o = b.run(&["run", "--rm", "-v", "a/b:/x", IMAGE, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(err(&o).contains("not a valid volume name"), "{}", err(&o));
+}

@@ -136,10 +136,9 @@ impl Engine {
         }
         cc["Env"] = json!(c.env);
         cc["Cmd"] = json!(c.cmd);
-        cc["Entrypoint"] = if c.entrypoint.is_empty() {
-            Value::Null
-        } else {
-            json!(c.entrypoint)
+        cc["Entrypoint"] = match &c.entrypoint {
+            Some(e) if !e.is_empty() => json!(e),
+            _ => Value::Null,
         };
         cc["WorkingDir"] = json!(c.working_dir);
         cc["User"] = json!(c.user);

@@ -1,7 +1,6 @@
 //! `create`: the image and the flags become a [`Record`], a mounted snapshot, the files under
 //! /etc the container gets, its volumes and the OCI bundle.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -11,13 +10,14 @@ use serde_json::Value;
 
 use crate::Engine;
 use crate::error::{Error, Result, invalid, io_err};
-use crate::options::CreateOptions;
+use crate::options::ContainerCreate;
 use crate::record::{
-    Config, HealthConfig, HostConfig, LogConfig, Record, RestartPolicy, State, Ulimit,
+    Config, HealthConfig, HostConfig, LogConfig, NetworkingConfig, Record, RestartPolicy, State,
+    Status,
 };
 use crate::spec::{self, EtcFiles};
 use crate::store::{random_name, valid_name};
-use crate::util::{parse_bytes, parse_duration, rfc3339};
+use crate::util::{parse_bytes, rfc3339};
 use crate::volumes;
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -55,257 +55,257 @@ fn str_list(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Sets `kv` (`KEY=VALUE`) in `env`, replacing the key's earlier value; a bare `KEY` removes
+/// it (Docker's rule for a request's `Env`).
 fn merge_env(env: &mut Vec<String>, kv: &str) {
     let key = kv.split('=').next().unwrap_or(kv);
     env.retain(|e| e.split('=').next() != Some(key));
-    env.push(kv.to_string());
-}
-
-fn dur_ns(flag: &str, v: &Option<String>, default: Duration) -> Result<u64> {
-    match v {
-        None => Ok(default.as_nanos() as u64),
-        Some(s) => parse_duration(s)
-            .map(|d| d.as_nanos() as u64)
-            .ok_or_else(|| invalid(flag, format!("{s:?} is not a duration (e.g. 30s)"))),
+    if kv.contains('=') {
+        env.push(kv.to_string());
     }
 }
 
-/// The health check as Docker merges it: `--no-healthcheck` disables it (`["NONE"]`),
-/// `--health-cmd` replaces the image's test, and each `--health-*` flag replaces one field of the
-/// image's `Healthcheck`; what neither gives takes Docker's defaults (30 s, 30 s, 3, 0).
-fn healthcheck(
-    image: Option<&serde_json::Value>,
-    o: &CreateOptions,
-) -> Result<Option<HealthConfig>> {
-    if o.no_healthcheck {
-        return Ok(Some(HealthConfig {
-            test: vec!["NONE".into()],
-            ..Default::default()
-        }));
+/// The health check as Docker merges it: a `Test` of `["NONE"]` disables it, a non-empty
+/// `Test` replaces the image's, and each non-zero field replaces one field of the image's
+/// `Healthcheck`; what neither gives takes Docker's defaults (30 s, 30 s, 3, 0).
+fn healthcheck(image: Option<&Value>, user: Option<&HealthConfig>) -> Result<Option<HealthConfig>> {
+    let u = user.cloned().unwrap_or_default();
+    for (flag, v) in [
+        ("--health-interval", u.interval),
+        ("--health-timeout", u.timeout),
+        ("--health-start-period", u.start_period),
+    ] {
+        if v > 0 && v < 1_000_000 {
+            return Err(invalid(flag, "must be at least 1ms (or 0 for the default)"));
+        }
     }
     let base: HealthConfig = image
         .and_then(|h| serde_json::from_value(h.clone()).ok())
         .unwrap_or_default();
-    let test = match &o.health_cmd {
-        Some(cmd) => vec!["CMD-SHELL".into(), cmd.clone()],
-        None => base.test.clone(),
+    let test = if u.test.is_empty() {
+        base.test.clone()
+    } else {
+        u.test
     };
-    if test.is_empty() {
-        return Ok(None);
+    match test.first().map(String::as_str) {
+        None => return Ok(None),
+        Some("NONE") => {
+            return Ok(Some(HealthConfig {
+                test: vec!["NONE".into()],
+                ..Default::default()
+            }));
+        }
+        Some("CMD" | "CMD-SHELL") if test.len() > 1 => {}
+        Some(_) => {
+            return Err(invalid(
+                "--health-cmd",
+                format!(
+                    "Healthcheck.Test {test:?} must be [\"NONE\"], [\"CMD\", args...] or \
+                     [\"CMD-SHELL\", command]"
+                ),
+            ));
+        }
     }
-    let or = |v: u64, d: Duration| if v > 0 { Duration::from_nanos(v) } else { d };
+    let pick = |u: u64, b: u64, d: Duration| {
+        if u > 0 {
+            u
+        } else if b > 0 {
+            b
+        } else {
+            d.as_nanos() as u64
+        }
+    };
     Ok(Some(HealthConfig {
         test,
-        interval: dur_ns(
-            "--health-interval",
-            &o.health_interval,
-            or(base.interval, Duration::from_secs(30)),
-        )?,
-        timeout: dur_ns(
-            "--health-timeout",
-            &o.health_timeout,
-            or(base.timeout, Duration::from_secs(30)),
-        )?,
-        retries: o
-            .health_retries
-            .or((base.retries > 0).then_some(base.retries))
-            .unwrap_or(3),
-        start_period: dur_ns(
-            "--health-start-period",
-            &o.health_start_period,
-            or(base.start_period, Duration::ZERO),
-        )?,
+        interval: pick(u.interval, base.interval, Duration::from_secs(30)),
+        timeout: pick(u.timeout, base.timeout, Duration::from_secs(30)),
+        retries: if u.retries > 0 {
+            u.retries
+        } else if base.retries > 0 {
+            base.retries
+        } else {
+            3
+        },
+        start_period: pick(u.start_period, base.start_period, Duration::ZERO),
     }))
 }
 
-/// Builds the record (without mounts) from the image config and the options.
+/// Builds the record (without mounts) from the image config and the request, checking the
+/// request as Docker's daemon does.
 fn make_record(
     engine: &Engine,
     id: &str,
     name: &str,
     image: &Image,
-    o: &CreateOptions,
+    req: &ContainerCreate,
 ) -> Result<Record> {
     let ic = serde_json::to_value(&image.config).unwrap_or_default();
     let ic = &ic["config"];
+    let u = &req.config;
     let mut c = Config {
-        image: o.image.clone(),
-        tty: o.tty,
-        open_stdin: o.interactive,
+        image: u.image.clone(),
+        tty: u.tty,
+        open_stdin: u.open_stdin,
+        mac_address: u.mac_address.clone(),
         ..Default::default()
     };
-    // Entrypoint and Cmd: --entrypoint resets the image's Cmd, as in Docker.
-    match &o.entrypoint {
+    // Entrypoint and Cmd: an Entrypoint resets the image's Cmd, as in Docker.
+    let user_cmd = u.cmd.clone().unwrap_or_default();
+    let (entrypoint, cmd) = match &u.entrypoint {
         Some(ep) => {
-            c.entrypoint = if ep.is_empty() {
+            let ep: Vec<String> = if ep.len() == 1 && ep[0].is_empty() {
                 vec![]
             } else {
-                vec![ep.clone()]
+                ep.clone()
             };
-            c.cmd = o.cmd.clone();
+            (ep, user_cmd)
         }
-        None => {
-            c.entrypoint = str_list(&ic["Entrypoint"]);
-            c.cmd = if o.cmd.is_empty() {
+        None => (
+            str_list(&ic["Entrypoint"]),
+            if user_cmd.is_empty() {
                 str_list(&ic["Cmd"])
             } else {
-                o.cmd.clone()
-            };
-        }
-    }
-    let mut argv: Vec<String> = c.entrypoint.iter().chain(&c.cmd).cloned().collect();
+                user_cmd
+            },
+        ),
+    };
+    let mut argv: Vec<String> = entrypoint.iter().chain(&cmd).cloned().collect();
     if argv.is_empty() {
         return Err(invalid("run", "no command specified"));
     }
     let path = argv.remove(0);
+    c.entrypoint = (!entrypoint.is_empty()).then_some(entrypoint);
+    c.cmd = (!cmd.is_empty()).then_some(cmd);
 
-    c.hostname = match (&o.hostname, o.network.as_deref()) {
-        (Some(h), _) => h.clone(),
-        (None, Some("host")) => fs::read_to_string("/proc/sys/kernel/hostname")
+    let host_network = req.host_config.network_mode == "host";
+    c.hostname = if !u.hostname.is_empty() {
+        u.hostname.clone()
+    } else if host_network {
+        fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
-        _ => id[..12].to_string(),
+            .unwrap_or_default()
+    } else {
+        id[..12].to_string()
     };
     let mut env = str_list(&ic["Env"]);
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.to_string());
     }
     merge_env(&mut env, &format!("HOSTNAME={}", c.hostname));
-    if o.tty {
+    if u.tty {
         merge_env(&mut env, "TERM=xterm");
     }
-    for f in &o.env_files {
-        let s = fs::read_to_string(f).map_err(io_err("read --env-file", f))?;
-        for line in s
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
-            env_flag(&mut env, line);
+    for e in &u.env {
+        if e.is_empty() || e.starts_with('=') {
+            return Err(invalid(
+                "--env",
+                format!("invalid environment variable {e:?}"),
+            ));
         }
-    }
-    for e in &o.env {
-        env_flag(&mut env, e);
+        merge_env(&mut env, e);
     }
     c.env = env;
-    c.working_dir = o
-        .workdir
-        .clone()
-        .or_else(|| ic["WorkingDir"].as_str().map(str::to_string))
-        .unwrap_or_default();
+    c.working_dir = if u.working_dir.is_empty() {
+        ic["WorkingDir"].as_str().unwrap_or("").to_string()
+    } else {
+        u.working_dir.clone()
+    };
     if !c.working_dir.is_empty() && !c.working_dir.starts_with('/') {
         return Err(invalid(
             "--workdir",
             "the working directory must be absolute",
         ));
     }
-    c.user = o
-        .user
-        .clone()
-        .or_else(|| ic["User"].as_str().map(str::to_string))
-        .unwrap_or_default();
+    c.user = if u.user.is_empty() {
+        ic["User"].as_str().unwrap_or("").to_string()
+    } else {
+        u.user.clone()
+    };
     if let Some(l) = ic["Labels"].as_object() {
         for (k, v) in l {
             c.labels
                 .insert(k.clone(), v.as_str().unwrap_or("").to_string());
         }
     }
-    for l in &o.labels {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        c.labels.insert(k.to_string(), v.to_string());
-    }
-    c.stop_signal = o
+    c.labels
+        .extend(u.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    c.stop_signal = u
         .stop_signal
         .clone()
+        .filter(|s| !s.is_empty())
         .or_else(|| ic["StopSignal"].as_str().map(str::to_string));
     if let Some(s) = &c.stop_signal
         && crate::util::parse_signal(s).is_none()
     {
         return Err(invalid("--stop-signal", format!("invalid signal {s:?}")));
     }
-    c.stop_timeout = o.stop_timeout;
-    c.healthcheck = healthcheck(image.healthcheck.as_ref(), o)?;
-
-    let mut hc = HostConfig {
-        binds: o.volumes.clone(),
-        mount_specs: o.mounts.clone(),
-        privileged: o.privileged,
-        cap_add: o.cap_add.clone(),
-        cap_drop: o.cap_drop.clone(),
-        security_opt: o.security_opt.clone(),
-        readonly_rootfs: o.read_only,
-        auto_remove: o.auto_remove,
-        init: o.init,
-        cpu_shares: o.cpu_shares.unwrap_or(0),
-        cpuset_cpus: o.cpuset_cpus.clone().unwrap_or_default(),
-        pids_limit: o.pids_limit,
-        ..Default::default()
-    };
-    let mut networking = crate::record::Networking::default();
-    crate::network::fill_record(engine, o, ic, &mut c, &mut hc, &mut networking)?;
-    let bytes = |flag: &str, v: &Option<String>| -> Result<i64> {
-        match v.as_deref() {
-            None => Ok(0),
-            Some("-1") => Ok(-1),
-            Some(s) => parse_bytes(s).ok_or_else(|| invalid(flag, format!("invalid size {s:?}"))),
+    c.stop_timeout = u.stop_timeout;
+    c.healthcheck = healthcheck(image.healthcheck.as_ref(), u.healthcheck.as_ref())?;
+    for v in u.volumes.keys() {
+        if !v.starts_with('/') {
+            return Err(invalid(
+                "--volume",
+                format!("{v:?}: the container path must be absolute"),
+            ));
         }
-    };
-    hc.memory = bytes("--memory", &o.memory)?;
-    hc.memory_swap = bytes("--memory-swap", &o.memory_swap)?;
-    hc.memory_reservation = bytes("--memory-reservation", &o.memory_reservation)?;
+    }
+    c.volumes = u.volumes.clone();
+
+    let mut hc = req.host_config.clone();
+    let mut networking = NetworkingConfig::default();
+    crate::network::fill_record(engine, req, ic, &mut c, &mut hc, &mut networking)?;
     check_memory(hc.memory, hc.memory_swap, hc.memory_reservation)?;
-    if let Some(c) = &o.cpus {
-        hc.nano_cpus = nano_cpus(c)?;
+    check_nano_cpus(hc.nano_cpus)?;
+    if hc.cpu_shares < 0 {
+        return Err(invalid("--cpu-shares", "must not be negative"));
     }
-    for u in &o.ulimits {
-        let (name, vals) = u
-            .split_once('=')
-            .ok_or_else(|| invalid("--ulimit", format!("{u:?}: expected NAME=SOFT[:HARD]")))?;
-        let (s, h) = vals.split_once(':').unwrap_or((vals, vals));
-        let p = |x: &str| -> Result<i64> {
-            x.parse()
-                .map_err(|_| invalid("--ulimit", format!("{u:?}: {x:?} is not a number")))
-        };
-        hc.ulimits.push(Ulimit {
-            name: name.to_string(),
-            soft: p(s)?,
-            hard: p(h)?,
-        });
+    for u in &hc.ulimits {
+        spec::rlimit_type(&u.name)?;
+        if u.soft > u.hard {
+            return Err(invalid(
+                "--ulimit",
+                format!(
+                    "{}: the soft limit {} must be less than or equal to the hard limit {}",
+                    u.name, u.soft, u.hard
+                ),
+            ));
+        }
     }
-    hc.restart_policy = parse_restart_policy(o.restart.as_deref().unwrap_or(""))?;
+    hc.restart_policy = check_restart_policy(&hc.restart_policy)?;
     if hc.auto_remove && hc.restart_policy.name != "no" {
         return Err(invalid(
             "--restart",
             "conflicting options: --restart and --rm",
         ));
     }
-    let mut log = LogConfig {
-        kind: "json-file".into(),
-        config: BTreeMap::new(),
-    };
-    for kv in &o.log_opts {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| invalid("--log-opt", format!("{kv:?}: expected KEY=VALUE")))?;
-        match k {
-            "max-size" => {
-                parse_bytes(v)
-                    .ok_or_else(|| invalid("--log-opt", format!("invalid max-size {v:?}")))?;
-            }
-            "max-file" => {
-                v.parse::<u32>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| invalid("--log-opt", format!("invalid max-file {v:?}")))?;
-            }
-            _ => return Err(invalid("--log-opt", format!("unknown log option {k:?}"))),
+    hc.log_config = check_log_config(&hc.log_config)?;
+    for p in hc.tmpfs.keys() {
+        if !p.starts_with('/') {
+            return Err(invalid(
+                "--tmpfs",
+                format!("{p:?}: the path must be absolute"),
+            ));
         }
-        log.config.insert(k.to_string(), v.to_string());
     }
-    hc.log_config = log;
-    for t in &o.tmpfs {
-        let (p, opts) = t.split_once(':').unwrap_or((t, ""));
-        hc.tmpfs.insert(p.to_string(), opts.to_string());
+    check_namespaces(engine, &mut hc)?;
+    if hc.shm_size < 0 {
+        return Err(invalid("--shm-size", "must not be negative"));
+    }
+    if hc.shm_size == 0 {
+        hc.shm_size = DEFAULT_SHM_SIZE;
+    }
+    for (k, v) in &hc.sysctls {
+        check_sysctl(k, v, &hc)?;
+    }
+    hc.devices = hc
+        .devices
+        .iter()
+        .map(crate::devices::check_mapping)
+        .collect::<Result<_>>()?;
+    // The CDI devices must be there now, so `create` fails as `start` would.
+    crate::devices::gpu_edits(&hc.device_requests)?;
+    if let Some(want) = &req.platform {
+        check_platform(image, &req.config.image, want)?;
     }
     Ok(Record {
         id: id.to_string(),
@@ -318,6 +318,209 @@ fn make_record(
         host_config: hc,
         mounts: Vec::new(),
         networking,
+    })
+}
+
+/// Docker's default size of /dev/shm: 64 MiB.
+pub(crate) const DEFAULT_SHM_SIZE: i64 = 64 << 20;
+
+/// The sysctls that live in a container's IPC namespace, as Docker lists them (plus
+/// `fs.mqueue.*`).
+const IPC_SYSCTLS: &[&str] = &[
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// A `--sysctl` as Docker checks it: only namespaced ones (the IPC namespace's and `net.*`),
+/// and only when the container has that namespace of its own.
+fn check_sysctl(k: &str, v: &str, hc: &HostConfig) -> Result<()> {
+    let flag = "--sysctl";
+    if k.is_empty() || v.is_empty() {
+        return Err(invalid(flag, format!("{k}={v}: expected KEY=VALUE")));
+    }
+    let shared = |mode: &str| mode == "host" || mode.starts_with("container:");
+    if IPC_SYSCTLS.contains(&k) || k.starts_with("fs.mqueue.") {
+        if shared(&hc.ipc_mode) {
+            return Err(invalid(
+                flag,
+                format!(
+                    "{k} is not allowed with --ipc {}: it would change an IPC namespace the \
+                     container does not own",
+                    hc.ipc_mode
+                ),
+            ));
+        }
+    } else if k.starts_with("net.") {
+        if shared(&hc.network_mode) {
+            return Err(invalid(
+                flag,
+                format!(
+                    "{k} is not allowed with --network {}: it would change a network \
+                     namespace the container does not own",
+                    hc.network_mode
+                ),
+            ));
+        }
+    } else {
+        return Err(invalid(
+            flag,
+            format!(
+                "{k} is not a namespaced kernel parameter: a container can set only {}, \
+                 fs.mqueue.* and net.*",
+                IPC_SYSCTLS.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `--ipc`, `--pid` and `--userns` checked; `container:NAME` becomes `container:<id>`.
+fn check_namespaces(engine: &Engine, hc: &mut HostConfig) -> Result<()> {
+    hc.ipc_mode = match hc.ipc_mode.as_str() {
+        "" | "private" => "private".into(),
+        m @ ("shareable" | "host" | "none") => m.into(),
+        m if m.starts_with("container:") => {
+            let name = &m["container:".len()..];
+            let other = engine.lookup(name)?;
+            let o = engine.containers.record(&other)?;
+            if !matches!(o.host_config.ipc_mode.as_str(), "shareable" | "host") {
+                return Err(invalid(
+                    "--ipc",
+                    format!(
+                        "container {name} has a non-shareable IPC namespace (--ipc {}): create \
+                         it with --ipc shareable",
+                        if o.host_config.ipc_mode.is_empty() {
+                            "private"
+                        } else {
+                            &o.host_config.ipc_mode
+                        }
+                    ),
+                ));
+            }
+            format!("container:{other}")
+        }
+        m => {
+            return Err(invalid(
+                "--ipc",
+                format!("invalid mode {m:?} (private, shareable, host, none or container:NAME)"),
+            ));
+        }
+    };
+    hc.pid_mode = match hc.pid_mode.as_str() {
+        "" => String::new(),
+        "host" => "host".into(),
+        m if m.starts_with("container:") => {
+            format!("container:{}", engine.lookup(&m["container:".len()..])?)
+        }
+        m => {
+            return Err(invalid(
+                "--pid",
+                format!("invalid mode {m:?} (host or container:NAME)"),
+            ));
+        }
+    };
+    if !matches!(hc.userns_mode.as_str(), "" | "host") {
+        return Err(invalid(
+            "--userns",
+            format!(
+                "{:?} is not supported: berth runs containers in the host's user namespace \
+                 (no user remapping), so only --userns=host is accepted",
+                hc.userns_mode
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `--platform` against the image's: the same OS and architecture (and variant, when both
+/// name one).
+fn check_platform(image: &Image, name: &str, want: &str) -> Result<()> {
+    let w = berth_image::Platform::parse(want).ok_or_else(|| {
+        invalid(
+            "--platform",
+            format!("{want:?} is not a platform (os/arch[/variant], e.g. linux/arm64)"),
+        )
+    })?;
+    let c = &image.config;
+    let have = berth_image::Platform {
+        os: c.os().to_string(),
+        architecture: c.architecture().to_string(),
+        variant: c.variant().clone(),
+    };
+    let variant_ok = match (&w.variant, &have.variant) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    if w.os != have.os || w.architecture != have.architecture || !variant_ok {
+        return Err(invalid(
+            "--platform",
+            format!(
+                "image {name} is {have}, not the requested {w}: pull that platform \
+                 (--pull always --platform {w}) or drop --platform"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The log configuration: only the `json-file` driver (an empty type is it), with its
+/// `max-size` and `max-file` options.
+fn check_log_config(l: &LogConfig) -> Result<LogConfig> {
+    if !matches!(l.kind.as_str(), "" | "json-file") {
+        return Err(invalid(
+            "--log-driver",
+            format!("{:?}: only json-file is supported", l.kind),
+        ));
+    }
+    for (k, v) in &l.config {
+        match k.as_str() {
+            "max-size" => {
+                parse_bytes(v)
+                    .ok_or_else(|| invalid("--log-opt", format!("invalid max-size {v:?}")))?;
+            }
+            "max-file" => {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| invalid("--log-opt", format!("invalid max-file {v:?}")))?;
+            }
+            _ => return Err(invalid("--log-opt", format!("unknown log option {k:?}"))),
+        }
+    }
+    Ok(LogConfig {
+        kind: "json-file".into(),
+        config: l.config.clone(),
+    })
+}
+
+/// A typed restart policy checked: a known name (empty is `no`), a retry count only with
+/// `on-failure`.
+fn check_restart_policy(p: &RestartPolicy) -> Result<RestartPolicy> {
+    let name = if p.name.is_empty() { "no" } else { &p.name };
+    if !matches!(name, "no" | "on-failure" | "always" | "unless-stopped") {
+        return Err(invalid(
+            "--restart",
+            format!(
+                "invalid restart policy {:?} (no, always, unless-stopped, on-failure[:N])",
+                p.name
+            ),
+        ));
+    }
+    if p.maximum_retry_count > 0 && name != "on-failure" {
+        return Err(invalid(
+            "--restart",
+            "maximum retry count only works with on-failure",
+        ));
+    }
+    Ok(RestartPolicy {
+        name: name.into(),
+        maximum_retry_count: p.maximum_retry_count,
     })
 }
 
@@ -390,9 +593,9 @@ pub fn parse_restart_policy(r: &str) -> Result<RestartPolicy> {
     })
 }
 
-/// `--cpus` as Docker checks it: a decimal number of CPUs from 0.01 up to the CPUs this host
-/// has (0 means no limit).
-pub fn nano_cpus(v: &str) -> Result<i64> {
+/// `--cpus` parsed (a decimal number of CPUs) into units of 1e-9 CPUs, without the range
+/// check (the engine checks it at create and update).
+pub fn parse_cpus(v: &str) -> Result<i64> {
     let n: f64 = v
         .trim()
         .parse()
@@ -404,39 +607,41 @@ pub fn nano_cpus(v: &str) -> Result<i64> {
                 format!("{v:?} is not a number of CPUs (e.g. 1.5)"),
             )
         })?;
+    Ok((n * 1e9).round() as i64)
+}
+
+/// `NanoCpus` as Docker checks it: from 0.01 CPUs up to the CPUs this host has (0 means no
+/// limit).
+pub fn check_nano_cpus(nano: i64) -> Result<()> {
     // SAFETY: sysconf has no memory arguments.
     let host = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1);
-    let nano = (n * 1e9).round() as i64;
-    if nano == 0 {
-        return Ok(0);
-    }
-    if nano < 10_000_000 || n > host as f64 {
+    if nano != 0 && (nano < 10_000_000 || nano > host * 1_000_000_000) {
         return Err(invalid(
             "--cpus",
             format!(
-                "{v} is out of range: CPUs range from 0.01 to {host}.00, as there are only \
-                 {host} CPUs available"
+                "{} is out of range: CPUs range from 0.01 to {host}.00, as there are only \
+                 {host} CPUs available",
+                nano as f64 / 1e9
             ),
         ));
     }
-    Ok(nano)
+    Ok(())
 }
 
-fn env_flag(env: &mut Vec<String>, e: &str) {
-    if e.contains('=') {
-        merge_env(env, e);
-    } else if let Ok(v) = std::env::var(e) {
-        merge_env(env, &format!("{e}={v}"));
-    }
+/// `--cpus` as Docker checks it: [`parse_cpus`] and [`check_nano_cpus`].
+pub fn nano_cpus(v: &str) -> Result<i64> {
+    let n = parse_cpus(v)?;
+    check_nano_cpus(n)?;
+    Ok(n)
 }
 
 impl Engine {
     /// Creates a container (`berth create`): returns its ID. Nothing runs yet.
-    pub fn create(&self, o: &CreateOptions) -> Result<String> {
-        let image = find_image(self, &o.image)?;
+    pub fn create(&self, req: &ContainerCreate) -> Result<String> {
+        let image = find_image(self, &req.config.image)?;
         let id = crate::util::random_hex(32);
         let _all = self.containers.lock_all()?;
-        let name = match &o.name {
+        let name = match &req.name {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(n);
                 if !valid_name(n) {
@@ -462,7 +667,7 @@ impl Engine {
                 }
             },
         };
-        let mut record = make_record(self, &id, &name, &image, o)?;
+        let mut record = make_record(self, &id, &name, &image, req)?;
         self.containers.clean_debris();
         // The container is recorded before anything is made for it, with this process as its
         // creator: if we are killed at any point below, it lists as `dead` and `rm` removes
@@ -502,19 +707,26 @@ impl Engine {
         for v in &r.host_config.binds {
             points.push(volumes::parse_volume(&self.root, v)?);
         }
-        for m in &r.host_config.mount_specs {
-            points.push(volumes::parse_mount(&self.root, m)?);
+        for m in &r.host_config.mounts {
+            points.push(volumes::mount_point(&self.root, m)?);
         }
         for (p, opts) in &r.host_config.tmpfs {
             points.push(volumes::tmpfs_point(p, opts));
+        }
+        // Config.Volumes (`-v /path`): anonymous volumes where nothing else is mounted.
+        for v in r.config.volumes.keys() {
+            if !points.iter().any(|p| p.destination == *v) {
+                points.push(volumes::parse_volume(&self.root, v)?);
+            }
         }
         // Recorded before they are made, so that `rm -v` after a crash finds new volumes.
         r.mounts = points;
         self.containers.save_record(r)?;
         self.prepare_volumes(r, &rootfs)?;
 
-        // The user must resolve now, so `create` fails as Docker's `start` would.
+        // The user and groups must resolve now, so `create` fails as Docker's `start` would.
         crate::user::resolve(&rootfs, &r.config.user)?;
+        crate::user::group_ids(&rootfs, &r.host_config.group_add)?;
         if !r.config.working_dir.is_empty() {
             let _ = crate::rootpath::mkdir_in_root(&rootfs, Path::new(&r.config.working_dir));
         }
@@ -586,14 +798,133 @@ impl Engine {
                 "HOME=/".into()
             });
         }
+        let mut user = user;
+        for g in crate::user::group_ids(&rootfs, &r.host_config.group_add)? {
+            if g != user.gid && !user.additional_gids.contains(&g) {
+                user.additional_gids.push(g);
+            }
+        }
         let mut spec = spec::build(base, &r, &user, &rootfs, &etc, init)?;
         self.set_netns(&r, &mut spec)?;
+        self.set_ipc_pid(&r, &mut spec)?;
+        crate::devices::apply(&mut spec, &r.host_config)?;
         let p = bundle.join("config.json");
         crate::util::write_atomic(
             &p,
             &serde_json::to_vec_pretty(&spec).expect("spec serialises"),
         )
         .map_err(io_err("write", p))
+    }
+
+    /// The running init of the container whose namespace `what` (`--ipc`, `--pid`) shares.
+    fn donor_pid(&self, what: &str, id: &str) -> Result<i32> {
+        let s = self.state(id)?;
+        if s.pid <= 0 || !matches!(s.status, Status::Running | Status::Paused) {
+            return Err(invalid(
+                what,
+                format!("container {id} whose namespace is shared is not running: start it first"),
+            ));
+        }
+        Ok(s.pid)
+    }
+
+    /// The IPC namespace and /dev/shm (`--ipc`, `--shm-size`) and the PID namespace (`--pid`):
+    /// a private /dev/shm of `ShmSize`; a shareable one is a tmpfs the engine mounts at
+    /// `<id>/shm` on the host (as Docker does), so that `container:` joiners bind the same
+    /// one; `host` takes the host's namespace and /dev/shm; `none` has no /dev/shm.
+    fn set_ipc_pid(&self, r: &Record, spec: &mut oci_spec::runtime::Spec) -> Result<()> {
+        use oci_spec::runtime::LinuxNamespaceType as Ns;
+        let hc = &r.host_config;
+        let size = if hc.shm_size > 0 {
+            hc.shm_size
+        } else {
+            DEFAULT_SHM_SIZE
+        };
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        let shm = Path::new("/dev/shm");
+        let bind = |src: &Path| {
+            spec::mount(
+                "/dev/shm",
+                "bind",
+                &src.display().to_string(),
+                &["rbind", "rprivate", "nosuid", "nodev", "noexec"],
+            )
+        };
+        // None: the host's; Some(None): a new one; Some(Some(path)): that one.
+        let mut ipc_ns: Option<Option<String>> = Some(None);
+        match hc.ipc_mode.as_str() {
+            "host" => {
+                ipc_ns = None;
+                spec::push_mount(&mut mounts, bind(shm));
+            }
+            "none" => mounts.retain(|m| m.destination() != shm),
+            "shareable" => {
+                let dir = self.containers.dir(&r.id).join("shm");
+                self.mount_shm(&dir, size)?;
+                spec::push_mount(&mut mounts, bind(&dir));
+            }
+            m if m.starts_with("container:") => {
+                let other = &m["container:".len()..];
+                let o = self.containers.record(other)?;
+                if o.host_config.ipc_mode == "host" {
+                    ipc_ns = None;
+                    spec::push_mount(&mut mounts, bind(shm));
+                } else {
+                    let pid = self.donor_pid("--ipc", other)?;
+                    ipc_ns = Some(Some(format!("/proc/{pid}/ns/ipc")));
+                    let dir = self.containers.dir(other).join("shm");
+                    spec::push_mount(&mut mounts, bind(&dir));
+                }
+            }
+            _ => {
+                for m in mounts.iter_mut().filter(|m| m.destination() == shm) {
+                    let mut o: Vec<String> = m.options().clone().unwrap_or_default();
+                    o.retain(|x| !x.starts_with("size="));
+                    o.push(format!("size={size}"));
+                    m.set_options(Some(o));
+                }
+            }
+        }
+        spec.set_mounts(Some(mounts));
+        match ipc_ns {
+            None => spec::set_namespace(spec, Ns::Ipc, None, false),
+            Some(path) => spec::set_namespace(spec, Ns::Ipc, path.as_deref(), true),
+        }
+        match hc.pid_mode.as_str() {
+            "host" => spec::set_namespace(spec, Ns::Pid, None, false),
+            m if m.starts_with("container:") => {
+                let pid = self.donor_pid("--pid", &m["container:".len()..])?;
+                spec::set_namespace(spec, Ns::Pid, Some(&format!("/proc/{pid}/ns/pid")), true);
+            }
+            _ => {}
+        }
+        if !hc.sysctls.is_empty() {
+            let mut linux = spec.linux().clone().unwrap_or_default();
+            linux.set_sysctl(Some(
+                hc.sysctls
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ));
+            spec.set_linux(Some(linux));
+        }
+        Ok(())
+    }
+
+    /// Mounts the tmpfs of a shareable /dev/shm at `dir` unless it is mounted.
+    fn mount_shm(&self, dir: &Path, size: i64) -> Result<()> {
+        if crate::util::is_mountpoint(dir) {
+            return Ok(());
+        }
+        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        crate::util::mount(
+            "shm",
+            dir,
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            &format!("mode=1777,size={size}"),
+        )
+        .map_err(io_err("mount /dev/shm tmpfs on", dir))
     }
 
     /// Mounts the container's snapshot at `containers/<id>/rootfs` unless it is mounted.

@@ -19,6 +19,7 @@ mod changes;
 mod commit;
 mod cp;
 mod create;
+mod devices;
 mod disk;
 mod error;
 mod events;
@@ -47,10 +48,10 @@ pub use attach::{
 };
 pub use berth_network::{
     CreateOptions as NetworkCreateOptions, DEFAULT_NETWORK, DNS_COMMAND, Endpoint, Network,
-    Networks, PortMapping,
+    Networks, PortMapping, PortRequest, parse_publish,
 };
 pub use changes::{Change, ChangeKind};
-pub use create::{nano_cpus, parse_restart_policy};
+pub use create::{check_nano_cpus, nano_cpus, parse_cpus, parse_restart_policy};
 pub use disk::{
     API_VERSION, ContainerUsage, DiskUsage, ImagePruneReport, ImageUsage, Info, MIN_API_VERSION,
     SystemPruneReport, UsageSummary, VolumeUsage,
@@ -62,10 +63,11 @@ pub use images::{ImageDeleted, LoadedImage};
 pub use logs::{LogEntry, LogOptions};
 pub use monitor::Starting;
 pub use ops::{ContainerInfo, Stats};
-pub use options::CreateOptions;
+pub use options::ContainerCreate;
 pub use record::{
-    Config, Health, HealthConfig, HealthLog, HostConfig, LogConfig, MountPoint, Networking,
-    PortBinding, Record, RestartPolicy, State, Status, Ulimit,
+    BindOptions, Config, DeviceMapping, DeviceRequest, EndpointIpamConfig, EndpointSettings,
+    Health, HealthConfig, HealthLog, HostConfig, LogConfig, Mount, MountPoint, NetworkingConfig,
+    PortBinding, Record, RestartPolicy, State, Status, TmpfsOptions, Ulimit, VolumeOptions,
 };
 pub use runtime::locate_runtime;
 pub use system::{BootResult, PruneReport};

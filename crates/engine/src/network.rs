@@ -9,49 +9,73 @@ use std::fs;
 use std::net::Ipv4Addr;
 
 use berth_network::{AttachOptions, DEFAULT_NETWORK, Network, Networks, PortMapping, PortRequest};
+use oci_spec::runtime::LinuxNamespaceType;
 use serde_json::{Value, json};
 
 use crate::Engine;
 use crate::error::{Error, Result, invalid};
-use crate::options::CreateOptions;
-use crate::record::{Config, HostConfig, Networking, PortBinding, Record};
+use crate::options::ContainerCreate;
+use crate::record::{Config, HostConfig, NetworkingConfig, Record};
 
 /// Whether the mode puts the container on one of berth's networks (own namespace, veth).
 pub(crate) fn on_network(mode: &str) -> bool {
     !matches!(mode, "none" | "host") && !mode.starts_with("container:")
 }
 
-/// Fills the network part of the record from the flags and the image config.
+/// Splits a port key (`80/tcp`, `53/udp`, `80` for tcp) into the port and the protocol.
+fn port_key(k: &str) -> Result<(u16, String)> {
+    let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+    let port = p
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| invalid("-p/--publish", format!("invalid port {k:?}")))?;
+    if !matches!(proto, "tcp" | "udp") {
+        return Err(invalid(
+            "-p/--publish",
+            format!("invalid protocol {proto:?} in {k:?} (tcp or udp)"),
+        ));
+    }
+    Ok((port, proto.to_string()))
+}
+
+/// Fills the network part of the record from the request and the image config: the network
+/// mode (resolved: `default` is `bridge`, `container:NAME` becomes the container's ID, a user
+/// network its name), the exposed and published ports, the endpoint (`--ip`, `--mac-address`,
+/// `--network-alias`) keyed by the network, DNS and extra hosts, all checked.
 pub(crate) fn fill_record(
     engine: &Engine,
-    o: &CreateOptions,
+    req: &ContainerCreate,
     image_config: &Value,
     c: &mut Config,
     hc: &mut HostConfig,
-    net: &mut Networking,
+    net: &mut NetworkingConfig,
 ) -> Result<()> {
-    hc.network_mode = match o.network.as_deref() {
-        None | Some("default") | Some(DEFAULT_NETWORK) => DEFAULT_NETWORK.into(),
-        Some("none") => "none".into(),
-        Some("host") => "host".into(),
-        Some(m) if m.starts_with("container:") => {
+    let asked = req.host_config.network_mode.as_str();
+    hc.network_mode = match asked {
+        "" | "default" | DEFAULT_NETWORK => DEFAULT_NETWORK.into(),
+        "none" => "none".into(),
+        "host" => "host".into(),
+        m if m.starts_with("container:") => {
             let other = engine.lookup(&m["container:".len()..])?;
             format!("container:{other}")
         }
-        Some(n) => engine.networks.get(n)?.name,
+        n => engine.networks.get(n)?.name,
     };
-    if let Some(e) = image_config["ExposedPorts"].as_object() {
-        for k in e.keys() {
-            let k = if k.contains('/') {
-                k.clone()
-            } else {
-                format!("{k}/tcp")
-            };
-            c.exposed_ports.insert(k, json!({}));
-        }
+    let exposed = image_config["ExposedPorts"]
+        .as_object()
+        .into_iter()
+        .flat_map(|e| e.keys())
+        .chain(req.config.exposed_ports.keys());
+    for k in exposed {
+        let (p, proto) = port_key(k)?;
+        c.exposed_ports.insert(format!("{p}/{proto}"), json!({}));
     }
     let attached = on_network(&hc.network_mode);
-    if !attached && (!o.publish.is_empty() || o.publish_all) && hc.network_mode != "host" {
+    if !attached
+        && (!hc.port_bindings.is_empty() || hc.publish_all_ports)
+        && hc.network_mode != "host"
+    {
         return Err(invalid(
             "-p/--publish",
             format!(
@@ -60,49 +84,97 @@ pub(crate) fn fill_record(
             ),
         ));
     }
-    for spec in &o.publish {
-        for r in berth_network::parse_publish(spec)? {
-            let key = format!("{}/{}", r.container_port, r.proto);
-            c.exposed_ports
-                .entry(key.clone())
-                .or_insert_with(|| json!({}));
-            hc.port_bindings.entry(key).or_default().push(PortBinding {
-                host_ip: r.host_ip.map(|i| i.to_string()).unwrap_or_default(),
-                host_port: if r.host_port == 0 {
-                    String::new()
-                } else {
-                    r.host_port.to_string()
-                },
-            });
+    let mut bindings = BTreeMap::new();
+    for (k, list) in &hc.port_bindings {
+        let (p, proto) = port_key(k)?;
+        let key = format!("{p}/{proto}");
+        for b in list {
+            if !b.host_ip.is_empty() && b.host_ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(
+                    "-p/--publish",
+                    format!("{:?} is not an IP address", b.host_ip),
+                ));
+            }
+            if !b.host_port.is_empty() && b.host_port.parse::<u16>().is_err() {
+                return Err(invalid(
+                    "-p/--publish",
+                    format!("invalid host port {:?}", b.host_port),
+                ));
+            }
         }
+        c.exposed_ports
+            .entry(key.clone())
+            .or_insert_with(|| json!({}));
+        bindings.insert(key, list.clone());
     }
-    hc.publish_all_ports = o.publish_all;
-    if !attached && (o.ip.is_some() || o.mac_address.is_some() || !o.network_aliases.is_empty()) {
+    hc.port_bindings = bindings;
+
+    let eps = &req.networking.endpoints_config;
+    let names = [asked, hc.network_mode.as_str(), "default"];
+    if let Some(other) = eps.keys().find(|k| !names.contains(&k.as_str())) {
+        return Err(invalid(
+            "--network",
+            format!(
+                "NetworkingConfig has an endpoint for network {other:?}, but the container's \
+                 network is {:?}: berth attaches one network at create (connect more with \
+                 `berth network connect`)",
+                hc.network_mode
+            ),
+        ));
+    }
+    if eps.len() > 1 {
+        return Err(invalid(
+            "--network",
+            "NetworkingConfig has more than one endpoint: berth attaches one network at create \
+             (connect more with `berth network connect`)",
+        ));
+    }
+    let mut ep = eps.values().next().cloned().unwrap_or_default();
+    if ep.mac_address.is_empty() {
+        ep.mac_address = req.config.mac_address.clone();
+    }
+    let ip = ep
+        .ipam_config
+        .as_ref()
+        .map(|i| i.ipv4_address.clone())
+        .unwrap_or_default();
+    if !attached && (!ip.is_empty() || !ep.mac_address.is_empty() || !ep.aliases.is_empty()) {
         return Err(invalid(
             "--network",
             "--ip, --mac-address and --network-alias need a bridge or user network",
         ));
     }
-    if let Some(ip) = &o.ip {
+    if !ip.is_empty() {
         ip.parse::<Ipv4Addr>()
             .map_err(|_| invalid("--ip", format!("{ip:?} is not an IPv4 address")))?;
-        net.ipv4_address = ip.clone();
     }
-    if !o.network_aliases.is_empty() && hc.network_mode == DEFAULT_NETWORK {
+    if !ep.mac_address.is_empty() {
+        let ok = ep.mac_address.split(':').count() == 6
+            && ep
+                .mac_address
+                .split(':')
+                .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
+        if !ok {
+            return Err(invalid(
+                "--mac-address",
+                format!("{:?} is not a MAC address", ep.mac_address),
+            ));
+        }
+    }
+    if !ep.aliases.is_empty() && hc.network_mode == DEFAULT_NETWORK {
         return Err(invalid(
             "--network-alias",
             "network-scoped aliases are only supported for user-defined networks",
         ));
     }
-    net.aliases = o.network_aliases.clone();
-    c.mac_address = o.mac_address.clone().unwrap_or_default();
-    for d in &o.dns {
+    if attached {
+        net.endpoints_config.insert(hc.network_mode.clone(), ep);
+    }
+    for d in &hc.dns {
         d.parse::<std::net::IpAddr>()
             .map_err(|_| invalid("--dns", format!("{d:?} is not an IP address")))?;
     }
-    hc.dns = o.dns.clone();
-    hc.dns_search = o.dns_search.clone();
-    for h in &o.add_hosts {
+    for h in &hc.extra_hosts {
         let (name, ip) = h
             .split_once([':', '='])
             .ok_or_else(|| invalid("--add-host", format!("{h:?}: expected NAME:IP")))?;
@@ -110,20 +182,13 @@ pub(crate) fn fill_record(
             return Err(invalid("--add-host", format!("{h:?}: expected NAME:IP")));
         }
     }
-    hc.extra_hosts = o.add_hosts.clone();
     Ok(())
 }
 
 /// The record's ports as requests for berth-network.
 fn port_requests(r: &Record) -> Result<Vec<PortRequest>> {
     let mut out = Vec::new();
-    let split = |k: &str| -> Result<(u16, String)> {
-        let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
-        let p = p
-            .parse()
-            .map_err(|_| invalid("-p/--publish", format!("invalid port {k:?}")))?;
-        Ok((p, proto.to_string()))
-    };
+    let split = port_key;
     for (k, bindings) in &r.host_config.port_bindings {
         let (container_port, proto) = split(k)?;
         for b in bindings {
@@ -172,10 +237,19 @@ impl Engine {
             return Ok(());
         }
         self.networks.create_netns(&r.id)?;
+        let ep = r
+            .networking
+            .endpoint(&r.host_config.network_mode)
+            .cloned()
+            .unwrap_or_default();
+        let ip = ep.ipam_config.map(|i| i.ipv4_address).unwrap_or_default();
+        let mac = Some(ep.mac_address)
+            .filter(|m| !m.is_empty())
+            .or_else(|| Some(r.config.mac_address.clone()).filter(|m| !m.is_empty()));
         let o = AttachOptions {
-            ip: r.networking.ipv4_address.parse().ok(),
-            mac: Some(r.config.mac_address.clone()).filter(|m| !m.is_empty()),
-            aliases: r.networking.aliases.clone(),
+            ip: ip.parse().ok(),
+            mac,
+            aliases: ep.aliases,
             ports: port_requests(r)?,
         };
         self.networks
@@ -288,7 +362,7 @@ impl Engine {
 
     /// Points config.json's network namespace at the container's own (made again after a
     /// reboot) or the one it shares.
-    pub(crate) fn set_netns(&self, r: &Record, spec: &mut Value) -> Result<()> {
+    pub(crate) fn set_netns(&self, r: &Record, spec: &mut oci_spec::runtime::Spec) -> Result<()> {
         let mut mode = r.host_config.network_mode.clone();
         let mut owner = r.id.clone();
         for _ in 0..8 {
@@ -306,9 +380,7 @@ impl Engine {
         }
         let path = match mode.as_str() {
             "host" => {
-                if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
-                    ns.retain(|n| n["type"] != "network");
-                }
+                crate::spec::set_namespace(spec, LinuxNamespaceType::Network, None, false);
                 return Ok(());
             }
             "none" if owner == r.id => return Ok(()),
@@ -329,10 +401,7 @@ impl Engine {
                 self.networks.netns_path(&owner).display().to_string()
             }
         };
-        if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
-            ns.retain(|n| n["type"] != "network");
-            ns.push(json!({"type": "network", "path": path}));
-        }
+        crate::spec::set_namespace(spec, LinuxNamespaceType::Network, Some(&path), true);
         Ok(())
     }
 

@@ -195,10 +195,7 @@ impl Engine {
         if let Some(h) = &s.health {
             state["Health"] = serde_json::to_value(h).unwrap_or(Value::Null);
         }
-        let mut hc = serde_json::to_value(&r.host_config).unwrap_or(Value::Null);
-        if let Some(o) = hc.as_object_mut() {
-            o.remove("MountSpecs");
-        }
+        let hc = serde_json::to_value(&r.host_config).unwrap_or(Value::Null);
         Ok(json!({
             "Id": r.id,
             "Created": r.created,
@@ -409,12 +406,14 @@ impl Engine {
         let dir = self.containers.dir(id);
         self.runtime.delete(id)?;
         self.release_network(id)?;
-        let rootfs = dir.join("rootfs");
-        for _ in 0..10 {
-            if !crate::util::is_mountpoint(&rootfs) {
-                break;
+        // The rootfs, and the /dev/shm tmpfs of an `--ipc shareable` container.
+        for m in [dir.join("rootfs"), dir.join("shm")] {
+            for _ in 0..10 {
+                if !crate::util::is_mountpoint(&m) {
+                    break;
+                }
+                crate::util::umount(&m).map_err(io_err("unmount", &m))?;
             }
-            crate::util::umount(&rootfs).map_err(io_err("unmount", &rootfs))?;
         }
         let snap = berth_image::Snapshotter::new(&self.images, berth_image::SnapshotMode::detect());
         match snap.remove(id) {

@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Docker's `Config`: what runs, from the image and the flags.
+/// Docker's `Config`: what runs, from the image and the flags. The same shape is the request
+/// (the Engine API's `POST /containers/create` body, API v1.44, with its field names) and, with
+/// the image's values merged in, what the record keeps.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Config {
-    /// Hostname in the UTS namespace.
+    /// Hostname in the UTS namespace (empty: the short ID, or the host's with `--network host`).
     pub hostname: String,
     /// `USER[:GROUP]` as given (or the image's).
     pub user: String,
@@ -18,14 +20,18 @@ pub struct Config {
     pub tty: bool,
     /// Whether stdin is kept open (`-i`).
     pub open_stdin: bool,
-    /// Environment, `KEY=VALUE`.
+    /// Environment, `KEY=VALUE`; in a request, a bare `KEY` removes the image's `KEY`.
     pub env: Vec<String>,
-    /// Command (after the entrypoint).
-    pub cmd: Vec<String>,
-    /// Entrypoint.
-    pub entrypoint: Vec<String>,
+    /// Command (after the entrypoint). In a request, none or empty means the image's (unless
+    /// an `Entrypoint` is given, which resets it, as in Docker).
+    pub cmd: Option<Vec<String>>,
+    /// Entrypoint. In a request, none means the image's; `[]` or `[""]` clears it.
+    pub entrypoint: Option<Vec<String>>,
     /// The image as the user named it.
     pub image: String,
+    /// Anonymous volumes asked for (`-v /path`): path -> `{}`. (The image's `VOLUME`s do not
+    /// get volumes made for them.)
+    pub volumes: BTreeMap<String, serde_json::Value>,
     /// Working directory.
     pub working_dir: String,
     /// Labels.
@@ -34,11 +40,12 @@ pub struct Config {
     pub stop_signal: Option<String>,
     /// Seconds `stop` waits before SIGKILL (default 10).
     pub stop_timeout: Option<i64>,
-    /// Health check.
+    /// Health check. In a request, each zero field (and an empty `Test`) takes the image's
+    /// value; the record keeps the merged check with Docker's defaults filled in.
     pub healthcheck: Option<HealthConfig>,
     /// Ports the image exposes (`80/tcp` -> `{}`), what `-P` publishes.
     pub exposed_ports: BTreeMap<String, serde_json::Value>,
-    /// `--mac-address`.
+    /// `--mac-address` as API versions before 1.44 send it (1.44 has it in the endpoint).
     pub mac_address: String,
 }
 
@@ -97,9 +104,9 @@ pub struct Ulimit {
 pub struct HostConfig {
     /// `-v` specs as given.
     pub binds: Vec<String>,
-    /// `--mount` specs as given.
-    #[serde(rename = "MountSpecs")]
-    pub mount_specs: Vec<String>,
+    /// `--mount`s. (Records before this field kept the flags' strings as `MountSpecs`;
+    /// what they resolved to is in [`Record::mounts`], so those load without it.)
+    pub mounts: Vec<Mount>,
     /// `--tmpfs` path -> options.
     pub tmpfs: BTreeMap<String, String>,
     /// Memory limit in bytes (0 = none).
@@ -148,6 +155,51 @@ pub struct HostConfig {
     pub log_config: LogConfig,
     /// Run an init (tini/catatonit) as pid 1.
     pub init: bool,
+    /// `--shm-size`: bytes of /dev/shm (the record has Docker's 64 MiB when none was asked).
+    pub shm_size: i64,
+    /// `--device`s.
+    pub devices: Vec<DeviceMapping>,
+    /// `--ipc`: `private` (the default), `shareable`, `host`, `none` or `container:<id>`.
+    pub ipc_mode: String,
+    /// `--pid`: empty (its own), `host` or `container:<id>`.
+    pub pid_mode: String,
+    /// `--userns`: empty or `host` (the only user namespace berth runs containers in).
+    pub userns_mode: String,
+    /// `--sysctl`: namespaced kernel parameters.
+    pub sysctls: BTreeMap<String, String>,
+    /// `--group-add`: group names (in the image's /etc/group) or numbers.
+    pub group_add: Vec<String>,
+    /// `--gpus`: devices asked for, found as CDI devices on the host.
+    pub device_requests: Vec<DeviceRequest>,
+}
+
+/// One `--device` (Docker's `DeviceMapping`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    /// The device node (or a directory of them) on the host.
+    pub path_on_host: String,
+    /// Where it appears in the container (empty: the same path).
+    pub path_in_container: String,
+    /// What the device cgroup allows: some of `r`, `w`, `m` (empty: `rwm`).
+    pub cgroup_permissions: String,
+}
+
+/// One `--gpus` request (Docker's `DeviceRequest`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceRequest {
+    /// The driver (empty: any).
+    pub driver: String,
+    /// How many devices (-1: all); ignored when `DeviceIDs` are given.
+    pub count: i64,
+    /// The devices by ID (CDI device names, or indexes).
+    #[serde(rename = "DeviceIDs")]
+    pub device_ids: Vec<String>,
+    /// Capabilities asked for, any of the lists (`[["gpu"]]`).
+    pub capabilities: Vec<Vec<String>>,
+    /// Driver options.
+    pub options: BTreeMap<String, String>,
 }
 
 /// One host side of a published port (Docker's `PortBinding`).
@@ -160,15 +212,123 @@ pub struct PortBinding {
     pub host_port: String,
 }
 
-/// How the container joins its network (Docker's `EndpointSettings` as asked for).
+/// One `--mount` (Docker's `Mount` in `HostConfig.Mounts`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Mount {
+    /// `bind`, `volume` or `tmpfs`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Host path (bind), volume name (volume; empty for an anonymous one), nothing (tmpfs).
+    pub source: String,
+    /// Path in the container.
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// Options of a bind mount.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_options: Option<BindOptions>,
+    /// Options of a volume mount.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<VolumeOptions>,
+    /// Options of a tmpfs mount.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+/// Docker's `BindOptions`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct BindOptions {
+    /// `rprivate` (the default), `private`, `rshared`, `shared`, `rslave`, `slave`.
+    pub propagation: String,
+}
+
+/// Docker's `VolumeOptions`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    /// Do not copy the image's files into a new volume.
+    pub no_copy: bool,
+}
+
+/// Docker's `TmpfsOptions`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TmpfsOptions {
+    /// Size in bytes (0: the kernel's default, half of the RAM).
+    pub size_bytes: i64,
+    /// Permission bits of the mount's root (0: the kernel's default, 1777).
+    pub mode: u32,
+}
+
+/// Docker's `NetworkingConfig`: the endpoint asked for on the container's network, keyed by
+/// the network's name (`default` is the network mode's).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct Networking {
+pub struct NetworkingConfig {
+    /// Network name -> endpoint.
+    pub endpoints_config: BTreeMap<String, EndpointSettings>,
+}
+
+impl NetworkingConfig {
+    /// The endpoint asked for on `network` (or under `default`), if any.
+    pub fn endpoint(&self, network: &str) -> Option<&EndpointSettings> {
+        self.endpoints_config
+            .get(network)
+            .or_else(|| self.endpoints_config.get("default"))
+    }
+}
+
+/// Docker's `EndpointSettings` as a create request gives them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    /// `--ip`.
+    #[serde(rename = "IPAMConfig", skip_serializing_if = "Option::is_none")]
+    pub ipam_config: Option<EndpointIpamConfig>,
     /// `--network-alias`.
     pub aliases: Vec<String>,
+    /// `--mac-address`.
+    pub mac_address: String,
+}
+
+/// Docker's `EndpointIPAMConfig`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointIpamConfig {
     /// `--ip`.
     #[serde(rename = "IPv4Address")]
     pub ipv4_address: String,
+}
+
+/// Reads the record's `NetworkingConfig`, or what records before it kept as `Networking`
+/// (`{"Aliases": [...], "IPv4Address": "..."}`), as the `default` endpoint.
+fn networking_compat<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NetworkingConfig, D::Error> {
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct Old {
+        aliases: Vec<String>,
+        #[serde(rename = "IPv4Address")]
+        ipv4_address: String,
+    }
+    let v = serde_json::Value::deserialize(d)?;
+    if v.get("EndpointsConfig").is_some() || v.as_object().is_some_and(|o| o.is_empty()) {
+        return serde_json::from_value(v).map_err(serde::de::Error::custom);
+    }
+    let old: Old = serde_json::from_value(v).map_err(serde::de::Error::custom)?;
+    let mut n = NetworkingConfig::default();
+    n.endpoints_config.insert(
+        "default".into(),
+        EndpointSettings {
+            ipam_config: (!old.ipv4_address.is_empty()).then_some(EndpointIpamConfig {
+                ipv4_address: old.ipv4_address,
+            }),
+            aliases: old.aliases,
+            mac_address: String::new(),
+        },
+    );
+    Ok(n)
 }
 
 /// Docker's `MountPoint` in `Mounts`.
@@ -215,9 +375,15 @@ pub struct Record {
     pub host_config: HostConfig,
     /// Resolved mounts.
     pub mounts: Vec<MountPoint>,
-    /// Network attachment options.
-    #[serde(default)]
-    pub networking: Networking,
+    /// The endpoint asked for (`--ip`, `--network-alias`, `--mac-address`), keyed by the
+    /// network's name.
+    #[serde(
+        default,
+        rename = "NetworkingConfig",
+        alias = "Networking",
+        deserialize_with = "networking_compat"
+    )]
+    pub networking: NetworkingConfig,
 }
 
 /// A container's status, as Docker names them.
@@ -320,4 +486,64 @@ pub struct State {
     pub creator_pid: i32,
     /// Start time of the creating process.
     pub creator_start: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config.json written before the typed create request (flag strings under
+    /// `MountSpecs`, `Networking` with `Aliases`/`IPv4Address`, `[]` for no entrypoint) loads.
+    #[test]
+    fn a_record_of_the_older_shape_loads() {
+        let old = serde_json::json!({
+            "Id": "a".repeat(64), "Name": "old", "Created": "2026-01-01T00:00:00Z",
+            "Path": "sh", "Args": [], "Image": "sha256:00",
+            "Config": {"Hostname": "h", "Env": [], "Cmd": ["sh"], "Entrypoint": [],
+                       "Image": "busybox", "Labels": {}, "ExposedPorts": {}},
+            "HostConfig": {"Binds": ["/a:/b"], "MountSpecs": ["type=tmpfs,target=/t"],
+                           "NetworkMode": "net1", "PidsLimit": null},
+            "Mounts": [],
+            "Networking": {"Aliases": ["web"], "IPv4Address": "10.89.7.9"}
+        });
+        let r: Record = serde_json::from_value(old).unwrap();
+        assert_eq!(r.host_config.binds, ["/a:/b"]);
+        assert!(r.host_config.mounts.is_empty());
+        let ep = r.networking.endpoint("net1").unwrap();
+        assert_eq!(ep.aliases, ["web"]);
+        assert_eq!(ep.ipam_config.as_ref().unwrap().ipv4_address, "10.89.7.9");
+        // And what it is saved as loads back the same.
+        let again: Record = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(again.networking.endpoint("net1").unwrap().aliases, ["web"]);
+    }
+
+    /// The Engine API's create body deserializes into the request.
+    #[test]
+    fn an_engine_api_create_body_deserializes() {
+        let body = serde_json::json!({
+            "Image": "busybox", "Cmd": ["true"], "Env": ["A=1"], "Labels": {"k": "v"},
+            "HostConfig": {"Memory": 67108864, "Mounts": [{"Type": "tmpfs", "Target": "/t",
+                           "TmpfsOptions": {"SizeBytes": 1024}}],
+                           "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}},
+            "NetworkingConfig": {"EndpointsConfig": {"n": {"IPAMConfig": {"IPv4Address": "10.0.0.2"},
+                                 "Aliases": ["x"], "MacAddress": "02:00:00:00:00:01"}}}
+        });
+        let r: crate::ContainerCreate = serde_json::from_value(body).unwrap();
+        assert_eq!(r.config.image, "busybox");
+        assert_eq!(r.config.cmd.as_deref(), Some(&["true".to_string()][..]));
+        assert_eq!(r.host_config.memory, 64 << 20);
+        assert_eq!(
+            r.host_config.mounts[0]
+                .tmpfs_options
+                .as_ref()
+                .unwrap()
+                .size_bytes,
+            1024
+        );
+        assert_eq!(r.host_config.restart_policy.maximum_retry_count, 2);
+        assert_eq!(
+            r.networking.endpoint("n").unwrap().mac_address,
+            "02:00:00:00:00:01"
+        );
+    }
 }

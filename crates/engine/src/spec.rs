@@ -1,10 +1,16 @@
 //! The OCI config.json for berth-runtime, made as Docker makes it: the runtime's `spec
-//! --profile docker` (Docker's capabilities, seccomp profile, masked and read-only paths) as the
-//! base, then the container's record applied on top.
+//! --profile docker` (Docker's capabilities, seccomp profile, masked and read-only paths) read
+//! as a typed [`Spec`] (oci-spec) as the base, then the container's record applied on top as
+//! typed edits.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup,
+    LinuxDeviceType, LinuxMemory, LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp,
+    Mount, PosixRlimitBuilder, PosixRlimitType, Root, Spec, User,
+};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result, invalid, io_err};
@@ -74,7 +80,7 @@ pub(crate) const INIT_PATH: &str = "/sbin/docker-init";
 /// With `caps`, the capabilities and Docker's seccomp profile are those for that capability set
 /// instead of Docker's default one (`spec --caps`): --cap-add SYS_ADMIN must also let mount(2)
 /// through seccomp, as with Docker.
-pub(crate) fn base_spec(rt: &Runtime, dir: &Path, caps: Option<&[String]>) -> Result<Value> {
+pub(crate) fn base_spec(rt: &Runtime, dir: &Path, caps: Option<&[String]>) -> Result<Spec> {
     use std::hash::{Hash, Hasher};
     use std::os::unix::fs::MetadataExt;
     fs::create_dir_all(dir).map_err(io_err("create", dir))?;
@@ -113,7 +119,7 @@ pub(crate) fn base_spec(rt: &Runtime, dir: &Path, caps: Option<&[String]>) -> Re
     Ok(v)
 }
 
-fn base_spec_uncached(rt: &Runtime, dir: &Path, caps: Option<&[String]>) -> Result<Value> {
+fn base_spec_uncached(rt: &Runtime, dir: &Path, caps: Option<&[String]>) -> Result<Spec> {
     let _ = fs::remove_file(dir.join("config.json"));
     let bundle = dir.display().to_string();
     let list = caps.map(|c| c.join(","));
@@ -166,16 +172,49 @@ fn cap_name(c: &str) -> String {
 /// The container's capabilities when they are not those of the base spec `base` (Docker's
 /// defaults), for [`base_spec`]'s `caps`; `None` when they are the same set or seccomp does not
 /// apply (privileged).
-pub(crate) fn changed_caps(base: &Value, r: &Record) -> Result<Option<Vec<String>>> {
+pub(crate) fn changed_caps(base: &Spec, r: &Record) -> Result<Option<Vec<String>>> {
     if r.host_config.privileged {
         return Ok(None);
     }
-    let base_caps: Vec<String> =
-        serde_json::from_value(base["process"]["capabilities"]["bounding"].clone())
-            .unwrap_or_default();
+    let base_caps = bounding_caps(base);
     let caps = capabilities(&base_caps, r)?;
     let same = caps.len() == base_caps.len() && caps.iter().all(|c| base_caps.contains(c));
     Ok((!same).then_some(caps))
+}
+
+/// The base spec's bounding capabilities, by name.
+fn bounding_caps(spec: &Spec) -> Vec<String> {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().as_ref())
+        .map(|set| {
+            set.iter()
+                .filter_map(|c| serde_json::to_value(c).ok())
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Capability names (`CAP_CHOWN`) as oci-spec's set.
+fn cap_set(caps: &[String]) -> Result<Capabilities> {
+    caps.iter()
+        .map(|c| {
+            serde_json::from_value::<Capability>(json!(c))
+                .map_err(|_| invalid("--cap-add", format!("unknown capability: {c:?}")))
+        })
+        .collect()
+}
+
+/// A `--ulimit` name (`nofile`) as the rlimit it sets, or an error naming the flag.
+pub(crate) fn rlimit_type(name: &str) -> Result<PosixRlimitType> {
+    serde_json::from_value(json!(format!("RLIMIT_{}", name.to_ascii_uppercase()))).map_err(|_| {
+        invalid(
+            "--ulimit",
+            format!("invalid ulimit name {name:?} (e.g. nofile, nproc, core, memlock)"),
+        )
+    })
 }
 
 /// The final capability set: Docker's defaults (or all), minus drops, plus adds.
@@ -217,7 +256,7 @@ fn capabilities(base: &[String], r: &Record) -> Result<Vec<String>> {
 
 /// Reads a seccomp profile file: OCI `linux.seccomp` JSON, or Docker's format (its
 /// conditional rules are kept only when unconditional).
-fn seccomp_file(path: &str) -> Result<Value> {
+fn seccomp_file(path: &str) -> Result<LinuxSeccomp> {
     let data = fs::read(path).map_err(io_err("read seccomp profile", path))?;
     let mut v: Value = serde_json::from_slice(&data).map_err(|error| Error::Json {
         what: path.to_string(),
@@ -252,37 +291,62 @@ fn seccomp_file(path: &str) -> Result<Value> {
             }
         }
     }
-    Ok(v)
+    serde_json::from_value(v).map_err(|error| Error::Json {
+        what: format!("seccomp profile {path}"),
+        error,
+    })
 }
 
-fn push_mount(mounts: &mut Vec<Value>, m: Value) {
-    let dst = m["destination"].as_str().unwrap_or("").to_string();
-    mounts.retain(|x| x["destination"].as_str() != Some(dst.as_str()));
+/// Sets the namespace of kind `typ` in the spec: removed when `keep` is false (the host's is
+/// used), else a new one, or the one at `path` when given.
+pub(crate) fn set_namespace(
+    spec: &mut Spec,
+    typ: LinuxNamespaceType,
+    path: Option<&str>,
+    keep: bool,
+) {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut ns = linux.namespaces().clone().unwrap_or_default();
+    ns.retain(|n| n.typ() != typ);
+    if keep {
+        let mut n = oci_spec::runtime::LinuxNamespace::default();
+        n.set_typ(typ);
+        n.set_path(path.map(PathBuf::from));
+        ns.push(n);
+    }
+    linux.set_namespaces(Some(ns));
+    spec.set_linux(Some(linux));
+}
+
+/// A mount as oci-spec's type.
+pub(crate) fn mount(dst: &str, kind: &str, src: &str, opts: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(dst));
+    m.set_typ(Some(kind.to_string()));
+    m.set_source(Some(PathBuf::from(src)));
+    m.set_options(Some(opts.iter().map(|o| o.to_string()).collect()));
+    m
+}
+
+/// Adds `m`, replacing a mount on the same destination.
+pub(crate) fn push_mount(mounts: &mut Vec<Mount>, m: Mount) {
+    mounts.retain(|x| x.destination() != m.destination());
     mounts.push(m);
 }
 
-fn user_mount(mp: &MountPoint) -> Value {
+fn user_mount(mp: &MountPoint) -> Mount {
     match mp.kind.as_str() {
         "tmpfs" => {
-            let mut opts = vec![
-                "nosuid".to_string(),
-                "nodev".to_string(),
-                "noexec".to_string(),
-            ];
-            opts.extend(
-                mp.mode
-                    .split(',')
-                    .filter(|o| !o.is_empty())
-                    .map(str::to_string),
-            );
-            json!({"destination": mp.destination, "type": "tmpfs", "source": "tmpfs", "options": opts})
+            let mut opts = vec!["nosuid", "nodev", "noexec"];
+            opts.extend(mp.mode.split(',').filter(|o| !o.is_empty()));
+            mount(&mp.destination, "tmpfs", "tmpfs", &opts)
         }
         _ => {
             let mut opts = vec!["rbind", "rprivate"];
             if !mp.rw {
                 opts.push("ro");
             }
-            json!({"destination": mp.destination, "type": "bind", "source": mp.source, "options": opts})
+            mount(&mp.destination, "bind", &mp.source, &opts)
         }
     }
 }
@@ -296,178 +360,196 @@ pub(crate) struct EtcFiles<'a> {
 
 /// Builds config.json from the base spec and the record.
 pub(crate) fn build(
-    mut spec: Value,
+    mut spec: Spec,
     r: &Record,
     user: &ExecUser,
     rootfs: &Path,
     etc: &EtcFiles<'_>,
     init: Option<&str>,
-) -> Result<Value> {
+) -> Result<Spec> {
     let c = &r.config;
     let hc = &r.host_config;
 
     // Process.
     let mut args = Vec::new();
-    if let Some(init) = init {
-        let _ = init;
+    if init.is_some() {
         args.push(INIT_PATH.to_string());
         args.push("--".to_string());
     }
     args.push(r.path.clone());
     args.extend(r.args.iter().cloned());
-    let p = &mut spec["process"];
-    p["args"] = json!(args);
-    p["env"] = json!(c.env);
-    p["cwd"] = json!(if c.working_dir.is_empty() {
+    let base_caps = bounding_caps(&spec);
+    let mut p = spec.process().clone().unwrap_or_default();
+    p.set_args(Some(args));
+    p.set_env(Some(c.env.clone()));
+    p.set_cwd(PathBuf::from(if c.working_dir.is_empty() {
         "/"
     } else {
         &c.working_dir
-    });
-    p["terminal"] = json!(c.tty);
-    let mut u = json!({"uid": user.uid, "gid": user.gid});
+    }));
+    p.set_terminal(Some(c.tty));
+    let mut u = User::default();
+    u.set_uid(user.uid);
+    u.set_gid(user.gid);
     if !user.additional_gids.is_empty() {
-        u["additionalGids"] = json!(user.additional_gids);
+        u.set_additional_gids(Some(user.additional_gids.clone()));
     }
-    p["user"] = u;
-    let base_caps: Vec<String> =
-        serde_json::from_value(p["capabilities"]["bounding"].clone()).unwrap_or_default();
-    let caps = capabilities(&base_caps, r)?;
-    p["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
-    p["noNewPrivileges"] = json!(false);
-    let obj = p.as_object_mut().expect("process is an object");
-    obj.remove("rlimits");
-    if !hc.ulimits.is_empty() {
-        let rl: Vec<Value> = hc
-            .ulimits
-            .iter()
-            .map(|u| {
-                json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()),
-                       "soft": u.soft, "hard": u.hard})
-            })
-            .collect();
-        p["rlimits"] = json!(rl);
+    p.set_user(u);
+    let caps = cap_set(&capabilities(&base_caps, r)?)?;
+    let mut lc = LinuxCapabilities::default();
+    lc.set_bounding(Some(caps.clone()));
+    lc.set_effective(Some(caps.clone()));
+    lc.set_permitted(Some(caps));
+    lc.set_inheritable(None);
+    lc.set_ambient(None);
+    p.set_capabilities(Some(lc));
+    p.set_no_new_privileges(Some(false));
+    let mut rlimits = Vec::new();
+    for u in &hc.ulimits {
+        let rl = PosixRlimitBuilder::default()
+            .typ(rlimit_type(&u.name)?)
+            .soft(u.soft as u64)
+            .hard(u.hard as u64)
+            .build()
+            .map_err(|e| invalid("--ulimit", e.to_string()))?;
+        rlimits.push(rl);
     }
+    p.set_rlimits((!rlimits.is_empty()).then_some(rlimits));
 
     // Security options.
-    let mut seccomp: Option<Value> = spec["linux"].get("seccomp").cloned();
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut seccomp = linux.seccomp().clone();
     for o in &hc.security_opt {
         let (k, v) = o.split_once(['=', ':']).unwrap_or((o, ""));
         match k {
             "no-new-privileges" => {
-                spec["process"]["noNewPrivileges"] = json!(v.is_empty() || v == "true")
+                p.set_no_new_privileges(Some(v.is_empty() || v == "true"));
             }
             "seccomp" if v == "unconfined" => seccomp = None,
             "seccomp" => seccomp = Some(seccomp_file(v)?),
             "apparmor" if v == "unconfined" => {}
-            "apparmor" => spec["process"]["apparmorProfile"] = json!(v),
+            "apparmor" => {
+                p.set_apparmor_profile(Some(v.to_string()));
+            }
             "label" => {}
             _ => return Err(invalid("--security-opt", format!("unknown option {o:?}"))),
         }
     }
-    let linux = spec["linux"].as_object_mut().expect("linux is an object");
-    match seccomp {
-        Some(s) if !hc.privileged => {
-            linux.insert("seccomp".into(), s);
-        }
-        _ => {
-            linux.remove("seccomp");
-        }
-    }
+    spec.set_process(Some(p));
+    linux.set_seccomp(if hc.privileged { None } else { seccomp });
     if hc.privileged {
-        linux.insert("maskedPaths".into(), json!([]));
-        linux.insert("readonlyPaths".into(), json!([]));
-        linux.insert("devices".into(), json!(host_devices()));
+        linux.set_masked_paths(Some(vec![]));
+        linux.set_readonly_paths(Some(vec![]));
+        linux.set_devices(Some(host_devices()));
     }
 
     // Namespaces.
     if hc.network_mode == "host"
-        && let Some(ns) = linux.get_mut("namespaces").and_then(Value::as_array_mut)
+        && let Some(ns) = linux.namespaces_mut()
     {
-        ns.retain(|n| n["type"] != "network");
+        ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
     }
-    linux.insert("cgroupsPath".into(), json!(format!("/berth/{}", r.id)));
+    linux.set_cgroups_path(Some(PathBuf::from(format!("/berth/{}", r.id))));
 
     // Resources.
-    let mut res = json!({});
-    res["devices"] = if hc.privileged {
-        json!([{"allow": true, "access": "rwm"}])
+    let mut res = LinuxResources::default();
+    res.set_devices(if hc.privileged {
+        let mut all = LinuxDeviceCgroup::default();
+        all.set_allow(true);
+        all.set_typ(Some(LinuxDeviceType::A));
+        all.set_access(Some("rwm".into()));
+        Some(vec![all])
     } else {
-        linux
-            .get("resources")
-            .and_then(|x| x.get("devices"))
-            .cloned()
-            .unwrap_or(json!([]))
-    };
-    let mut mem = json!({});
+        Some(
+            linux
+                .resources()
+                .as_ref()
+                .and_then(|r| r.devices().clone())
+                .unwrap_or_default(),
+        )
+    });
+    let mut mem = LinuxMemory::default();
+    let mut any_mem = false;
     if hc.memory > 0 {
-        mem["limit"] = json!(hc.memory);
+        mem.set_limit(Some(hc.memory));
         let swap = match hc.memory_swap {
             0 => hc.memory * 2,
             s => s,
         };
         if swap_accounting() {
-            mem["swap"] = json!(swap);
+            mem.set_swap(Some(swap));
         }
+        any_mem = true;
     }
     if hc.memory_reservation > 0 {
-        mem["reservation"] = json!(hc.memory_reservation);
+        mem.set_reservation(Some(hc.memory_reservation));
+        any_mem = true;
     }
-    if mem.as_object().is_some_and(|m| !m.is_empty()) {
-        res["memory"] = mem;
+    if any_mem {
+        res.set_memory(Some(mem));
     }
-    let mut cpu = json!({});
+    let mut cpu = LinuxCpu::default();
+    let mut any_cpu = false;
     if hc.nano_cpus > 0 {
-        cpu["period"] = json!(100_000u64);
-        cpu["quota"] = json!(hc.nano_cpus * 100_000 / 1_000_000_000);
+        cpu.set_period(Some(100_000));
+        cpu.set_quota(Some(hc.nano_cpus * 100_000 / 1_000_000_000));
+        any_cpu = true;
     }
     if hc.cpu_shares > 0 {
-        cpu["shares"] = json!(hc.cpu_shares);
+        cpu.set_shares(Some(hc.cpu_shares as u64));
+        any_cpu = true;
     }
     if !hc.cpuset_cpus.is_empty() {
-        cpu["cpus"] = json!(hc.cpuset_cpus);
+        cpu.set_cpus(Some(hc.cpuset_cpus.clone()));
+        any_cpu = true;
     }
-    if cpu.as_object().is_some_and(|m| !m.is_empty()) {
-        res["cpu"] = cpu;
+    if any_cpu {
+        res.set_cpu(Some(cpu));
     }
     if let Some(n) = hc.pids_limit.filter(|n| *n > 0) {
-        res["pids"] = json!({"limit": n});
+        let mut pids = LinuxPids::default();
+        pids.set_limit(n);
+        res.set_pids(Some(pids));
     }
-    linux.insert("resources".into(), res);
+    linux.set_resources(Some(res));
+    spec.set_linux(Some(linux));
 
     // Root and mounts.
-    spec["root"] = json!({"path": rootfs, "readonly": hc.readonly_rootfs});
-    spec["hostname"] = json!(c.hostname);
-    let mut mounts: Vec<Value> = spec["mounts"].as_array().cloned().unwrap_or_default();
+    let mut root = Root::default();
+    root.set_path(rootfs.to_path_buf());
+    root.set_readonly(Some(hc.readonly_rootfs));
+    spec.set_root(Some(root));
+    spec.set_hostname(Some(c.hostname.clone()));
+    let mut mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
     if hc.privileged {
         for m in mounts.iter_mut() {
-            if (m["destination"] == "/sys" || m["destination"] == "/sys/fs/cgroup")
-                && let Some(o) = m["options"].as_array_mut()
+            if (m.destination() == Path::new("/sys")
+                || m.destination() == Path::new("/sys/fs/cgroup"))
+                && let Some(o) = m.options_mut()
             {
                 o.retain(|x| x != "ro");
-                o.push(json!("rw"));
+                o.push("rw".into());
             }
         }
     }
-    let etc_ro = hc.readonly_rootfs;
     for (dst, src) in [
         ("/etc/hosts", etc.hosts),
         ("/etc/hostname", etc.hostname),
         ("/etc/resolv.conf", etc.resolv),
     ] {
         let mut opts = vec!["rbind", "rprivate"];
-        if etc_ro {
+        if hc.readonly_rootfs {
             opts.push("ro");
         }
         push_mount(
             &mut mounts,
-            json!({"destination": dst, "type": "bind", "source": src, "options": opts}),
+            mount(dst, "bind", &src.display().to_string(), &opts),
         );
     }
     if let Some(init) = init {
         push_mount(
             &mut mounts,
-            json!({"destination": INIT_PATH, "type": "bind", "source": init,
-                   "options": ["bind", "ro", "rprivate"]}),
+            mount(INIT_PATH, "bind", init, &["bind", "ro", "rprivate"]),
         );
     }
     let mut user_mounts: Vec<&MountPoint> = r.mounts.iter().collect();
@@ -475,12 +557,12 @@ pub(crate) fn build(
     for mp in user_mounts {
         push_mount(&mut mounts, user_mount(mp));
     }
-    spec["mounts"] = json!(mounts);
+    spec.set_mounts(Some(mounts));
     Ok(spec)
 }
 
 /// The host's device nodes directly in /dev (what `--privileged` gives, as Docker does).
-fn host_devices() -> Vec<Value> {
+fn host_devices() -> Vec<LinuxDevice> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut out = Vec::new();
     let Ok(rd) = fs::read_dir("/dev") else {
@@ -498,18 +580,22 @@ fn host_devices() -> Vec<Value> {
             continue;
         };
         let kind = if m.file_type().is_char_device() {
-            "c"
+            LinuxDeviceType::C
         } else if m.file_type().is_block_device() {
-            "b"
+            LinuxDeviceType::B
         } else {
             continue;
         };
         let rdev = m.rdev();
-        out.push(json!({
-            "path": format!("/dev/{name}"), "type": kind,
-            "major": libc::major(rdev), "minor": libc::minor(rdev),
-            "fileMode": m.mode() & 0o777, "uid": m.uid(), "gid": m.gid(),
-        }));
+        let mut d = LinuxDevice::default();
+        d.set_path(PathBuf::from(format!("/dev/{name}")));
+        d.set_typ(kind);
+        d.set_major(libc::major(rdev) as i64);
+        d.set_minor(libc::minor(rdev) as i64);
+        d.set_file_mode(Some(m.mode() & 0o777));
+        d.set_uid(Some(m.uid()));
+        d.set_gid(Some(m.gid()));
+        out.push(d);
     }
     out
 }
@@ -537,4 +623,105 @@ pub(crate) fn find_init() -> Result<&'static str> {
                 ),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Config, HostConfig, Record, Ulimit};
+
+    fn record(hc: HostConfig) -> Record {
+        Record {
+            id: "b".repeat(64),
+            name: "t".into(),
+            created: String::new(),
+            path: "sh".into(),
+            args: vec!["-c".into(), "true".into()],
+            image: String::new(),
+            config: Config {
+                hostname: "box".into(),
+                env: vec!["A=1".into()],
+                ..Default::default()
+            },
+            host_config: hc,
+            mounts: vec![],
+            networking: Default::default(),
+        }
+    }
+
+    /// The record becomes typed edits of the base spec, serialised as the runtime reads them.
+    #[test]
+    fn the_record_is_applied_to_the_base_spec_as_typed_values() {
+        let base: Spec = serde_json::from_value(json!({
+            "ociVersion": "1.0.2",
+            "process": {"user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["sh"],
+                        "capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL"]}},
+            "root": {"path": "rootfs"},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "mount"}],
+                      "resources": {"devices": [{"allow": false, "access": "rwm"}]}},
+            "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]
+        }))
+        .unwrap();
+        let r = record(HostConfig {
+            memory: 64 << 20,
+            nano_cpus: 500_000_000,
+            pids_limit: Some(20),
+            ulimits: vec![Ulimit {
+                name: "nofile".into(),
+                soft: 100,
+                hard: 200,
+            }],
+            cap_drop: vec!["kill".into()],
+            network_mode: "host".into(),
+            readonly_rootfs: true,
+            ..Default::default()
+        });
+        let user = ExecUser {
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![50],
+            home: "/".into(),
+        };
+        let etc = EtcFiles {
+            hosts: Path::new("/c/hosts"),
+            hostname: Path::new("/c/hostname"),
+            resolv: Path::new("/c/resolv.conf"),
+        };
+        let spec = build(base, &r, &user, Path::new("/c/rootfs"), &etc, None).unwrap();
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(v["process"]["args"], json!(["sh", "-c", "true"]));
+        assert_eq!(
+            v["process"]["user"],
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [50]})
+        );
+        assert_eq!(
+            v["process"]["capabilities"]["bounding"],
+            json!(["CAP_CHOWN"])
+        );
+        assert_eq!(
+            v["process"]["rlimits"],
+            json!([{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}])
+        );
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(ns, ["pid", "mount"]);
+        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
+        assert_eq!(v["linux"]["resources"]["pids"]["limit"], 20);
+        assert_eq!(v["linux"]["cgroupsPath"], format!("/berth/{}", r.id));
+        assert_eq!(v["root"], json!({"path": "/c/rootfs", "readonly": true}));
+        assert_eq!(v["hostname"], "box");
+        let hosts = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/etc/hosts")
+            .unwrap();
+        assert_eq!(hosts["options"], json!(["rbind", "rprivate", "ro"]));
+        assert!(rlimit_type("nosuch").is_err());
+    }
 }

@@ -92,6 +92,37 @@ pub(crate) fn resolve(rootfs: &Path, spec: &str) -> Result<ExecUser> {
     })
 }
 
+/// `--group-add`s as gids: names looked up in the image's /etc/group, or numbers.
+pub(crate) fn group_ids(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let db = read_db(rootfs, "/etc/group");
+    groups
+        .iter()
+        .map(|g| match db.iter().find(|e| e.len() >= 3 && e[0] == *g) {
+            Some(e) => e[2].parse().map_err(|_| {
+                invalid(
+                    "--group-add",
+                    format!(
+                        "group {g} has an invalid gid {:?} in the image's /etc/group",
+                        e[2]
+                    ),
+                )
+            }),
+            None => g.parse().map_err(|_| {
+                invalid(
+                    "--group-add",
+                    format!(
+                        "unable to find group {g}: no matching entries in the image's \
+                         /etc/group (give a name it has, or a number)"
+                    ),
+                )
+            }),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

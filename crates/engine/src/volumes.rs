@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Engine;
 use crate::error::{Error, Result, invalid, io_err};
-use crate::record::{MountPoint, Record, Status};
+use crate::record::{Mount, MountPoint, Record, Status};
 use crate::rootpath::resolve_in_root;
 use crate::util::{Flock, is_mountpoint, rfc3339, write_atomic};
 
@@ -153,63 +153,114 @@ pub(crate) fn parse_volume(root: &Path, spec: &str) -> Result<MountPoint> {
     })
 }
 
-/// Parses one `--mount type=...,source=...,target=...[,readonly][,tmpfs-size=...]`.
-pub(crate) fn parse_mount(root: &Path, spec: &str) -> Result<MountPoint> {
-    let mut kind = "volume".to_string();
-    let (mut src, mut dst, mut rw, mut mode) = (String::new(), String::new(), true, Vec::new());
-    for kv in spec.split(',') {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        match k {
-            "type" => kind = v.to_string(),
-            "source" | "src" => src = v.to_string(),
-            "target" | "destination" | "dst" => dst = v.to_string(),
-            "readonly" | "ro" => rw = !matches!(v, "" | "true" | "1"),
-            "tmpfs-size" => mode.push(format!("size={v}")),
-            "tmpfs-mode" => mode.push(format!("mode={v}")),
-            "bind-propagation" | "consistency" | "volume-nocopy" => {}
-            _ => return Err(invalid("--mount", format!("{spec:?}: unknown key {k:?}"))),
-        }
-    }
+/// One `--mount` (Docker's typed `Mount`) as a mount point, checked: an absolute target, a
+/// bind's existing absolute source, a valid volume name (none: an anonymous volume).
+pub(crate) fn mount_point(root: &Path, m: &Mount) -> Result<MountPoint> {
+    let dst = &m.target;
     if !dst.starts_with('/') {
         return Err(invalid(
             "--mount",
-            format!("{spec:?}: target must be absolute"),
+            format!("target {dst:?} must be an absolute path"),
         ));
     }
-    match kind.as_str() {
+    if m.bind_options.is_some() && m.kind != "bind" {
+        return Err(invalid(
+            "--mount",
+            format!("bind options are for bind mounts, not {:?}", m.kind),
+        ));
+    }
+    if m.volume_options.is_some() && m.kind != "volume" {
+        return Err(invalid(
+            "--mount",
+            format!("volume options are for volume mounts, not {:?}", m.kind),
+        ));
+    }
+    if m.tmpfs_options.is_some() && m.kind != "tmpfs" {
+        return Err(invalid(
+            "--mount",
+            format!("tmpfs options are for tmpfs mounts, not {:?}", m.kind),
+        ));
+    }
+    match m.kind.as_str() {
         "bind" => {
+            let src = &m.source;
             if !src.starts_with('/') {
                 return Err(invalid(
                     "--mount",
-                    format!("{spec:?}: bind source must be absolute"),
+                    format!("bind source {src:?} must be an absolute path"),
                 ));
             }
-            if !Path::new(&src).exists() {
+            if !Path::new(src).exists() {
                 return Err(invalid(
                     "--mount",
                     format!("bind source path does not exist: {src}"),
                 ));
             }
+            if let Some(b) = &m.bind_options
+                && !matches!(
+                    b.propagation.as_str(),
+                    "" | "rprivate" | "private" | "rshared" | "shared" | "rslave" | "slave"
+                )
+            {
+                return Err(invalid(
+                    "--mount",
+                    format!("invalid bind propagation {:?}", b.propagation),
+                ));
+            }
             Ok(MountPoint {
-                kind,
+                kind: "bind".into(),
                 name: String::new(),
-                source: src,
-                destination: dst,
+                source: src.clone(),
+                destination: dst.clone(),
                 mode: String::new(),
-                rw,
+                rw: !m.read_only,
             })
         }
         "volume" => {
-            let mut mp = if src.is_empty() {
-                parse_volume(root, &dst)?
+            let mut mp = if m.source.is_empty() {
+                parse_volume(root, dst)?
+            } else if m.source.contains(':') || m.source.starts_with('/') {
+                return Err(invalid(
+                    "--mount",
+                    format!("{:?} is not a valid volume name", m.source),
+                ));
             } else {
-                parse_volume(root, &format!("{src}:{dst}"))?
+                parse_volume(root, &format!("{}:{dst}", m.source))?
             };
-            mp.rw = rw;
+            mp.rw = !m.read_only;
             Ok(mp)
         }
-        "tmpfs" => Ok(tmpfs_point(&dst, &mode.join(","))),
-        _ => Err(invalid("--mount", format!("unknown type {kind:?}"))),
+        "tmpfs" => {
+            if !m.source.is_empty() {
+                return Err(invalid("--mount", "a tmpfs mount takes no source"));
+            }
+            let mut opts = Vec::new();
+            if let Some(t) = &m.tmpfs_options {
+                if t.size_bytes < 0 {
+                    return Err(invalid("--mount", "tmpfs-size must not be negative"));
+                }
+                if t.size_bytes > 0 {
+                    opts.push(format!("size={}", t.size_bytes));
+                }
+                if t.mode > 0o7777 {
+                    return Err(invalid(
+                        "--mount",
+                        format!("invalid tmpfs-mode {:o}", t.mode),
+                    ));
+                }
+                if t.mode > 0 {
+                    opts.push(format!("mode={:o}", t.mode));
+                }
+            }
+            if m.read_only {
+                opts.push("ro".into());
+            }
+            Ok(tmpfs_point(dst, &opts.join(",")))
+        }
+        k => Err(invalid(
+            "--mount",
+            format!("unknown type {k:?} (bind, volume or tmpfs)"),
+        )),
     }
 }
 
@@ -668,9 +719,24 @@ mod tests {
         let a = parse_volume(r, "/anon").unwrap();
         assert_eq!(a.kind, "volume");
         assert!(parse_volume(r, "x:rel").is_err());
-        let t = parse_mount(r, "type=tmpfs,target=/t,tmpfs-size=1m").unwrap();
-        assert_eq!(t.mode, "size=1m");
-        let m = parse_mount(r, "type=volume,source=v1,target=/v,readonly").unwrap();
+        let mount = |kind: &str, source: &str, target: &str| Mount {
+            kind: kind.into(),
+            source: source.into(),
+            target: target.into(),
+            ..Default::default()
+        };
+        let mut t = mount("tmpfs", "", "/t");
+        t.tmpfs_options = Some(crate::record::TmpfsOptions {
+            size_bytes: 1 << 20,
+            mode: 0o1770,
+        });
+        assert_eq!(mount_point(r, &t).unwrap().mode, "size=1048576,mode=1770");
+        let mut m = mount("volume", "v1", "/v");
+        m.read_only = true;
+        let m = mount_point(r, &m).unwrap();
         assert_eq!((m.name.as_str(), m.rw), ("v1", false));
+        assert!(mount_point(r, &mount("volume", "v1", "rel")).is_err());
+        assert!(mount_point(r, &mount("bind", "/nonexistent-berth", "/b")).is_err());
+        assert!(mount_point(r, &mount("nfs", "", "/b")).is_err());
     }
 }

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use berth_engine::{
-    AttachEnd, AttachIo, CreateOptions, Engine, Error, EventQuery, ExecConfig, ExecIo,
+    AttachEnd, AttachIo, ContainerCreate, Engine, Error, EventQuery, ExecConfig, ExecIo,
     MONITOR_COMMAND,
 };
 
@@ -198,17 +198,21 @@ fn busybox_tar() -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-/// Creates a container from typed options (the one place that knows `CreateOptions`).
+/// Creates a container from the typed create request, written as an Engine API client sends
+/// it (the one place that knows the request's shape).
 fn create(e: &Engine, name: &str, cmd: &[&str]) -> String {
-    e.create(&CreateOptions {
-        name: Some(name.to_string()),
-        image: IMAGE.to_string(),
-        cmd: cmd.iter().map(|s| s.to_string()).collect(),
-        interactive: true,
-        network: Some("none".into()),
-        ..Default::default()
-    })
-    .unwrap()
+    let mut req: ContainerCreate = serde_json::from_value(serde_json::json!({
+        "Image": IMAGE,
+        "Cmd": cmd,
+        "OpenStdin": true,
+        "AttachStdin": true,
+        "AttachStdout": true,
+        "AttachStderr": true,
+        "HostConfig": {"NetworkMode": "none"},
+    }))
+    .unwrap();
+    req.name = Some(name.to_string());
+    e.create(&req).unwrap()
 }
 
 /// A pipe: (read end, write end).

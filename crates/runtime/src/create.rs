@@ -462,10 +462,17 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
 /// `linux.resources` plus the device rules every container needs (runc's defaults) and the
 /// devices of `linux.devices`, after the config's own rules. Only character and block devices
 /// get rules: a FIFO (`p`) is a file that mknod makes without any device-cgroup permission, and
-/// neither v1 `devices.allow` nor the v2 device program has a type for it.
+/// neither v1 `devices.allow` nor the v2 device program has a type for it. A device the config
+/// has its own allow rule for keeps that rule's access (an engine's read-only `--device
+/// HOST:CTR:r`), rather than getting `rwm`.
 fn effective_resources(linux: &oci_spec::runtime::Linux) -> Result<LinuxResources> {
     let mut res = linux.resources().clone().unwrap_or_default();
     let mut rules = res.devices().clone().unwrap_or_default();
+    let own: Vec<(LinuxDeviceType, i64, i64)> = rules
+        .iter()
+        .filter(|r| r.allow())
+        .filter_map(|r| Some((r.typ()?, r.major()?, r.minor()?)))
+        .collect();
     let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
         LinuxDeviceCgroupBuilder::default()
             .allow(true)
@@ -493,7 +500,9 @@ fn effective_resources(linux: &oci_spec::runtime::Linux) -> Result<LinuxResource
         rules.push(rule(t, maj, min, acc)?);
     }
     for d in linux.devices().iter().flatten() {
-        if matches!(d.typ(), C | B | LinuxDeviceType::U) {
+        if matches!(d.typ(), C | B | LinuxDeviceType::U)
+            && !own.contains(&(d.typ(), d.major(), d.minor()))
+        {
             rules.push(rule(d.typ(), Some(d.major()), Some(d.minor()), "rwm")?);
         }
     }

@@ -333,7 +333,7 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
         ContainerCommand::Monitor { .. } => unreachable!(),
         ContainerCommand::Run(a) => run_container(&e, a),
         ContainerCommand::Create(f) => {
-            let id = create_pulling(&e, &f.options()?, &f.pull)?;
+            let (id, _) = create_container(&e, f)?;
             println!("{id}");
             Ok(0)
         }
@@ -601,14 +601,13 @@ fn no_tty(stdin: bool, tty: bool) -> Option<u8> {
 }
 
 fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
-    let opts = a.create.options()?;
     // Before anything is pulled or made: a refused run leaves no container.
     if !a.detach
-        && let Some(code) = no_tty(opts.interactive, opts.tty)
+        && let Some(code) = no_tty(a.create.interactive, a.create.tty)
     {
         return Ok(code);
     }
-    let id = create_pulling(e, &opts, &a.create.pull)?;
+    let (id, req) = create_container(e, &a.create)?;
     if a.detach {
         if let Err(err) = e.start_monitor(&id, false)?.wait_started() {
             return command_status(err);
@@ -616,36 +615,102 @@ fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
         println!("{id}");
         return Ok(0);
     }
-    start_attached(e, &id, opts.interactive, a.sig_proxy, a.detach_keys.clone())
+    start_attached(
+        e,
+        &id,
+        req.config.open_stdin,
+        a.sig_proxy,
+        a.detach_keys.clone(),
+    )
 }
 
 /// Pulls the image (Docker's "Unable to find image locally") when the engine does not have
 /// it, per `--pull`: the engine itself never touches the network.
-fn pull(e: &Engine, name: &str) -> anyhow::Result<()> {
+fn pull(e: &Engine, name: &str, platform: Option<&str>) -> anyhow::Result<()> {
     use berth_image::registry::{NoProgress, PullOptions};
     let r = berth_image::Reference::parse(name)?;
+    let mut o = PullOptions::default();
+    if let Some(p) = platform {
+        o.platform = berth_image::Platform::parse(p).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--platform: {p:?} is not a platform (os/arch[/variant], e.g. linux/arm64)"
+            )
+        })?;
+    }
     let pulled = e
-        .image_pull(&r, &PullOptions::default(), &NoProgress)
+        .image_pull(&r, &o, &NoProgress)
         .with_context(|| format!("pull {name}"))?;
     eprintln!("Digest: {}", pulled.digest);
     eprintln!("Status: Downloaded newer image for {}", pulled.name.name());
     Ok(())
 }
 
+/// `create` and `run`'s creation: the request from the flags, the image pulled per `--pull`
+/// (for `--platform`'s platform), and `--cidfile` written.
+fn create_container(
+    e: &Engine,
+    f: &CreateFlags,
+) -> anyhow::Result<(String, berth_engine::ContainerCreate)> {
+    let req = f.request()?;
+    // Refused before anything is made, as Docker does (a second run with the same file would
+    // otherwise lose track of the first container).
+    if let Some(p) = &f.cidfile
+        && p.exists()
+    {
+        anyhow::bail!(
+            "--cidfile: container ID file found, make sure the other container isn't running or \
+             delete {}",
+            p.display()
+        );
+    }
+    let id = create_pulling(e, &req, &f.pull)?;
+    if let Some(p) = &f.cidfile
+        && let Err(err) = write_cidfile(p, &id)
+    {
+        let _ = e.remove(&id, true, true);
+        return Err(err);
+    }
+    Ok((id, req))
+}
+
+/// Writes the container ID to `path` atomically (a temp file beside it, linked into place
+/// only if nothing is there: never half a file, never over another's).
+fn write_cidfile(path: &Path, id: &str) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("--cidfile: create a file in {}", dir.display()))?;
+    tmp.write_all(id.as_bytes())
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("--cidfile: write {}", path.display()))?;
+    tmp.persist_noclobber(path).map_err(|e| {
+        anyhow::anyhow!(
+            "--cidfile: container ID file found, make sure the other container isn't running \
+             or delete {}: {}",
+            path.display(),
+            e.error
+        )
+    })?;
+    Ok(())
+}
+
 fn create_pulling(
     e: &Engine,
-    o: &berth_engine::CreateOptions,
+    o: &berth_engine::ContainerCreate,
     policy: &str,
 ) -> anyhow::Result<String> {
+    let platform = o.platform.as_deref();
     match policy {
-        "always" => pull(e, &o.image)?,
+        "always" => pull(e, &o.config.image, platform)?,
         "missing" | "never" => {}
         p => anyhow::bail!("--pull: {p:?} is not one of missing, always, never"),
     }
     match e.create(o) {
         Err(EngineError::ImageNotFound(name)) if policy == "missing" => {
             eprintln!("Unable to find image '{name}' locally");
-            pull(e, &name)?;
+            pull(e, &name, platform)?;
             Ok(e.create(o)?)
         }
         r => Ok(r?),

@@ -1,6 +1,13 @@
 //! The flags of `create` and `run`, as Docker spells them.
 
-use berth_engine::CreateOptions;
+use std::collections::BTreeMap;
+
+use anyhow::{Context, anyhow, bail};
+use berth_engine::{
+    BindOptions, Config, ContainerCreate, DeviceMapping, DeviceRequest, EndpointIpamConfig,
+    EndpointSettings, HealthConfig, HostConfig, LogConfig, Mount, NetworkingConfig, PortBinding,
+    RestartPolicy, Ulimit, VolumeOptions,
+};
 use clap::{ArgAction, Args};
 
 /// Flags shared by `create` and `run`.
@@ -150,6 +157,36 @@ pub struct CreateFlags {
     /// Timeout (in seconds) to stop a container.
     #[arg(long = "stop-timeout", allow_hyphen_values = true)]
     pub stop_timeout: Option<i64>,
+    /// Size of /dev/shm (default 64m).
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Add a host device to the container (HOST[:CONTAINER[:PERMS]]).
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// IPC mode: private, shareable, host, none, container:NAME.
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// PID namespace: host or container:NAME.
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// User namespace (only host).
+    #[arg(long)]
+    pub userns: Option<String>,
+    /// Namespaced kernel parameters (KEY=VALUE).
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Additional groups to join (names in the image's /etc/group, or numbers).
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Write the container ID to the file.
+    #[arg(long)]
+    pub cidfile: Option<std::path::PathBuf>,
+    /// Platform of the image (os/arch[/variant]): pulled if missing, refused if it differs.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// GPU devices to add, as CDI devices ('all', a count, or "device=ID[,ID]").
+    #[arg(long)]
+    pub gpus: Option<String>,
     /// Pull image before running: missing, always, never.
     #[arg(long, default_value = "missing")]
     pub pull: String,
@@ -164,65 +201,414 @@ pub struct CreateFlags {
 }
 
 impl CreateFlags {
-    /// The engine's options.
-    pub fn options(&self) -> anyhow::Result<CreateOptions> {
-        if let Some(d) = &self.log_driver
-            && d != "json-file"
-        {
-            anyhow::bail!("--log-driver: only json-file is supported");
-        }
+    /// The engine's create request (Docker's `Config`, `HostConfig` and `NetworkingConfig`),
+    /// with what is the client's business done here: `-e VAR` and `--env-file` read from this
+    /// process's environment and files, relative `-v`/`--mount` sources made absolute, and the
+    /// flags' syntax (sizes, durations, `KEY=VALUE`s) parsed. The engine checks the values.
+    pub fn request(&self) -> anyhow::Result<ContainerCreate> {
         let mut it = self.image_and_cmd.iter().cloned();
         let image = it.next().unwrap_or_default();
-        Ok(CreateOptions {
-            name: self.name.clone(),
+        let cmd: Vec<String> = it.collect();
+        let mut env = Vec::new();
+        for f in &self.env_file {
+            let data = std::fs::read_to_string(f).with_context(|| format!("--env-file {f}"))?;
+            for (n, line) in data.lines().enumerate() {
+                let line = line.trim_start();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let key = line.split('=').next().unwrap_or(line);
+                if key.is_empty() || key.contains(char::is_whitespace) {
+                    bail!(
+                        "--env-file {f}, line {}: invalid variable name {key:?}",
+                        n + 1
+                    );
+                }
+                env.push(env_value(line));
+            }
+        }
+        for e in &self.env {
+            if e.is_empty() || e.starts_with('=') {
+                bail!("-e/--env: invalid environment variable {e:?}");
+            }
+            env.push(env_value(e));
+        }
+        let mut labels = BTreeMap::new();
+        for l in &self.label {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            if k.is_empty() {
+                bail!("--label: {l:?}: expected KEY=VALUE");
+            }
+            labels.insert(k.to_string(), v.to_string());
+        }
+        let mut config = Config {
             image,
-            cmd: it.collect(),
-            entrypoint: self.entrypoint.clone(),
-            env: self.env.clone(),
-            env_files: self.env_file.clone(),
-            workdir: self.workdir.clone(),
-            user: self.user.clone(),
-            hostname: self.hostname.clone(),
+            cmd: (!cmd.is_empty()).then_some(cmd),
+            entrypoint: self.entrypoint.as_ref().map(|e| vec![e.clone()]),
+            env,
+            working_dir: self.workdir.clone().unwrap_or_default(),
+            user: self.user.clone().unwrap_or_default(),
+            hostname: self.hostname.clone().unwrap_or_default(),
             tty: self.tty,
-            interactive: self.interactive,
-            labels: self.label.clone(),
-            volumes: self.volume.clone(),
-            mounts: self.mount.clone(),
-            tmpfs: self.tmpfs.clone(),
-            memory: self.memory.clone(),
-            memory_swap: self.memory_swap.clone(),
-            memory_reservation: self.memory_reservation.clone(),
-            cpus: self.cpus.clone(),
-            cpu_shares: self.cpu_shares,
-            cpuset_cpus: self.cpuset_cpus.clone(),
+            open_stdin: self.interactive,
+            labels,
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
+            healthcheck: self.healthcheck()?,
+            ..Default::default()
+        };
+
+        let mut binds = Vec::new();
+        for v in &self.volume {
+            match v.split_once(':') {
+                // `-v /path`: an anonymous volume, which Docker's client sends as a volume.
+                None => {
+                    config.volumes.insert(v.clone(), serde_json::json!({}));
+                }
+                Some((src, rest)) => binds.push(format!("{}:{rest}", absolute(src)?)),
+            }
+        }
+        let mounts = self
+            .mount
+            .iter()
+            .map(|m| parse_mount(m))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut tmpfs = BTreeMap::new();
+        for t in &self.tmpfs {
+            let (p, opts) = t.split_once(':').unwrap_or((t, ""));
+            tmpfs.insert(p.to_string(), opts.to_string());
+        }
+        let size = |flag: &str, v: &Option<String>| -> anyhow::Result<i64> {
+            match v.as_deref() {
+                None => Ok(0),
+                Some("-1") => Ok(-1),
+                Some(s) => berth_engine::parse_bytes(s)
+                    .ok_or_else(|| anyhow!("{flag}: invalid size {s:?} (e.g. 64m, 1g)")),
+            }
+        };
+        let mut ulimits = Vec::new();
+        for u in &self.ulimit {
+            let (name, vals) = u
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--ulimit: {u:?}: expected NAME=SOFT[:HARD]"))?;
+            let (soft, hard) = vals.split_once(':').unwrap_or((vals, vals));
+            let n = |x: &str| -> anyhow::Result<i64> {
+                x.parse()
+                    .map_err(|_| anyhow!("--ulimit: {u:?}: {x:?} is not a number"))
+            };
+            ulimits.push(Ulimit {
+                name: name.to_string(),
+                soft: n(soft)?,
+                hard: n(hard)?,
+            });
+        }
+        let mut log_config = LogConfig {
+            kind: self.log_driver.clone().unwrap_or_default(),
+            config: BTreeMap::new(),
+        };
+        for kv in &self.log_opt {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--log-opt: {kv:?}: expected KEY=VALUE"))?;
+            log_config.config.insert(k.to_string(), v.to_string());
+        }
+        let mut port_bindings: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
+        for spec in &self.publish {
+            for r in berth_engine::parse_publish(spec)? {
+                let key = format!("{}/{}", r.container_port, r.proto);
+                config
+                    .exposed_ports
+                    .entry(key.clone())
+                    .or_insert_with(|| serde_json::json!({}));
+                port_bindings.entry(key).or_default().push(PortBinding {
+                    host_ip: r.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                    host_port: if r.host_port == 0 {
+                        String::new()
+                    } else {
+                        r.host_port.to_string()
+                    },
+                });
+            }
+        }
+        let network_mode = self.network.clone().unwrap_or_else(|| "default".into());
+        let host_config = HostConfig {
+            binds,
+            mounts,
+            tmpfs,
+            memory: size("--memory", &self.memory)?,
+            memory_swap: size("--memory-swap", &self.memory_swap)?,
+            memory_reservation: size("--memory-reservation", &self.memory_reservation)?,
+            nano_cpus: match &self.cpus {
+                Some(c) => berth_engine::parse_cpus(c)?,
+                None => 0,
+            },
+            cpu_shares: self.cpu_shares.unwrap_or(0),
+            cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
             pids_limit: self.pids_limit,
-            ulimits: self.ulimit.clone(),
+            ulimits,
             privileged: self.privileged,
             cap_add: self.cap_add.clone(),
             cap_drop: self.cap_drop.clone(),
             security_opt: self.security_opt.clone(),
-            read_only: self.read_only,
-            network: self.network.clone(),
-            publish: self.publish.clone(),
-            publish_all: self.publish_all,
-            ip: self.ip.clone(),
-            mac_address: self.mac_address.clone(),
-            network_aliases: self.network_alias.clone(),
+            readonly_rootfs: self.read_only,
+            network_mode: network_mode.clone(),
+            port_bindings,
+            publish_all_ports: self.publish_all,
             dns: self.dns.clone(),
             dns_search: self.dns_search.clone(),
-            add_hosts: self.add_host.clone(),
-            restart: self.restart.clone(),
+            extra_hosts: self.add_host.clone(),
+            restart_policy: match &self.restart {
+                Some(r) => berth_engine::parse_restart_policy(r)?,
+                None => RestartPolicy::default(),
+            },
             auto_remove: self.rm,
-            log_opts: self.log_opt.clone(),
+            log_config,
             init: self.init,
-            health_cmd: self.health_cmd.clone(),
-            health_interval: self.health_interval.clone(),
-            health_timeout: self.health_timeout.clone(),
-            health_retries: self.health_retries,
-            health_start_period: self.health_start_period.clone(),
-            no_healthcheck: self.no_healthcheck,
-            stop_signal: self.stop_signal.clone(),
-            stop_timeout: self.stop_timeout,
+            shm_size: match &self.shm_size {
+                Some(v) => berth_engine::parse_bytes(v)
+                    .ok_or_else(|| anyhow!("--shm-size: invalid size {v:?} (e.g. 64m, 1g)"))?,
+                None => 0,
+            },
+            devices: self
+                .device
+                .iter()
+                .map(|d| parse_device(d))
+                .collect::<anyhow::Result<_>>()?,
+            ipc_mode: self.ipc.clone().unwrap_or_default(),
+            pid_mode: self.pid.clone().unwrap_or_default(),
+            userns_mode: self.userns.clone().unwrap_or_default(),
+            sysctls: self
+                .sysctl
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| anyhow!("--sysctl: {kv:?}: expected KEY=VALUE"))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            group_add: self.group_add.clone(),
+            device_requests: match &self.gpus {
+                Some(g) => vec![parse_gpus(g)?],
+                None => vec![],
+            },
+        };
+        let mut networking = NetworkingConfig::default();
+        if self.ip.is_some() || self.mac_address.is_some() || !self.network_alias.is_empty() {
+            networking.endpoints_config.insert(
+                network_mode,
+                EndpointSettings {
+                    ipam_config: self.ip.as_ref().map(|ip| EndpointIpamConfig {
+                        ipv4_address: ip.clone(),
+                    }),
+                    aliases: self.network_alias.clone(),
+                    mac_address: self.mac_address.clone().unwrap_or_default(),
+                },
+            );
+        }
+        Ok(ContainerCreate {
+            name: self.name.clone(),
+            platform: self.platform.clone(),
+            config,
+            host_config,
+            networking,
         })
     }
+
+    /// The `--health-*` flags as Docker's client sends them: `["NONE"]` for
+    /// `--no-healthcheck`, else the fields given (0 takes the image's value).
+    fn healthcheck(&self) -> anyhow::Result<Option<HealthConfig>> {
+        let any = self.health_cmd.is_some()
+            || self.health_interval.is_some()
+            || self.health_timeout.is_some()
+            || self.health_retries.is_some()
+            || self.health_start_period.is_some();
+        if self.no_healthcheck {
+            if any {
+                bail!("--no-healthcheck conflicts with --health-* options");
+            }
+            return Ok(Some(HealthConfig {
+                test: vec!["NONE".into()],
+                ..Default::default()
+            }));
+        }
+        if !any {
+            return Ok(None);
+        }
+        let ns = |flag: &str, v: &Option<String>| -> anyhow::Result<u64> {
+            match v {
+                None => Ok(0),
+                Some(s) => berth_engine::parse_duration(s)
+                    .map(|d| d.as_nanos() as u64)
+                    .ok_or_else(|| anyhow!("{flag}: {s:?} is not a duration (e.g. 30s)")),
+            }
+        };
+        Ok(Some(HealthConfig {
+            test: match &self.health_cmd {
+                Some(c) => vec!["CMD-SHELL".into(), c.clone()],
+                None => vec![],
+            },
+            interval: ns("--health-interval", &self.health_interval)?,
+            timeout: ns("--health-timeout", &self.health_timeout)?,
+            retries: self.health_retries.unwrap_or(0),
+            start_period: ns("--health-start-period", &self.health_start_period)?,
+        }))
+    }
+}
+
+/// `KEY=VALUE` as given; a bare `KEY` takes this process's value, or stays bare (which makes
+/// the engine remove the image's `KEY`), as Docker's client does.
+fn env_value(e: &str) -> String {
+    if e.contains('=') {
+        return e.to_string();
+    }
+    match std::env::var(e) {
+        Ok(v) => format!("{e}={v}"),
+        Err(_) => e.to_string(),
+    }
+}
+
+/// A host path as Docker's client sends it: one starting with `.` made absolute against the
+/// working directory (`-v ./dir:/x`); anything else (absolute, or a volume name) as given.
+fn absolute(src: &str) -> anyhow::Result<String> {
+    if !src.starts_with('.') {
+        return Ok(src.to_string());
+    }
+    let cwd = std::env::current_dir().context("the working directory for a relative path")?;
+    let p = cwd.join(src);
+    // Lexically normalised (`./a/../b`), without following symlinks, as Go's filepath.Abs.
+    let mut out = std::path::PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    Ok(out.display().to_string())
+}
+
+/// One `--mount type=...,source=...,target=...[,readonly][,tmpfs-size=...]` (Docker's CSV).
+fn parse_mount(spec: &str) -> anyhow::Result<Mount> {
+    let mut m = Mount {
+        kind: "volume".into(),
+        ..Default::default()
+    };
+    let bool_value = |k: &str, v: Option<&str>| -> anyhow::Result<bool> {
+        match v {
+            None | Some("true") | Some("1") => Ok(true),
+            Some("false") | Some("0") => Ok(false),
+            Some(x) => bail!("--mount: {spec:?}: invalid value {x:?} for {k}"),
+        }
+    };
+    for kv in spec.split(',') {
+        let (k, v) = match kv.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (kv, None),
+        };
+        let val = || v.map(str::to_string).unwrap_or_default();
+        match k {
+            "type" => m.kind = val(),
+            "source" | "src" => m.source = val(),
+            "target" | "destination" | "dst" => m.target = val(),
+            "readonly" | "ro" => m.read_only = bool_value(k, v)?,
+            "tmpfs-size" => {
+                let s = val();
+                let n = berth_engine::parse_bytes(&s)
+                    .ok_or_else(|| anyhow!("--mount: {spec:?}: invalid tmpfs-size {s:?}"))?;
+                m.tmpfs_options
+                    .get_or_insert_with(Default::default)
+                    .size_bytes = n;
+            }
+            "tmpfs-mode" => {
+                let s = val();
+                let n = u32::from_str_radix(&s, 8)
+                    .map_err(|_| anyhow!("--mount: {spec:?}: invalid tmpfs-mode {s:?} (octal)"))?;
+                m.tmpfs_options.get_or_insert_with(Default::default).mode = n;
+            }
+            "bind-propagation" => {
+                m.bind_options = Some(BindOptions { propagation: val() });
+            }
+            "volume-nocopy" => {
+                m.volume_options = Some(VolumeOptions {
+                    no_copy: bool_value(k, v)?,
+                });
+            }
+            "consistency" => {}
+            _ => bail!("--mount: {spec:?}: unknown key {k:?}"),
+        }
+    }
+    if m.kind == "bind" {
+        m.source = absolute(&m.source)?;
+    }
+    Ok(m)
+}
+
+/// `--device HOST[:CONTAINER[:PERMS]]`, as Docker splits it (`HOST:PERMS` when the second part
+/// is permissions).
+fn parse_device(d: &str) -> anyhow::Result<DeviceMapping> {
+    let parts: Vec<&str> = d.split(':').collect();
+    let perms_like = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let (host, ctr, perms) = match parts.as_slice() {
+        [h] => (*h, "", ""),
+        [h, p] if perms_like(p) => (*h, "", *p),
+        [h, c] => (*h, *c, ""),
+        [h, c, p] => (*h, *c, *p),
+        _ => bail!("--device: {d:?}: expected HOST[:CONTAINER[:PERMS]]"),
+    };
+    if host.is_empty() {
+        bail!("--device: {d:?}: expected HOST[:CONTAINER[:PERMS]]");
+    }
+    Ok(DeviceMapping {
+        path_on_host: host.to_string(),
+        path_in_container: ctr.to_string(),
+        cgroup_permissions: perms.to_string(),
+    })
+}
+
+/// `--gpus all|N|"device=ID[,ID]"|count=N,driver=D,capabilities=C`, as Docker's client turns
+/// it into a `DeviceRequest` (capability `gpu`).
+fn parse_gpus(v: &str) -> anyhow::Result<DeviceRequest> {
+    let v = v.trim_matches(|c| c == '"' || c == '\'');
+    let mut r = DeviceRequest {
+        capabilities: vec![vec!["gpu".into()]],
+        ..Default::default()
+    };
+    if let Some(ids) = v.strip_prefix("device=") {
+        r.device_ids = ids.split(',').map(str::to_string).collect();
+        if r.device_ids.iter().any(String::is_empty) {
+            bail!("--gpus: {v:?}: empty device ID");
+        }
+        return Ok(r);
+    }
+    for part in v.split(',') {
+        match part.split_once('=') {
+            None if part == "all" => r.count = -1,
+            None => {
+                r.count = part.parse().ok().filter(|n: &i64| *n > 0).ok_or_else(|| {
+                    anyhow!("--gpus: {part:?}: expected all, a count or device=ID")
+                })?;
+            }
+            Some(("count", n)) => {
+                r.count = if n == "all" {
+                    -1
+                } else {
+                    n.parse()
+                        .ok()
+                        .filter(|n: &i64| *n > 0)
+                        .ok_or_else(|| anyhow!("--gpus: invalid count {n:?}"))?
+                };
+            }
+            Some(("driver", d)) => r.driver = d.to_string(),
+            Some(("capabilities", c)) => r.capabilities = vec![vec![c.to_string()]],
+            Some((k, _)) => {
+                bail!("--gpus: unknown option {k:?} (count, device, driver, capabilities)")
+            }
+        }
+    }
+    if r.count == 0 {
+        bail!("--gpus: {v:?}: say how many GPUs (all, a count, or device=ID)");
+    }
+    Ok(r)
 }
