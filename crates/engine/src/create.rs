@@ -12,8 +12,8 @@ use crate::Engine;
 use crate::error::{Error, Result, invalid, io_err};
 use crate::options::ContainerCreate;
 use crate::record::{
-    Config, HealthConfig, HostConfig, LogConfig, NetworkingConfig, Record, RestartPolicy, State,
-    Status,
+    Config, HealthConfig, HostConfig, LogConfig, NetworkingConfig, Record, RestartPolicy,
+    RestartPolicyName, State, Status,
 };
 use crate::spec::{self, EtcFiles};
 use crate::store::{random_name, valid_name};
@@ -272,7 +272,7 @@ fn make_record(
         }
     }
     hc.restart_policy = check_restart_policy(&hc.restart_policy)?;
-    if hc.auto_remove && hc.restart_policy.name != "no" {
+    if hc.auto_remove && hc.restart_policy.name != RestartPolicyName::No {
         return Err(invalid(
             "--restart",
             "conflicting options: --restart and --rm",
@@ -502,26 +502,13 @@ fn check_log_config(l: &LogConfig) -> Result<LogConfig> {
 /// A typed restart policy checked: a known name (empty is `no`), a retry count only with
 /// `on-failure`.
 fn check_restart_policy(p: &RestartPolicy) -> Result<RestartPolicy> {
-    let name = if p.name.is_empty() { "no" } else { &p.name };
-    if !matches!(name, "no" | "on-failure" | "always" | "unless-stopped") {
-        return Err(invalid(
-            "--restart",
-            format!(
-                "invalid restart policy {:?} (no, always, unless-stopped, on-failure[:N])",
-                p.name
-            ),
-        ));
-    }
-    if p.maximum_retry_count > 0 && name != "on-failure" {
+    if p.maximum_retry_count > 0 && p.name != RestartPolicyName::OnFailure {
         return Err(invalid(
             "--restart",
             "maximum retry count only works with on-failure",
         ));
     }
-    Ok(RestartPolicy {
-        name: name.into(),
-        maximum_retry_count: p.maximum_retry_count,
-    })
+    Ok(p.clone())
 }
 
 /// Memory limits as Docker checks them (bytes; 0 unset, -1 unlimited swap): at least 6 MB, and
@@ -563,27 +550,21 @@ pub(crate) fn check_memory(memory: i64, swap: i64, reservation: i64) -> Result<(
 
 /// A `--restart` value: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
 pub fn parse_restart_policy(r: &str) -> Result<RestartPolicy> {
-    if matches!(r, "" | "no") {
-        return Ok(RestartPolicy {
-            name: "no".into(),
-            maximum_retry_count: 0,
-        });
-    }
     let (n, max) = r.split_once(':').unwrap_or((r, ""));
-    if !matches!(n, "on-failure" | "always" | "unless-stopped") {
-        return Err(invalid(
+    let name = RestartPolicyName::parse(n).ok_or_else(|| {
+        invalid(
             "--restart",
             format!("invalid restart policy {r:?} (no, always, unless-stopped, on-failure[:N])"),
-        ));
-    }
-    if !max.is_empty() && n != "on-failure" {
+        )
+    })?;
+    if !max.is_empty() && name != RestartPolicyName::OnFailure {
         return Err(invalid(
             "--restart",
             "maximum retry count only works with on-failure",
         ));
     }
     Ok(RestartPolicy {
-        name: n.into(),
+        name,
         maximum_retry_count: if max.is_empty() {
             0
         } else {

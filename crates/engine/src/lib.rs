@@ -25,6 +25,7 @@ mod error;
 mod events;
 mod exec;
 mod images;
+mod lifecycle;
 mod logs;
 mod monitor;
 mod network;
@@ -66,8 +67,9 @@ pub use ops::{ContainerInfo, Stats};
 pub use options::ContainerCreate;
 pub use record::{
     BindOptions, Config, DeviceMapping, DeviceRequest, EndpointIpamConfig, EndpointSettings,
-    Health, HealthConfig, HealthLog, HostConfig, LogConfig, Mount, MountPoint, NetworkingConfig,
-    PortBinding, Record, RestartPolicy, State, Status, TmpfsOptions, Ulimit, VolumeOptions,
+    Health, HealthConfig, HealthLog, HealthStatus, HostConfig, LogConfig, Mount, MountPoint,
+    NetworkingConfig, PortBinding, Record, RestartPolicy, RestartPolicyName, State, Status,
+    TmpfsOptions, Ulimit, VolumeOptions,
 };
 pub use runtime::locate_runtime;
 pub use system::{BootResult, PruneReport};

@@ -33,8 +33,9 @@ use crate::attach::{
     write_frame,
 };
 use crate::error::{Error, Result, io_err};
+use crate::lifecycle::Transition;
 use crate::logs::{LogWriter, log_path};
-use crate::record::{Health, HealthLog, Record, Status};
+use crate::record::{Health, HealthLog, HealthStatus, Record, Status};
 use crate::runtime::runtime_error;
 use crate::util::{parse_bytes, pid_start_time, rfc3339};
 
@@ -450,10 +451,10 @@ impl Engine {
                         s.exit_code = code;
                         s.pid = 0;
                         if s.status != Status::Created {
-                            s.status = Status::Exited;
                             s.finished_at = rfc3339(SystemTime::now());
                         }
-                    })?;
+                        s.apply(Transition::StartFailed)
+                    })??;
                     ready.send(&format!("error {code} {msg}"));
                     shared.broadcast(EXIT, &code.to_be_bytes());
                     break;
@@ -468,25 +469,16 @@ impl Engine {
                     }
                     self.container_event(r, "die", &[("exitCode", exit.code.to_string())]);
                     let s = self.containers.update_state(id, |s| {
-                        s.status = Status::Exited;
+                        s.apply(Transition::Exited)?;
                         s.exit_code = exit.code;
                         s.oom_killed = exit.oom;
                         s.pid = 0;
                         s.finished_at = rfc3339(SystemTime::now());
-                        s.clone()
-                    })?;
+                        Ok::<_, Error>(s.clone())
+                    })??;
                     shared.broadcast(EXIT, &exit.code.to_be_bytes());
                     let p = &record.host_config.restart_policy;
-                    let restart = !s.manual_stop
-                        && match p.name.as_str() {
-                            "always" | "unless-stopped" => true,
-                            "on-failure" => {
-                                exit.code != 0
-                                    && (p.maximum_retry_count == 0
-                                        || s.restart_count < p.maximum_retry_count)
-                            }
-                            _ => false,
-                        };
+                    let restart = p.restarts_after(exit.code, s.manual_stop, s.restart_count);
                     if !restart {
                         break;
                     }
@@ -495,7 +487,7 @@ impl Engine {
                     }
                     tracing::info!(policy = %p.name, backoff_ms = backoff.as_millis() as u64, "restarting");
                     self.containers
-                        .update_state(id, |s| s.status = Status::Restarting)?;
+                        .update_state(id, |s| s.apply(Transition::Restarting))??;
                     let until = Instant::now() + backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                     let mut stopped = false;
@@ -508,7 +500,7 @@ impl Engine {
                     }
                     if stopped {
                         self.containers
-                            .update_state(id, |s| s.status = Status::Exited)?;
+                            .update_state(id, |s| s.apply(Transition::StoppedWhileRestarting))??;
                         break;
                     }
                     self.containers.update_state(id, |s| s.restart_count += 1)?;
@@ -647,7 +639,11 @@ impl Engine {
             shared.open_stdin(f);
         }
         self.containers.update_state(id, |s| {
-            s.status = Status::Running;
+            // A state the machine has no edge from is left as it is (logged): the process
+            // runs either way, and the next exit puts the record right.
+            if let Err(e) = s.apply(Transition::Started) {
+                tracing::warn!(error = %e, "started");
+            }
             s.pid = pid;
             s.pid_start = pid_start;
             s.started_at = rfc3339(SystemTime::now());
@@ -660,7 +656,7 @@ impl Engine {
                 .is_some_and(|h| h.test.first().is_some_and(|t| t != "NONE"))
             {
                 s.health = Some(Health {
-                    status: "starting".into(),
+                    status: HealthStatus::Starting,
                     ..Default::default()
                 });
             }
@@ -740,25 +736,25 @@ impl Engine {
                 let in_start_period = started.elapsed() < start_period;
                 let change = engine.containers.update_state(&id, |s| {
                     let hs = s.health.get_or_insert_with(Health::default);
-                    let before = hs.status.clone();
+                    let before = hs.status;
                     hs.log.push(entry);
                     if hs.log.len() > 5 {
                         hs.log.remove(0);
                     }
                     if code == 0 {
-                        hs.status = "healthy".into();
+                        hs.status = HealthStatus::Healthy;
                         hs.failing_streak = 0;
-                    } else if !in_start_period || hs.status != "starting" {
+                    } else if !in_start_period || hs.status != HealthStatus::Starting {
                         hs.failing_streak += 1;
                         if hs.failing_streak >= h.retries.max(1) {
-                            hs.status = "unhealthy".into();
+                            hs.status = HealthStatus::Unhealthy;
                         }
                     }
-                    (hs.status != before).then(|| hs.status.clone())
+                    (hs.status != before).then_some(hs.status)
                 });
                 // Docker records a change of status as `health_status: STATUS`.
                 if let (Ok(Some(status)), Ok(r)) = (change, engine.containers.record(&id)) {
-                    engine.container_event(&r, &format!("health_status: {status}"), &[]);
+                    engine.container_event(&r, &format!("health_status: {}", status.as_str()), &[]);
                 }
             }
         })

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::Engine;
 use crate::error::{Error, Result, io_err};
+use crate::lifecycle::Transition;
 use crate::logs::{LogEntry, LogOptions, log_path};
 use crate::record::{Record, State, Status};
 use crate::store::valid_name;
@@ -116,7 +117,7 @@ impl Engine {
         {
             return Ok(s);
         }
-        s.status = Status::Exited;
+        s.apply(Transition::MonitorLost)?;
         s.exit_code = 255;
         s.error = "the container's monitor died; its exit status is unknown".into();
         s.pid = 0;
@@ -132,7 +133,7 @@ impl Engine {
         let _lock = self.containers.lock(id)?;
         let mut s = self.containers.state(id)?;
         if s.creator_pid != 0 && !pid_alive(s.creator_pid, s.creator_start) {
-            s.status = Status::Dead;
+            s.apply(Transition::CreatorDied)?;
             s.creator_pid = 0;
             s.creator_start = 0;
             s.error = "its creation was interrupted (the creating process died); \
@@ -472,7 +473,7 @@ impl Engine {
         }
         self.runtime.run("pause", &[id])?;
         self.containers
-            .update_state(id, |s| s.status = Status::Paused)?;
+            .update_state(id, |s| s.apply(Transition::Paused))??;
         self.container_event(&self.containers.record(id)?, "pause", &[]);
         Ok(())
     }
@@ -489,7 +490,7 @@ impl Engine {
         }
         self.runtime.run("resume", &[id])?;
         self.containers
-            .update_state(id, |s| s.status = Status::Running)?;
+            .update_state(id, |s| s.apply(Transition::Unpaused))??;
         self.container_event(&self.containers.record(id)?, "unpause", &[]);
         Ok(())
     }

@@ -69,10 +69,83 @@ pub struct HealthConfig {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct RestartPolicy {
-    /// `no`, `on-failure`, `always`, `unless-stopped` (empty is `no`).
-    pub name: String,
+    /// When to restart.
+    pub name: RestartPolicyName,
     /// For on-failure: most restarts (0 = unlimited).
     pub maximum_retry_count: u32,
+}
+
+/// A restart policy's name, as the Engine API spells it (`""` is `no`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicyName {
+    /// Never.
+    #[default]
+    #[serde(rename = "no", alias = "")]
+    No,
+    /// Always, also after a reboot; a user's stop holds until the next start.
+    #[serde(rename = "always")]
+    Always,
+    /// As `always`, but a container a user stopped stays stopped after a reboot.
+    #[serde(rename = "unless-stopped")]
+    UnlessStopped,
+    /// When it exits non-zero, at most `MaximumRetryCount` times (0: no limit).
+    #[serde(rename = "on-failure")]
+    OnFailure,
+}
+
+impl RestartPolicyName {
+    /// The name Docker uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicyName::No => "no",
+            RestartPolicyName::Always => "always",
+            RestartPolicyName::UnlessStopped => "unless-stopped",
+            RestartPolicyName::OnFailure => "on-failure",
+        }
+    }
+
+    /// Parses a name (`""` is `no`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "" | "no" => RestartPolicyName::No,
+            "always" => RestartPolicyName::Always,
+            "unless-stopped" => RestartPolicyName::UnlessStopped,
+            "on-failure" => RestartPolicyName::OnFailure,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for RestartPolicyName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl RestartPolicy {
+    /// Whether the monitor starts the container again after it exited with `code`, having
+    /// restarted it `restarts` times; never after a user's stop.
+    pub fn restarts_after(&self, code: i32, manual_stop: bool, restarts: u32) -> bool {
+        !manual_stop
+            && match self.name {
+                RestartPolicyName::Always | RestartPolicyName::UnlessStopped => true,
+                RestartPolicyName::OnFailure => {
+                    code != 0
+                        && (self.maximum_retry_count == 0 || restarts < self.maximum_retry_count)
+                }
+                RestartPolicyName::No => false,
+            }
+    }
+
+    /// Whether `system boot` starts it: `always`, and `unless-stopped` unless a user
+    /// stopped it.
+    pub fn restarts_at_boot(&self, manual_stop: bool) -> bool {
+        match self.name {
+            RestartPolicyName::Always => true,
+            RestartPolicyName::UnlessStopped => !manual_stop,
+            _ => false,
+        }
+    }
 }
 
 /// Docker's `LogConfig`.
@@ -436,12 +509,36 @@ pub struct HealthLog {
     pub output: String,
 }
 
+/// A health check's verdict, as Docker names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// In the start period, or no check has passed yet.
+    #[default]
+    Starting,
+    /// The last check passed.
+    Healthy,
+    /// `Retries` checks in a row failed.
+    Unhealthy,
+}
+
+impl HealthStatus {
+    /// The name Docker prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Starting => "starting",
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+}
+
 /// Docker's `State.Health`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Health {
-    /// `starting`, `healthy`, `unhealthy`.
-    pub status: String,
+    /// What the checks say.
+    pub status: HealthStatus,
     /// Failures in a row.
     pub failing_streak: u32,
     /// The last results (at most 5).
@@ -491,6 +588,32 @@ pub struct State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_policies_and_health_are_typed_with_dockers_names() {
+        let p: RestartPolicy =
+            serde_json::from_str(r#"{"Name":"","MaximumRetryCount":0}"#).unwrap();
+        assert_eq!(p.name, RestartPolicyName::No);
+        let p: RestartPolicy =
+            serde_json::from_str(r#"{"Name":"on-failure","MaximumRetryCount":2}"#).unwrap();
+        assert_eq!(p.name, RestartPolicyName::OnFailure);
+        assert!(p.restarts_after(1, false, 1) && !p.restarts_after(1, false, 2));
+        assert!(
+            !p.restarts_after(0, false, 0),
+            "on-failure: not after success"
+        );
+        assert!(!p.restarts_after(1, true, 0), "never after a user's stop");
+        assert!(serde_json::from_str::<RestartPolicy>(r#"{"Name":"sometimes"}"#).is_err());
+        let u = RestartPolicy {
+            name: RestartPolicyName::UnlessStopped,
+            maximum_retry_count: 0,
+        };
+        assert!(u.restarts_at_boot(false) && !u.restarts_at_boot(true));
+        assert_eq!(serde_json::to_value(&u).unwrap()["Name"], "unless-stopped");
+        let h: Health =
+            serde_json::from_str(r#"{"Status":"healthy","FailingStreak":0,"Log":[]}"#).unwrap();
+        assert_eq!(h.status, HealthStatus::Healthy);
+    }
 
     /// A config.json written before the typed create request (flag strings under
     /// `MountSpecs`, `Networking` with `Aliases`/`IPv4Address`, `[]` for no entrypoint) loads.

@@ -63,12 +63,11 @@ impl Engine {
         let mut all = self.list()?;
         all.reverse();
         for c in all {
-            let policy = c.record.host_config.restart_policy.name.as_str();
-            let wanted = match policy {
-                "always" => true,
-                "unless-stopped" => !c.state.manual_stop,
-                _ => false,
-            };
+            let wanted = c
+                .record
+                .host_config
+                .restart_policy
+                .restarts_at_boot(c.state.manual_stop);
             let active = matches!(
                 c.state.status,
                 Status::Running | Status::Paused | Status::Restarting

@@ -70,7 +70,7 @@ impl Engine {
             hc.pids_limit = Some(p);
         }
         if let Some(p) = &u.restart_policy {
-            if hc.auto_remove && p.name != "no" {
+            if hc.auto_remove && p.name != crate::record::RestartPolicyName::No {
                 return Err(invalid(
                     "--restart",
                     "Restart policy cannot be updated because AutoRemove is enabled for the \

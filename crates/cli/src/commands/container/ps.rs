@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use berth_engine::{ContainerInfo, Engine, Status};
+use berth_engine::{ContainerInfo, Engine, HealthStatus, Status};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -41,11 +41,11 @@ pub struct PsArgs {
 
 fn status_text(i: &ContainerInfo) -> String {
     let s = &i.state;
-    let health = match s.health.as_ref().map(|h| h.status.as_str()) {
-        Some("starting") => " (health: starting)",
-        Some("healthy") => " (healthy)",
-        Some("unhealthy") => " (unhealthy)",
-        _ => "",
+    let health = match s.health.as_ref().map(|h| h.status) {
+        Some(HealthStatus::Starting) => " (health: starting)",
+        Some(HealthStatus::Healthy) => " (healthy)",
+        Some(HealthStatus::Unhealthy) => " (unhealthy)",
+        None => "",
     };
     match s.status {
         Status::Running => format!("Up {}{health}", human_duration(since(&s.started_at))),
