@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # bench/engine.sh: `berth run --rm IMAGE true` side by side with `podman run --rm` and
 # `docker run --rm` of the same image (a busybox-static rootfs imported into each), with
-# --network none and on each engine's default network. hyperfine, ratios to podman.
-# Writes docs/engine-benchmark.md and prints it. Run as root. podman gets its own temp root
-# (runc: crun refuses this host's hybrid cgroups); docker is the system daemon, with an image
-# tag of this script only, removed at the end. Either is skipped, with the reason, when missing.
-# Knobs: RUNS (20).
+# --network none and on each engine's default network, and with `berth-runtime run` of the
+# bundle berth itself writes for that container (what the engine adds on top of the runtime).
+# hyperfine, ratios to podman and to berth-runtime. Writes docs/engine-benchmark.md and prints
+# it. Run as root. podman gets its own temp root (runc: crun refuses this host's hybrid
+# cgroups); docker is a dockerd of this script's own (socket, data root, exec root under the
+# temp dir; no bridge, no iptables: --network none only), never the system daemon. Either is
+# skipped, with the reason, when missing. Knobs: RUNS (20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-20}
@@ -24,15 +26,29 @@ why_podman="podman not installed"; why_docker="docker not installed"
 if command -v podman >/dev/null; then
     if $PODMAN info >/dev/null 2>&1; then have_podman=1; else why_podman="podman info failed"; fi
 fi
-if command -v docker >/dev/null; then
-    if timeout 10 docker info >/dev/null 2>&1; then have_docker=1; else why_docker="no docker daemon answers"; fi
+DOCKER="docker -H unix://$TMP/dockerd/docker.sock"
+if command -v docker >/dev/null && command -v dockerd >/dev/null; then
+    mkdir -p "$TMP/dockerd"
+    echo '{}' >"$TMP/dockerd/daemon.json"
+    dockerd --config-file "$TMP/dockerd/daemon.json" -H "unix://$TMP/dockerd/docker.sock" \
+        --data-root "$TMP/dockerd/data" --exec-root "$TMP/dockerd/exec" \
+        --pidfile "$TMP/dockerd/dockerd.pid" --bridge none --iptables=false --ip-forward=false \
+        --ip-masq=false --storage-driver overlay2 --cgroup-parent "/berth-enginebench-$$" \
+        >"$TMP/dockerd/log" 2>&1 &
+    for _ in $(seq 600); do $DOCKER version >/dev/null 2>&1 && break; sleep 0.1; done
+    if $DOCKER version >/dev/null 2>&1; then have_docker=1; else why_docker="the private dockerd did not answer in 60 s"; fi
 fi
 cleanup() {
     set +e
     # shellcheck disable=SC2046
     $BERTH rm -f $($BERTH ps -aq) >/dev/null 2>&1
     if [ -n "$have_podman" ]; then $PODMAN rm -af >/dev/null 2>&1; $PODMAN rmi -af >/dev/null 2>&1; fi
-    [ -n "$have_docker" ] && docker rmi "$DIMG" >/dev/null 2>&1
+    if [ -f "$TMP/dockerd/dockerd.pid" ]; then
+        $DOCKER rm -f $($DOCKER ps -aq) >/dev/null 2>&1
+        kill "$(cat "$TMP/dockerd/dockerd.pid")" 2>/dev/null
+        for _ in $(seq 300); do [ -e "$TMP/dockerd/dockerd.pid" ] || break; sleep 0.1; done
+        rmdir "/sys/fs/cgroup/"*"/berth-enginebench-$$" 2>/dev/null
+    fi
     umount -R "$TMP/podman" 2>/dev/null
     grep -o "${TMP}[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
     rm -rf "$TMP"
@@ -47,19 +63,26 @@ echo 'root:x:0:' >"$TMP/rootfs/etc/group"
 tar -C "$TMP/rootfs" -cf "$TMP/rootfs.tar" .
 $BERTH import "$TMP/rootfs.tar" bench/bb:latest >/dev/null
 [ -n "$have_podman" ] && $PODMAN import -q "$TMP/rootfs.tar" localhost/bench-bb:latest >/dev/null
-[ -n "$have_docker" ] && docker import "$TMP/rootfs.tar" "$DIMG" >/dev/null
+[ -n "$have_docker" ] && $DOCKER import "$TMP/rootfs.tar" "$DIMG" >/dev/null
+# The bundle berth writes for such a container, run by berth-runtime alone: a created (never
+# started) container lends its config.json, rootfs and /etc files; cleanup removes it.
+RT="$PWD/target/release/berth-runtime --root $TMP/rt"
+cid=$($BERTH create --network none --name rt-bundle bench/bb true)
+$BERTH start rt-bundle >/dev/null && $BERTH wait rt-bundle >/dev/null  # config.json is written at start
+mkdir -p "$TMP/bundle"
+jq '.process.terminal = false' "$TMP/berth/containers/$cid/bundle/config.json" >"$TMP/bundle/config.json"
 
 names=(); cmds=()
 add() { names+=("$1"); cmds+=("$2"); }
 add "berth, none" "$BERTH run --rm --network none bench/bb true"
 add "berth, bridge" "$BERTH run --rm bench/bb true"
+add "berth-runtime run, none (berth's bundle)" "$RT run --bundle $TMP/bundle bench-rt"
 if [ -n "$have_podman" ]; then
     add "podman, none" "$PODMAN run --rm --network none localhost/bench-bb true"
     add "podman, bridge (CNI)" "$PODMAN run --rm localhost/bench-bb true"
 fi
 if [ -n "$have_docker" ]; then
-    add "docker, none" "docker run --rm --network none $DIMG true"
-    add "docker, bridge" "docker run --rm $DIMG true"
+    add "docker, none" "$DOCKER run --rm --network none $DIMG true"
 fi
 # A container that stays on berth's default bridge, as docker0 and podman's CNI bridge stay up:
 # otherwise each berth run would also make and remove the bridge.
@@ -75,19 +98,23 @@ out=docs/engine-benchmark.md
     echo "Produced by \`bench/engine.sh\` on $(date -u +%Y-%m-%d) ($(uname -r), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg));"
     echo "hyperfine, $RUNS runs after 3 warm-ups; one run, side by side. The image is a busybox-static"
     echo "rootfs imported into each engine. podman $([ -n "$have_podman" ] && podman --version | awk '{print $3}') runs with runc (crun refuses"
-    echo "this host's hybrid cgroups) and its own root; docker $([ -n "$have_docker" ] && docker version -f '{{.Server.Version}}') is the system daemon."
+    echo "this host's hybrid cgroups) and its own root; docker $([ -n "$have_docker" ] && $DOCKER version -f '{{.Server.Version}}') is a dockerd of the script's own"
+    echo "(no bridge: --network none only). berth-runtime runs the config.json berth writes for the"
+    echo "container (cgroup, namespaces, seccomp, masked paths), on a copy of its rootfs."
     echo "berth keeps one container on its default bridge meanwhile (the others keep their bridges up)."
     [ -z "$have_podman" ] && echo "podman skipped: $why_podman."
     [ -z "$have_docker" ] && echo "docker skipped: $why_docker."
     echo
-    echo "| command | median ms | min | max | mean ± sd | ratio to podman (same network) |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| command | median ms | min | max | mean ± sd | ratio to podman (same network) | ratio to berth-runtime |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
     jq -r '.results[] | [.command, (.median*1000), (.min*1000), (.max*1000), (.mean*1000), (.stddev*1000)] | @tsv' "$TMP/r.json" |
         while IFS=$'\t' read -r name med min max mean sd; do
             net=${name#*, }; net=${net%% *}
             ref=$(jq -r --arg n "podman, $net" '.results[] | select(.command | startswith($n)) | .median*1000' "$TMP/r.json")
             ratio=-; [ -n "$ref" ] && ratio=$(awk -v a="$med" -v b="$ref" 'BEGIN {printf "%.2fx", a/b}')
-            printf '| %s | %.1f | %.1f | %.1f | %.1f ± %.1f | %s |\n' "$name" "$med" "$min" "$max" "$mean" "$sd" "$ratio"
+            rt=$(jq -r '.results[] | select(.command | startswith("berth-runtime")) | .median*1000' "$TMP/r.json")
+            rratio=$(awk -v a="$med" -v b="$rt" 'BEGIN {printf "%.2fx", a/b}')
+            printf '| %s | %.1f | %.1f | %.1f | %.1f ± %.1f | %s | %s |\n' "$name" "$med" "$min" "$max" "$mean" "$sd" "$ratio" "$rratio"
         done
     echo
     echo "Commands:"
