@@ -63,6 +63,7 @@ pub use exec::{ExecConfig, ExecHandle, ExecInspect, ExecIo, ExecProcess, Process
 pub use images::{ImageDeleted, LoadedImage};
 pub use logs::{LogEntry, LogOptions};
 pub use monitor::Starting;
+pub use network::{ConfigReference, Ipam, IpamConfig, NetworkContainer, NetworkInspect};
 pub use ops::{ContainerInfo, Stats};
 pub use options::ContainerCreate;
 pub use record::{
