@@ -26,6 +26,7 @@ mod events;
 mod exec;
 mod images;
 mod lifecycle;
+mod lists;
 mod logs;
 mod monitor;
 mod network;
@@ -61,6 +62,10 @@ pub use error::{Error, Result};
 pub use events::{Actor, Event, EventFilter, EventLog, EventQuery};
 pub use exec::{ExecConfig, ExecHandle, ExecInspect, ExecIo, ExecProcess, ProcessConfig};
 pub use images::{ImageDeleted, LoadedImage};
+pub use lists::{
+    ContainerSummary, Filters, ListOptions, Port, SummaryEndpoint, SummaryHostConfig,
+    SummaryNetworkSettings, human_duration,
+};
 pub use logs::{LogEntry, LogOptions};
 pub use monitor::Starting;
 pub use network::{ConfigReference, Ipam, IpamConfig, NetworkContainer, NetworkInspect};
