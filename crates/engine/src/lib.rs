@@ -24,6 +24,7 @@ mod disk;
 mod error;
 mod events;
 mod exec;
+mod image_list;
 mod images;
 mod lifecycle;
 mod lists;
@@ -61,6 +62,10 @@ pub use disk::{
 pub use error::{Error, Result};
 pub use events::{Actor, Event, EventFilter, EventLog, EventQuery};
 pub use exec::{ExecConfig, ExecHandle, ExecInspect, ExecIo, ExecProcess, ProcessConfig};
+pub use image_list::{
+    Descriptor, ImageInspect, ImageInspectConfig, ImageListOptions, ImageMetadata, ImageSummary,
+    RootFs,
+};
 pub use images::{ImageDeleted, LoadedImage};
 pub use lists::{
     ContainerSummary, Filters, ListOptions, Port, SummaryEndpoint, SummaryHostConfig,

@@ -7,7 +7,7 @@ use berth_engine::{ContainerSummary, Engine, Filters, ListOptions, Status};
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::format::{bytes_size, human_duration, human_size};
+use super::format::{bytes_size, go_time, human_duration, human_size};
 use crate::commands::template::{ListFormat, Titles};
 
 /// `ps` flags.
@@ -60,14 +60,6 @@ fn ports_text(s: &ContainerSummary) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Go's `time.Time.String()` of a unix time, in UTC (`2024-01-02 03:04:05 +0000 UTC`), as
-/// Docker's `CreatedAt`.
-pub(crate) fn go_time(unix: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
-    let s = humantime::format_rfc3339_seconds(t).to_string();
-    format!("{} +0000 UTC", s.trim_end_matches('Z').replace('T', " "))
 }
 
 fn ago(unix: i64) -> String {
