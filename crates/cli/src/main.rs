@@ -287,4 +287,44 @@ mod tests {
         let e = anyhow::Error::new(io()).context("read /y");
         assert_eq!(error_text(e.as_ref()), format!("read /y: {}", io()));
     }
+
+    /// `run`/`create` and `update` take the same resource flags (one flattened struct).
+    #[test]
+    fn run_and_update_share_resource_flags() {
+        use super::{Cli, Command};
+        use crate::commands::container::ContainerCommand;
+        use clap::Parser;
+        let flags = [
+            "-m",
+            "64m",
+            "--memory-swap",
+            "-1",
+            "--memory-reservation",
+            "32m",
+            "--cpus",
+            "0.5",
+            "-c",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "--pids-limit",
+            "-1",
+        ];
+        let parse = |verb: &str| {
+            let mut argv = vec!["berth", verb];
+            argv.extend(flags);
+            argv.push("c1");
+            Cli::try_parse_from(argv).unwrap()
+        };
+        let Command::Container(ContainerCommand::Update(u)) = parse("update").command else {
+            panic!("update did not parse as update");
+        };
+        let Command::Container(ContainerCommand::Create(c)) = parse("create").command else {
+            panic!("create did not parse as create");
+        };
+        assert_eq!(format!("{:?}", u.resources), format!("{:?}", c.resources));
+        assert_eq!(u.resources.memory_swap.as_deref(), Some("-1"));
+        assert_eq!(u.resources.pids_limit, Some(-1));
+        assert_eq!(u.resources.cpu_shares, Some(512));
+    }
 }

@@ -460,3 +460,100 @@ fn an_unknown_command_is_berths_error() {
         );
     }
 }
+
+/// `images` filters with Docker's semantics, checked in the engine: reference globs (also
+/// the REPOSITORY[:TAG] argument), label, dangling, before/since by image; bad filters are
+/// errors naming them. `image inspect` keeps the API's shape.
+#[test]
+fn images_filters_as_docker() {
+    let b = Berth::new();
+    let rows = |args: &[&str]| {
+        let mut a = vec!["images", "--format", "{{.Repository}}:{{.Tag}}"];
+        a.extend_from_slice(args);
+        b.ok(&a).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    b.ok(&["tag", IMAGE, "berth-test/busybox:two"]);
+    b.ok(&["tag", IMAGE, "other/thing:v1"]);
+    let id = b.ok(&["create", "--network", "none", IMAGE, "true"]);
+    b.ok(&["commit", id.trim(), "late/commit:1"]);
+
+    // Newest first (the commit has a creation time, the test image none), then by name.
+    assert_eq!(
+        rows(&[]),
+        [
+            "late/commit:1",
+            "berth-test/busybox:latest",
+            "berth-test/busybox:two",
+            "other/thing:v1"
+        ]
+    );
+    assert_eq!(
+        rows(&["--filter", "reference=berth-test/*"]),
+        ["berth-test/busybox:latest", "berth-test/busybox:two"]
+    );
+    assert_eq!(
+        rows(&["berth-test/busybox:two"]),
+        ["berth-test/busybox:two"]
+    );
+    assert_eq!(rows(&["-f", "reference=*/thing"]), ["other/thing:v1"]);
+    assert_eq!(rows(&["-f", "reference=*/*:v?"]), ["other/thing:v1"]);
+    assert_eq!(
+        rows(&["-f", "reference=other/*", "-f", "reference=late/*"]),
+        ["late/commit:1", "other/thing:v1"]
+    );
+    assert_eq!(
+        rows(&[
+            "-f",
+            "label=org.example.image=busybox",
+            "-f",
+            "reference=other/*"
+        ]),
+        ["other/thing:v1"]
+    );
+    assert!(rows(&["-f", "label=nope"]).is_empty());
+    assert!(rows(&["-f", "dangling=true"]).is_empty());
+    assert_eq!(rows(&["-f", "dangling=false"]).len(), 4);
+    assert_eq!(rows(&["-f", &format!("since={IMAGE}")]), ["late/commit:1"]);
+    assert_eq!(rows(&["-f", "before=late/commit:1"]).len(), 3);
+    assert_eq!(b.ok(&["images", "-q"]).lines().count(), 2, "two images");
+
+    for (filter, want) in [
+        ("dangling=maybe", "'dangling=maybe'"),
+        ("colour=red", "\"colour\""),
+        ("before=nosuch:1", "nosuch:1"),
+    ] {
+        let o = b.run(&["images", "--filter", filter]);
+        assert_eq!(o.status.code(), Some(125), "{filter}");
+        assert!(err(&o).contains(want), "{filter}: {}", err(&o));
+    }
+
+    let j: serde_json::Value =
+        serde_json::from_str(&b.ok(&["images", "--format", "json", "late/commit"])).unwrap();
+    assert!(
+        j["CreatedAt"].as_str().unwrap().ends_with(" +0000 UTC"),
+        "{j}"
+    );
+    assert!(j["CreatedSince"].as_str().unwrap().ends_with(" ago"), "{j}");
+    assert_eq!(j["Containers"], "N/A");
+
+    let v: serde_json::Value = serde_json::from_str(&b.ok(&["image", "inspect", IMAGE])).unwrap();
+    let v = &v[0];
+    assert_eq!(
+        v["RepoTags"],
+        serde_json::json!([
+            "berth-test/busybox:latest",
+            "berth-test/busybox:two",
+            "other/thing:v1"
+        ])
+    );
+    assert_eq!(v["Config"]["Labels"]["org.example.image"], "busybox");
+    assert_eq!(v["Config"]["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(v["RootFS"]["Type"], "layers");
+    assert_eq!(v["Metadata"]["LastTagTime"], "0001-01-01T00:00:00Z");
+    assert!(
+        v["Descriptor"]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+}

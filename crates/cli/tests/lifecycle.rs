@@ -527,3 +527,107 @@ fn exec_it_has_our_terminal_and_detaches_with_the_keys() {
         created >= 3 && a.matches("exec_die").count() == created
     });
 }
+
+/// `ps` filters with Docker's semantics, checked in the engine: before/since by container,
+/// status implies -a, -n includes stopped ones, exited codes, volumes by name or destination,
+/// networks, health, ancestor; bad filters are errors naming them; --size shows the virtual
+/// size; CreatedAt is Docker's form.
+#[test]
+fn ps_filters_as_docker() {
+    let b = Berth::new();
+    let names = |args: &[&str]| {
+        let mut a = vec!["ps", "--format", "{{.Names}}"];
+        a.extend_from_slice(args);
+        b.ok(&a).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    b.ok(&["create", "--name", "f1", "--network", "none", IMAGE, "true"]);
+    b.ok(&[
+        "create",
+        "--name",
+        "f2",
+        "--network",
+        "none",
+        "-v",
+        "fvol:/data",
+        "--label",
+        "k=v",
+        IMAGE,
+        "true",
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "f3",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(b.ok(&["wait", "f3"]).trim(), "3");
+
+    assert_eq!(names(&["-a"]), ["f3", "f2", "f1"]);
+    assert_eq!(names(&["-a", "--filter", "before=f3"]), ["f2", "f1"]);
+    assert_eq!(names(&["-a", "--filter", "since=f1"]), ["f3", "f2"]);
+    assert!(names(&[]).is_empty(), "nothing runs");
+    assert_eq!(names(&["--filter", "status=created"]), ["f2", "f1"]);
+    assert_eq!(names(&["-n", "2"]), ["f3", "f2"]);
+    assert_eq!(names(&["-l"]), ["f3"]);
+    assert_eq!(names(&["-a", "--filter", "exited=3"]), ["f3"]);
+    assert!(names(&["-a", "--filter", "exited=0"]).is_empty());
+    assert_eq!(names(&["-a", "--filter", "volume=fvol"]), ["f2"]);
+    assert_eq!(names(&["-a", "--filter", "volume=/data"]), ["f2"]);
+    assert_eq!(names(&["-a", "--filter", "label=k"]), ["f2"]);
+    assert_eq!(names(&["-a", "--filter", "network=none"]).len(), 3);
+    assert!(names(&["-a", "--filter", "network=bridge"]).is_empty());
+    assert_eq!(names(&["-a", "--filter", "health=none"]).len(), 3);
+    assert_eq!(names(&["-a", "--filter", "ancestor="]).len(), 0);
+    assert_eq!(
+        names(&["-a", "--filter", &format!("ancestor={IMAGE}")]).len(),
+        3
+    );
+    assert_eq!(
+        names(&["-a", "--filter", "name=f", "--filter", "status=exited"]),
+        ["f3"]
+    );
+
+    for (filter, want) in [
+        ("status=bogus", "'status=bogus'"),
+        ("colour=red", "\"colour\""),
+        ("exited=x", "'exited=x'"),
+        ("health=sick", "'health=sick'"),
+        ("publish=1.2.3.4:80", "'publish=1.2.3.4:80'"),
+    ] {
+        let o = b.run(&["ps", "--filter", filter]);
+        assert_eq!(o.status.code(), Some(125), "{filter}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{filter}: {err}");
+    }
+    let o = b.run(&["ps", "--filter", "before=nosuch"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nosuch"));
+
+    let size = b.ok(&[
+        "ps",
+        "-a",
+        "-s",
+        "--filter",
+        "name=f1",
+        "--format",
+        "{{.Size}}",
+    ]);
+    assert!(size.contains("(virtual ") && size.contains("MB)"), "{size}");
+    let j: serde_json::Value =
+        serde_json::from_str(b.ok(&["ps", "-l", "--format", "json"]).trim()).unwrap();
+    assert!(
+        j["CreatedAt"].as_str().unwrap().ends_with(" +0000 UTC"),
+        "{j}"
+    );
+    assert_eq!(j["Networks"], "none");
+    assert!(
+        j["Status"].as_str().unwrap().starts_with("Exited (3) "),
+        "{j}"
+    );
+}

@@ -24,8 +24,10 @@ mod disk;
 mod error;
 mod events;
 mod exec;
+mod image_list;
 mod images;
 mod lifecycle;
+mod lists;
 mod logs;
 mod monitor;
 mod network;
@@ -60,9 +62,18 @@ pub use disk::{
 pub use error::{Error, Result};
 pub use events::{Actor, Event, EventFilter, EventLog, EventQuery};
 pub use exec::{ExecConfig, ExecHandle, ExecInspect, ExecIo, ExecProcess, ProcessConfig};
+pub use image_list::{
+    Descriptor, ImageInspect, ImageInspectConfig, ImageListOptions, ImageMetadata, ImageSummary,
+    RootFs,
+};
 pub use images::{ImageDeleted, LoadedImage};
+pub use lists::{
+    ContainerSummary, Filters, ListOptions, Port, SummaryEndpoint, SummaryHostConfig,
+    SummaryNetworkSettings, human_duration,
+};
 pub use logs::{LogEntry, LogOptions};
 pub use monitor::Starting;
+pub use network::{ConfigReference, Ipam, IpamConfig, NetworkContainer, NetworkInspect};
 pub use ops::{ContainerInfo, Stats};
 pub use options::ContainerCreate;
 pub use record::{

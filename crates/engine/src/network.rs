@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 
 use berth_network::{AttachOptions, DEFAULT_NETWORK, Network, Networks, PortMapping, PortRequest};
 use oci_spec::runtime::LinuxNamespaceType;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::Engine;
@@ -527,5 +528,196 @@ impl Engine {
     /// `berth __dns NETWORK`: the network's DNS server.
     pub fn serve_dns(&self, network: &str) -> Result<()> {
         self.networks.serve_dns(network).map_err(Error::from)
+    }
+}
+
+/// `GET /networks/{id}`'s answer (API v1.44), as `network inspect` prints it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkInspect {
+    /// Its name.
+    pub name: String,
+    /// 64 hex digits.
+    pub id: String,
+    /// Creation time (RFC 3339).
+    pub created: String,
+    /// `local`.
+    pub scope: String,
+    /// `bridge`.
+    pub driver: String,
+    /// Whether it has an IPv6 subnet too.
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    /// Its address management.
+    #[serde(rename = "IPAM")]
+    pub ipam: Ipam,
+    /// No outbound route.
+    pub internal: bool,
+    /// Always false (no swarm).
+    pub attachable: bool,
+    /// Always false (no swarm).
+    pub ingress: bool,
+    /// The network it takes its configuration from (none).
+    pub config_from: ConfigReference,
+    /// Always false.
+    pub config_only: bool,
+    /// Attached containers by ID.
+    pub containers: BTreeMap<String, NetworkContainer>,
+    /// Driver options (`com.docker.network.bridge.name`).
+    pub options: BTreeMap<String, String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// [`NetworkInspect::ipam`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ipam {
+    /// `default`.
+    pub driver: String,
+    /// None.
+    pub options: BTreeMap<String, String>,
+    /// One entry per subnet (IPv4, then IPv6 with `--ipv6`).
+    pub config: Vec<IpamConfig>,
+}
+
+/// One subnet of an [`Ipam`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamConfig {
+    /// CIDR.
+    pub subnet: String,
+    /// The gateway address.
+    pub gateway: String,
+}
+
+/// [`NetworkInspect::config_from`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConfigReference {
+    /// Empty.
+    pub network: String,
+}
+
+/// One attached container in [`NetworkInspect::containers`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkContainer {
+    /// The container's name.
+    pub name: String,
+    /// The endpoint (the host end of the veth pair).
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// The container's MAC address on this network.
+    pub mac_address: String,
+    /// `ADDRESS/PREFIX`.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    /// `ADDRESS/64`, or empty.
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+}
+
+impl NetworkInspect {
+    /// A network's inspect object.
+    pub fn of(n: &Network) -> Self {
+        let containers = n
+            .endpoints
+            .iter()
+            .map(|(id, ep)| {
+                let c = NetworkContainer {
+                    name: ep.container_name.clone(),
+                    endpoint_id: ep.veth.clone(),
+                    mac_address: ep.mac.clone(),
+                    ipv4_address: format!("{}/{}", ep.ip, n.subnet.prefix),
+                    ipv6_address: if ep.ip6.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}/64", ep.ip6)
+                    },
+                };
+                (id.clone(), c)
+            })
+            .collect();
+        let mut config = vec![IpamConfig {
+            subnet: n.subnet.to_string(),
+            gateway: n.gateway.to_string(),
+        }];
+        if n.ipv6 {
+            config.push(IpamConfig {
+                subnet: n.subnet6.clone(),
+                gateway: n.subnet6.replace("::/64", "::1"),
+            });
+        }
+        NetworkInspect {
+            name: n.name.clone(),
+            id: n.id.clone(),
+            created: n.created.clone(),
+            scope: "local".into(),
+            driver: n.driver.clone(),
+            enable_ipv6: n.ipv6,
+            ipam: Ipam {
+                driver: "default".into(),
+                options: BTreeMap::new(),
+                config,
+            },
+            internal: n.internal,
+            attachable: false,
+            ingress: false,
+            config_from: ConfigReference::default(),
+            config_only: false,
+            containers,
+            options: BTreeMap::from([(
+                "com.docker.network.bridge.name".to_string(),
+                n.bridge.clone(),
+            )]),
+            labels: n.labels.clone(),
+        }
+    }
+}
+
+impl Engine {
+    /// `network inspect NAME` (name, ID or unique ID prefix as berth-network looks it up).
+    pub fn network_inspect(&self, network: &str) -> Result<NetworkInspect> {
+        Ok(NetworkInspect::of(&self.networks.get(network)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `network inspect` is the Engine API's object: Docker's field names, the containers by
+    /// ID with their addresses in CIDR form, one IPAM entry per subnet.
+    #[test]
+    fn network_inspect_has_the_api_shape() {
+        let n: Network = serde_json::from_value(json!({
+            "name": "front", "id": "ab".repeat(32), "created": "2024-01-02T03:04:05Z",
+            "driver": "bridge", "subnet": "10.89.7.0/24", "gateway": "10.89.7.1",
+            "internal": true, "ipv6": true, "subnet6": "fd00:1:2:3::/64", "auto_subnet": false,
+            "labels": {"team": "a"}, "bridge": "berth3",
+            "endpoints": {"c1": {
+                "container_id": "c1", "container_name": "web", "ifname": "eth0",
+                "veth": "vbc1", "ip": "10.89.7.2", "ip6": "fd00:1:2:3::2",
+                "mac": "02:42:0a:59:07:02", "netns": "/x"
+            }}
+        }))
+        .unwrap();
+        let v = serde_json::to_value(NetworkInspect::of(&n)).unwrap();
+        assert_eq!(v["Name"], "front");
+        assert_eq!(v["EnableIPv6"], true);
+        assert_eq!(v["Internal"], true);
+        assert_eq!(v["Scope"], "local");
+        assert_eq!(v["IPAM"]["Config"][0]["Subnet"], "10.89.7.0/24");
+        assert_eq!(v["IPAM"]["Config"][1]["Gateway"], "fd00:1:2:3::1");
+        assert_eq!(v["Containers"]["c1"]["Name"], "web");
+        assert_eq!(v["Containers"]["c1"]["IPv4Address"], "10.89.7.2/24");
+        assert_eq!(v["Containers"]["c1"]["IPv6Address"], "fd00:1:2:3::2/64");
+        assert_eq!(v["Containers"]["c1"]["EndpointID"], "vbc1");
+        assert_eq!(v["Options"]["com.docker.network.bridge.name"], "berth3");
+        assert_eq!(v["Labels"]["team"], "a");
+        assert_eq!(v["ConfigFrom"]["Network"], "");
+        let back: NetworkInspect = serde_json::from_value(v).unwrap();
+        assert_eq!(back, NetworkInspect::of(&n));
     }
 }

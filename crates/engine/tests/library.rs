@@ -1,6 +1,7 @@
 //! The engine as a library, with no CLI in between: a container from typed options, attached
 //! through a socket pair, execs with pipes and with a terminal, resize, exit codes, exec
-//! inspect, and the container's events in order; and nothing of it written to our own stdio.
+//! inspect, and the container's events in order; and nothing of it written to our own stdio;
+//! `ps`, `images` and `image inspect` as the Engine API's shapes.
 //!
 //! The monitor of a container is `<monitor_exe> __monitor ...` (see `Engine::new`): this test
 //! binary is its own monitor (it has no libtest harness: `main` below runs the monitor when
@@ -17,8 +18,8 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use berth_engine::{
-    AttachEnd, AttachIo, ContainerCreate, Engine, Error, EventQuery, ExecConfig, ExecIo,
-    MONITOR_COMMAND,
+    AttachEnd, AttachIo, ContainerCreate, Engine, Error, EventQuery, ExecConfig, ExecIo, Filters,
+    ImageListOptions, ListOptions, MONITOR_COMMAND,
 };
 
 const IMAGE: &str = "berth-engine-test/busybox:latest";
@@ -38,6 +39,7 @@ fn main() {
             "nothing_is_written_to_our_stdio",
             nothing_is_written_to_our_stdio,
         ),
+        ("lists_are_the_api_shapes", lists_are_the_api_shapes),
     ];
     let mut failed = Vec::new();
     let mut ran = 0;
@@ -452,4 +454,78 @@ fn nothing_is_written_to_our_stdio() {
     f.read_to_string(&mut written).unwrap();
     assert!(r.is_ok(), "the scenario failed:\n{written}");
     assert_eq!(written, "", "the engine wrote to our stdout/stderr");
+}
+
+/// `ps`, `images` and `image inspect` as an API server would return them: filters from the
+/// API's JSON map, answers serialized with the Engine API's field names.
+fn lists_are_the_api_shapes() {
+    let root = Root::new();
+    let e = &root.engine;
+    let a = create(e, "list-a", &["true"]);
+    let b = create(e, "list-b", &["sleep", "1"]);
+    let filters = |json: &str| -> Filters { serde_json::from_str(json).unwrap() };
+
+    // Created containers are listed only with all (or a status filter), newest first.
+    assert!(e.containers(&ListOptions::default()).unwrap().is_empty());
+    let opts = ListOptions {
+        filters: filters(r#"{"status": ["created"]}"#),
+        ..ListOptions::default()
+    };
+    let list = e.containers(&opts).unwrap();
+    let ids: Vec<&str> = list.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, [b.as_str(), a.as_str()]);
+    let v = serde_json::to_value(&list[0]).unwrap();
+    assert_eq!(v["Names"], serde_json::json!(["/list-b"]));
+    assert_eq!(v["Image"], IMAGE);
+    assert!(v["ImageID"].as_str().unwrap().starts_with("sha256:"), "{v}");
+    assert_eq!(v["Command"], "sleep 1");
+    assert_eq!(v["State"], "created");
+    assert_eq!(v["Status"], "Created");
+    assert!(v["Created"].as_i64().unwrap() > 1_600_000_000, "{v}");
+    assert_eq!(v["HostConfig"]["NetworkMode"], "none");
+    assert!(
+        v["NetworkSettings"]["Networks"].get("none").is_some(),
+        "{v}"
+    );
+    assert!(v.get("SizeRw").is_none(), "no size unless asked: {v}");
+    let sized = e
+        .containers(&ListOptions {
+            all: true,
+            limit: Some(1),
+            size: true,
+            filters: filters(r#"{"name": ["list-a"]}"#),
+        })
+        .unwrap();
+    assert_eq!(sized.len(), 1);
+    assert!(sized[0].size_root_fs.unwrap() > sized[0].size_rw.unwrap());
+    let err = e
+        .containers(&ListOptions {
+            filters: filters(r#"{"colour": ["red"]}"#),
+            ..ListOptions::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("invalid filter \"colour\""), "{err}");
+
+    let images = e.image_summaries(&ImageListOptions::default()).unwrap();
+    assert_eq!(images.len(), 1);
+    let v = serde_json::to_value(&images[0]).unwrap();
+    assert_eq!(v["RepoTags"], serde_json::json!([IMAGE]));
+    assert_eq!(v["Id"], serde_json::to_value(&list[0]).unwrap()["ImageID"]);
+    assert_eq!(v["SharedSize"], -1);
+    assert!(v["Size"].as_i64().unwrap() > 0);
+    let none = e
+        .image_summaries(&ImageListOptions {
+            all: false,
+            filters: filters(r#"{"reference": ["other/*"]}"#),
+        })
+        .unwrap();
+    assert!(none.is_empty());
+    let i = serde_json::to_value(e.image_inspect(IMAGE).unwrap()).unwrap();
+    assert_eq!(i["Id"], v["Id"]);
+    assert_eq!(i["RootFS"]["Type"], "layers");
+    assert!(matches!(
+        e.image_inspect("nosuch:1"),
+        Err(Error::Image(berth_image::Error::ImageNotFound(_)))
+    ));
 }

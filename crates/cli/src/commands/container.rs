@@ -913,27 +913,8 @@ fn is_host_path(p: &str) -> bool {
 /// `update`'s flags.
 #[derive(clap::Args, Debug)]
 pub struct UpdateArgs {
-    /// Memory limit (0 removes it).
-    #[arg(short = 'm', long)]
-    pub memory: Option<String>,
-    /// Memory plus swap limit: '-1' for unlimited swap.
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Memory soft limit.
-    #[arg(long = "memory-reservation")]
-    pub memory_reservation: Option<String>,
-    /// Number of CPUs (0 removes the limit).
-    #[arg(long)]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight).
-    #[arg(short = 'c', long = "cpu-shares")]
-    pub cpu_shares: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1).
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    /// Most processes (-1 for unlimited).
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: flags::ResourceFlags,
     /// Restart policy: no, always, unless-stopped, on-failure[:N].
     #[arg(long)]
     pub restart: Option<String>,
@@ -944,27 +925,16 @@ pub struct UpdateArgs {
 
 impl UpdateArgs {
     fn config(&self) -> anyhow::Result<berth_engine::UpdateConfig> {
-        let bytes = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<i64>> {
-            match v.as_deref() {
-                None => Ok(None),
-                Some("-1") => Ok(Some(-1)),
-                Some(s) => berth_engine::parse_bytes(s)
-                    .map(Some)
-                    .ok_or_else(|| anyhow::anyhow!("{flag}: invalid size {s:?}")),
-            }
-        };
+        let r = &self.resources;
+        let bytes = flags::size_flag;
         let u = berth_engine::UpdateConfig {
-            memory: bytes("--memory", &self.memory)?,
-            memory_swap: bytes("--memory-swap", &self.memory_swap)?,
-            memory_reservation: bytes("--memory-reservation", &self.memory_reservation)?,
-            nano_cpus: self
-                .cpus
-                .as_deref()
-                .map(berth_engine::nano_cpus)
-                .transpose()?,
-            cpu_shares: self.cpu_shares,
-            cpuset_cpus: self.cpuset_cpus.clone(),
-            pids_limit: self.pids_limit,
+            memory: bytes("--memory", &r.memory)?,
+            memory_swap: bytes("--memory-swap", &r.memory_swap)?,
+            memory_reservation: bytes("--memory-reservation", &r.memory_reservation)?,
+            nano_cpus: r.cpus.as_deref().map(berth_engine::nano_cpus).transpose()?,
+            cpu_shares: r.cpu_shares,
+            cpuset_cpus: r.cpuset_cpus.clone(),
+            pids_limit: r.pids_limit,
             restart_policy: self
                 .restart
                 .as_deref()

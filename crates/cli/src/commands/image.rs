@@ -14,12 +14,12 @@ use berth_image::archive::familiar_name;
 use berth_image::registry::{
     self, Credentials, DockerConfig, PullOptions, PushOptions, RegistryOptions,
 };
-use berth_image::{Digest, Error, Image, Platform, Reference, SnapshotMode, Snapshotter, Store};
+use berth_image::{Error, Platform, Reference, Store};
 use clap::{Args, Subcommand};
 
 use super::template::{ListFormat, Titles};
 use crate::Cli;
-use berth_engine::{Engine, ImageDeleted};
+use berth_engine::{Engine, Filters, ImageDeleted, ImageListOptions, ImageSummary};
 
 /// Commands on images and registries.
 #[derive(Subcommand, Debug)]
@@ -141,7 +141,11 @@ pub struct ImagesArgs {
     /// template.
     #[arg(long)]
     pub format: Option<String>,
-    /// Only images of this repository.
+    /// Filter output based on conditions provided (dangling=, label=, reference=, before=,
+    /// since=).
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Only images of this repository (a reference filter: `*` and `?` match).
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub repository: Option<String>,
 }
@@ -258,21 +262,17 @@ pub struct LogoutArgs {
 
 /// Runs an image command; returns the exit status.
 pub fn run(cli: &Cli, cmd: &ImageCommand) -> Result<u8> {
-    let store = || {
-        Store::new(&cli.root)
-            .with_context(|| format!("open the image store {}", cli.root.display()))
-    };
     let engine = || super::container::engine(cli);
     match cmd {
         ImageCommand::Pull(a) | ImageCommand::Image(ImageSub::Pull(a)) => pull(&engine()?, a),
         ImageCommand::Push(a) | ImageCommand::Image(ImageSub::Push(a)) => push(&engine()?, a),
-        ImageCommand::Images(a) | ImageCommand::Image(ImageSub::Ls(a)) => images(&store()?, a),
+        ImageCommand::Images(a) | ImageCommand::Image(ImageSub::Ls(a)) => images(&engine()?, a),
         ImageCommand::Rmi(a) | ImageCommand::Image(ImageSub::Rm(a)) => rmi(&engine()?, a),
         ImageCommand::Tag(a) | ImageCommand::Image(ImageSub::Tag(a)) => tag(&engine()?, a),
         ImageCommand::Save(a) | ImageCommand::Image(ImageSub::Save(a)) => save(&engine()?, a),
         ImageCommand::Load(a) | ImageCommand::Image(ImageSub::Load(a)) => load(&engine()?, a),
         ImageCommand::Import(a) | ImageCommand::Image(ImageSub::Import(a)) => import(&engine()?, a),
-        ImageCommand::Image(ImageSub::Inspect(a)) => inspect(&store()?, a),
+        ImageCommand::Image(ImageSub::Inspect(a)) => inspect(&engine()?, a),
         ImageCommand::Image(ImageSub::History(a)) => super::system::history_command(cli, a),
         ImageCommand::Image(ImageSub::Prune(a)) => prune(cli, a),
         ImageCommand::Login(a) => login(a),
@@ -310,10 +310,6 @@ fn not_found(text: &str) -> String {
         ),
         Err(_) => format!("image not found: {text}"),
     }
-}
-
-fn short_id(d: &Digest) -> String {
-    d.hex()[..12].to_string()
 }
 
 // ---- pull / push ----
@@ -407,84 +403,91 @@ fn push(e: &Engine, a: &PushArgs) -> Result<u8> {
 
 // ---- images ----
 
-struct Row {
+/// One row of `images`: an image under one of its names.
+struct Row<'a> {
     repository: String,
     tag: String,
-    digest: Digest,
-    id: Digest,
-    created: Option<String>,
-    size: u64,
+    digest: String,
+    image: &'a ImageSummary,
 }
 
-/// Docker's image size: the bytes its unpacked layers hold (recorded at unpack), else, for an
-/// image not unpacked yet (loaded or imported, never run), its compressed layers' size.
-fn image_size(store: &Store, image: &Image) -> u64 {
-    Snapshotter::new(store, SnapshotMode::detect())
-        .unpacked_size(image)
-        .unwrap_or_else(|| image.layers.iter().map(|l| l.size).sum())
-}
-
-fn repo_of(r: &Reference) -> String {
-    let f = familiar_name(&r.with_digest(&Digest::of(b"")));
-    f.split('@').next().unwrap_or(&f).to_string()
-}
-
-fn rows(store: &Store) -> Result<Vec<Row>> {
+/// The rows of the engine's summaries, as Docker's CLI expands them: one per tag, or one per
+/// digest name for an image without tags; newest first, then by name.
+fn rows(list: &[ImageSummary]) -> Vec<Row<'_>> {
     let mut out = Vec::new();
-    for (name, manifest) in store.names()? {
-        let Ok(r) = Reference::parse(&name) else {
-            continue;
+    for image in list {
+        let digest_of = |repo: &str| {
+            image
+                .repo_digests
+                .iter()
+                .find_map(|d| d.strip_prefix(repo)?.strip_prefix('@'))
+                .unwrap_or("<none>")
+                .to_string()
         };
-        let Ok(image) = Image::load(store, &manifest) else {
-            continue;
-        };
-        let size = image_size(store, &image);
-        out.push(Row {
-            repository: repo_of(&r),
-            tag: r.tag().unwrap_or("<none>").to_string(),
-            digest: manifest,
-            id: image.config_digest.clone(),
-            created: image.config.created().clone(),
-            size,
-        });
+        for t in &image.repo_tags {
+            let (repo, tag) = split_tag(t);
+            out.push(Row {
+                digest: digest_of(repo),
+                repository: repo.to_string(),
+                tag: tag.unwrap_or("<none>").to_string(),
+                image,
+            });
+        }
+        if image.repo_tags.is_empty() {
+            for d in &image.repo_digests {
+                let (repo, digest) = d.split_once('@').unwrap_or((d, "<none>"));
+                out.push(Row {
+                    repository: repo.to_string(),
+                    tag: "<none>".into(),
+                    digest: digest.to_string(),
+                    image,
+                });
+            }
+        }
     }
     out.sort_by(|a, b| {
-        b.created
-            .as_deref()
-            .map(parse_time)
-            .cmp(&a.created.as_deref().map(parse_time))
+        b.image
+            .created
+            .cmp(&a.image.created)
             .then(a.repository.cmp(&b.repository))
             .then(a.tag.cmp(&b.tag))
     });
-    Ok(out)
+    out
 }
 
-fn images(store: &Store, a: &ImagesArgs) -> Result<u8> {
-    let mut rows = rows(store)?;
-    if let Some(filter) = &a.repository {
-        let (repo, tag) = match filter.rsplit_once(':') {
-            Some((r, t)) if !t.contains('/') => (r, Some(t)),
-            _ => (filter.as_str(), None),
-        };
-        let full = Reference::parse(repo).ok().map(|r| repo_of(&r));
-        rows.retain(|row| {
-            (row.repository == repo || Some(&row.repository) == full.as_ref())
-                && tag.is_none_or(|t| row.tag == t)
-        });
+/// `repo:tag` -> (`repo`, `tag`); a colon in a registry's `host:port` is not a tag.
+fn split_tag(name: &str) -> (&str, Option<&str>) {
+    match name.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, Some(t)),
+        _ => (name, None),
     }
+}
+
+fn images(e: &Engine, a: &ImagesArgs) -> Result<u8> {
+    let mut filters = a.filter.clone();
+    // `images REPOSITORY[:TAG]` is a reference filter, as Docker's CLI sends it.
+    if let Some(r) = &a.repository {
+        filters.push(format!("reference={r}"));
+    }
+    let list = e.image_summaries(&ImageListOptions {
+        all: a.all,
+        filters: Filters::parse(&filters)?,
+    })?;
+    let rows = rows(&list);
     let mut out = io::stdout().lock();
-    let id = |d: &Digest| {
+    let id = |d: &str| {
         if a.no_trunc {
             d.to_string()
         } else {
-            short_id(d)
+            let hex = d.strip_prefix("sha256:").unwrap_or(d);
+            hex[..hex.len().min(12)].to_string()
         }
     };
     if a.quiet {
         let mut seen = HashSet::new();
         for r in &rows {
-            if seen.insert(r.id.clone()) {
-                writeln!(out, "{}", id(&r.id))?;
+            if seen.insert(&r.image.id) {
+                writeln!(out, "{}", id(&r.image.id))?;
             }
         }
         return Ok(0);
@@ -493,18 +496,34 @@ fn images(store: &Store, a: &ImagesArgs) -> Result<u8> {
     let items: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
+            let created = Some(r.image.created).filter(|c| *c > 0);
+            let count = |n: i64| {
+                if n < 0 {
+                    "N/A".to_string()
+                } else {
+                    n.to_string()
+                }
+            };
+            let size = |n: i64| {
+                if n < 0 {
+                    "N/A".to_string()
+                } else {
+                    human_size(n as u64)
+                }
+            };
             serde_json::json!({
-                "Containers": "N/A",
-                "CreatedAt": r.created.clone().unwrap_or_default(),
-                "CreatedSince": created_since(r.created.as_deref(), now),
-                "Digest": r.digest.to_string(),
-                "ID": id(&r.id),
+                "Containers": count(r.image.containers),
+                "CreatedAt": created.map(super::container::format::go_time).unwrap_or_default(),
+                "CreatedSince": created_since(created, now),
+                "Digest": r.digest,
+                "ID": id(&r.image.id),
                 "Repository": r.repository,
-                "SharedSize": "N/A",
-                "Size": human_size(r.size),
+                "SharedSize": size(r.image.shared_size),
+                "Size": human_size(r.image.size.max(0) as u64),
                 "Tag": r.tag,
-                "UniqueSize": "N/A",
-                "VirtualSize": human_size(r.size),
+                "UniqueSize": if r.image.shared_size < 0 { "N/A".to_string() } else {
+                    human_size((r.image.size - r.image.shared_size).max(0) as u64) },
+                "VirtualSize": human_size(r.image.size.max(0) as u64),
             })
         })
         .collect();
@@ -565,16 +584,9 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// Seconds since the epoch of an RFC 3339 time (fractions and offsets ignored: it is for
-/// "2 days ago").
-fn parse_time(s: &str) -> Option<i64> {
-    let t = humantime::parse_rfc3339_weak(s.get(..19)?).ok()?;
-    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
-}
-
 /// Docker's `units.HumanDuration` + " ago".
-fn created_since(created: Option<&str>, now: i64) -> String {
-    let Some(t) = created.and_then(parse_time) else {
+fn created_since(created: Option<i64>, now: i64) -> String {
+    let Some(t) = created else {
         return "N/A".into();
     };
     let s = (now - t).max(0);
@@ -644,59 +656,21 @@ fn tag(e: &Engine, a: &TagArgs) -> Result<u8> {
     }
 }
 
-fn inspect(store: &Store, a: &InspectArgs) -> Result<u8> {
+fn inspect(e: &Engine, a: &InspectArgs) -> Result<u8> {
     let mut all = Vec::new();
     let mut failed = false;
     for text in &a.images {
-        let found = match find_image(store, text) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("berth: {}", crate::error_text(e.as_ref()));
+        match e.image_inspect(text) {
+            Ok(i) => all.push(serde_json::to_value(i)?),
+            Err(berth_engine::Error::Image(Error::ImageNotFound(_))) => {
+                eprintln!("berth: {}", not_found(text));
                 failed = true;
-                continue;
             }
-        };
-        let image = Image::load(store, &found.manifest)?;
-        let config = serde_json::to_value(&image.config)?;
-        let tags: Vec<String> = found
-            .names
-            .iter()
-            .filter(|n| n.tag().is_some())
-            .map(familiar_name)
-            .collect();
-        let mut digests: Vec<String> = found
-            .names
-            .iter()
-            .map(|n| format!("{}@{}", repo_of(n), found.manifest))
-            .collect();
-        digests.sort();
-        digests.dedup();
-        let size = image_size(store, &image);
-        let v = serde_json::json!({
-            "Id": image.config_digest.to_string(),
-            "RepoTags": tags,
-            "RepoDigests": digests,
-            "Parent": "",
-            "Comment": config.get("comment").cloned().unwrap_or(serde_json::json!("")),
-            "Created": config.get("created").cloned().unwrap_or(serde_json::Value::Null),
-            "Author": config.get("author").cloned().unwrap_or(serde_json::json!("")),
-            "Config": config.get("config").cloned().unwrap_or(serde_json::Value::Null),
-            "Architecture": config.get("architecture").cloned().unwrap_or_default(),
-            "Variant": config.get("variant").cloned(),
-            "Os": config.get("os").cloned().unwrap_or_default(),
-            "Size": size,
-            "RootFS": {
-                "Type": "layers",
-                "Layers": image.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>(),
-            },
-            "Descriptor": {
-                "mediaType": image.manifest_media_type,
-                "digest": image.manifest_digest.to_string(),
-                "size": store.size(&image.manifest_digest)?,
-            },
-            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-        });
-        all.push(v);
+            Err(err) => {
+                eprintln!("berth: {}", crate::error_text(&err));
+                failed = true;
+            }
+        }
     }
     super::template::write_inspect(&mut io::stdout().lock(), a.format.as_deref(), &all)?;
     Ok(if failed { 1 } else { 0 })
@@ -902,9 +876,8 @@ mod tests {
 
     #[test]
     fn durations_like_docker() {
-        let t = parse_time("2023-11-14T22:13:20Z").unwrap();
-        assert_eq!(t, 1_700_000_000);
-        let c = Some("2023-11-14T22:13:20.123456789Z");
+        let t = 1_700_000_000;
+        let c = Some(t);
         assert_eq!(created_since(c, t + 3 * 86400), "3 days ago");
         assert_eq!(created_since(c, t + 90), "About a minute ago");
         assert_eq!(created_since(None, t), "N/A");

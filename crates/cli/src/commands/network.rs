@@ -1,8 +1,6 @@
 //! Docker's network command line: `network create|ls|inspect|rm|connect|disconnect|prune`,
 //! `port`, and the hidden `__dns` (a network's DNS server, started by berth-network).
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
 use berth_engine::{Engine, Network, NetworkCreateOptions};
 use clap::Subcommand;
@@ -141,46 +139,6 @@ fn engine(cli: &Cli) -> anyhow::Result<Engine> {
     Ok(Engine::new(&cli.root, &rt, &exe)?)
 }
 
-fn inspect_json(e: &Engine, n: &Network) -> Value {
-    let containers: BTreeMap<String, Value> = n
-        .endpoints
-        .iter()
-        .map(|(id, ep)| {
-            (
-                id.clone(),
-                json!({
-                    "Name": ep.container_name,
-                    "EndpointID": ep.veth,
-                    "MacAddress": ep.mac,
-                    "IPv4Address": format!("{}/{}", ep.ip, n.subnet.prefix),
-                    "IPv6Address": if ep.ip6.is_empty() { String::new() } else { format!("{}/64", ep.ip6) },
-                }),
-            )
-        })
-        .collect();
-    let mut config =
-        vec![json!({"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()})];
-    if n.ipv6 {
-        config.push(json!({"Subnet": n.subnet6, "Gateway": n.subnet6.replace("::/64", "::1")}));
-    }
-    let _ = e;
-    json!({
-        "Name": n.name,
-        "Id": n.id,
-        "Created": n.created,
-        "Scope": "local",
-        "Driver": n.driver,
-        "EnableIPv6": n.ipv6,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": config},
-        "Internal": n.internal,
-        "Attachable": false,
-        "Ingress": false,
-        "Containers": containers,
-        "Options": {"com.docker.network.bridge.name": n.bridge},
-        "Labels": n.labels,
-    })
-}
-
 /// Runs a network command; returns the exit status.
 pub fn run(cli: &Cli, cmd: &NetworkCommand) -> anyhow::Result<u8> {
     let e = engine(cli)?;
@@ -306,8 +264,8 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
             let mut out = Vec::new();
             let mut status = 0;
             for n in networks {
-                match nets.get(n) {
-                    Ok(n) => out.push(inspect_json(e, &n)),
+                match e.network_inspect(n) {
+                    Ok(n) => out.push(serde_json::to_value(n)?),
                     Err(err) => {
                         eprintln!("berth: {}", crate::error_text(&err));
                         status = 1;

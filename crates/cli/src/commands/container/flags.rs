@@ -10,6 +10,43 @@ use berth_engine::{
 };
 use clap::{ArgAction, Args};
 
+/// The resource flags of `create`, `run` and `update`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ResourceFlags {
+    /// Memory limit (for update, 0 removes it).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit: the kernel reclaims down to it under pressure.
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Number of CPUs (for update, 0 removes the limit).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+}
+
+/// A size flag's value: `-1` (unlimited) or a size such as 64m, 1g.
+pub(crate) fn size_flag(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
+    match v.as_deref() {
+        None => Ok(None),
+        Some("-1") => Ok(Some(-1)),
+        Some(s) => berth_engine::parse_bytes(s)
+            .map(Some)
+            .ok_or_else(|| anyhow!("{flag}: invalid size {s:?} (e.g. 64m, 1g)")),
+    }
+}
+
 /// Flags shared by `create` and `run`.
 #[derive(Args, Debug, Clone)]
 pub struct CreateFlags {
@@ -55,27 +92,8 @@ pub struct CreateFlags {
     /// Mount a tmpfs directory.
     #[arg(long = "tmpfs")]
     pub tmpfs: Vec<String>,
-    /// Memory limit.
-    #[arg(short = 'm', long)]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap.
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Memory soft limit: the kernel reclaims down to it under pressure.
-    #[arg(long = "memory-reservation")]
-    pub memory_reservation: Option<String>,
-    /// Number of CPUs.
-    #[arg(long)]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight).
-    #[arg(short = 'c', long = "cpu-shares")]
-    pub cpu_shares: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1).
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited).
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: ResourceFlags,
     /// Ulimit options.
     #[arg(long = "ulimit")]
     pub ulimit: Vec<String>,
@@ -278,13 +296,9 @@ impl CreateFlags {
             let (p, opts) = t.split_once(':').unwrap_or((t, ""));
             tmpfs.insert(p.to_string(), opts.to_string());
         }
+        let res = &self.resources;
         let size = |flag: &str, v: &Option<String>| -> anyhow::Result<i64> {
-            match v.as_deref() {
-                None => Ok(0),
-                Some("-1") => Ok(-1),
-                Some(s) => berth_engine::parse_bytes(s)
-                    .ok_or_else(|| anyhow!("{flag}: invalid size {s:?} (e.g. 64m, 1g)")),
-            }
+            Ok(size_flag(flag, v)?.unwrap_or(0))
         };
         let mut ulimits = Vec::new();
         for u in &self.ulimit {
@@ -335,16 +349,16 @@ impl CreateFlags {
             binds,
             mounts,
             tmpfs,
-            memory: size("--memory", &self.memory)?,
-            memory_swap: size("--memory-swap", &self.memory_swap)?,
-            memory_reservation: size("--memory-reservation", &self.memory_reservation)?,
-            nano_cpus: match &self.cpus {
+            memory: size("--memory", &res.memory)?,
+            memory_swap: size("--memory-swap", &res.memory_swap)?,
+            memory_reservation: size("--memory-reservation", &res.memory_reservation)?,
+            nano_cpus: match &res.cpus {
                 Some(c) => berth_engine::parse_cpus(c)?,
                 None => 0,
             },
-            cpu_shares: self.cpu_shares.unwrap_or(0),
-            cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
-            pids_limit: self.pids_limit,
+            cpu_shares: res.cpu_shares.unwrap_or(0),
+            cpuset_cpus: res.cpuset_cpus.clone().unwrap_or_default(),
+            pids_limit: res.pids_limit,
             ulimits,
             privileged: self.privileged,
             cap_add: self.cap_add.clone(),

@@ -1,41 +1,17 @@
 //! Presentation as Docker prints it: human durations and sizes (tables and `--format` are
 //! `commands::template`).
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Docker's `units.HumanDuration`.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    let plural = |n: u64, unit: &str| {
-        if n == 1 {
-            format!("1 {unit}")
-        } else {
-            format!("{n} {unit}s")
-        }
-    };
-    if s < 1 {
-        "Less than a second".into()
-    } else if s == 1 {
-        "1 second".into()
-    } else if s < 60 {
-        format!("{s} seconds")
-    } else if s / 60 == 1 {
-        "About a minute".into()
-    } else if s < 3600 {
-        format!("{} minutes", s / 60)
-    } else if (s as f64 / 3600.0).round() as u64 == 1 {
-        "About an hour".into()
-    } else if s < 48 * 3600 {
-        format!("{} hours", (s as f64 / 3600.0).round() as u64)
-    } else if s < 7 * 24 * 3600 * 2 {
-        plural(s / 86400, "day")
-    } else if s < 30 * 24 * 3600 * 3 {
-        plural(s / (7 * 86400), "week")
-    } else if s < 365 * 24 * 3600 * 2 {
-        plural(s / (30 * 86400), "month")
-    } else {
-        plural(s / (365 * 86400), "year")
-    }
+/// Docker's `units.HumanDuration` (the engine's, which writes `Status` with it).
+pub use berth_engine::human_duration;
+
+/// Go's `time.Time.String()` of a unix time, in UTC (`2024-01-02 03:04:05 +0000 UTC`), as
+/// Docker's `CreatedAt`.
+pub fn go_time(unix: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} +0000 UTC", s.trim_end_matches('Z').replace('T', " "))
 }
 
 /// Time since an RFC 3339 stamp.

@@ -1,13 +1,13 @@
 //! `ps` and `stats`: Docker's columns, filters and formats.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use berth_engine::{ContainerInfo, Engine, HealthStatus, Status};
+use berth_engine::{ContainerSummary, Engine, Filters, ListOptions, Status};
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::format::{bytes_size, human_duration, human_size, since};
+use super::format::{bytes_size, go_time, human_duration, human_size};
 use crate::commands::template::{ListFormat, Titles};
 
 /// `ps` flags.
@@ -31,7 +31,8 @@ pub struct PsArgs {
     /// Show n last created containers.
     #[arg(short = 'n', long)]
     last: Option<usize>,
-    /// Filter output based on conditions provided (status=, name=, label=, id=).
+    /// Filter output based on conditions provided (ancestor=, before=, expose=, exited=,
+    /// health=, id=, label=, name=, network=, publish=, since=, status=, volume=).
     #[arg(short, long)]
     filter: Vec<String>,
     /// Format output: table, table TEMPLATE, json, or a Go template.
@@ -39,137 +40,73 @@ pub struct PsArgs {
     format: Option<String>,
 }
 
-fn status_text(i: &ContainerInfo) -> String {
-    let s = &i.state;
-    let health = match s.health.as_ref().map(|h| h.status) {
-        Some(HealthStatus::Starting) => " (health: starting)",
-        Some(HealthStatus::Healthy) => " (healthy)",
-        Some(HealthStatus::Unhealthy) => " (unhealthy)",
-        None => "",
-    };
-    match s.status {
-        Status::Running => format!("Up {}{health}", human_duration(since(&s.started_at))),
-        Status::Paused => format!("Up {} (Paused)", human_duration(since(&s.started_at))),
-        Status::Restarting => format!(
-            "Restarting ({}) {} ago",
-            s.exit_code,
-            human_duration(since(&s.finished_at))
-        ),
-        Status::Exited if !s.finished_at.is_empty() => format!(
-            "Exited ({}) {} ago",
-            s.exit_code,
-            human_duration(since(&s.finished_at))
-        ),
-        Status::Created | Status::Exited => "Created".into(),
-        Status::Removing => "Removal In Progress".into(),
-        Status::Dead => "Dead".into(),
-    }
-}
-
-fn command_text(i: &ContainerInfo, trunc: bool) -> String {
-    let mut c = std::iter::once(i.record.path.clone())
-        .chain(i.record.args.iter().cloned())
-        .collect::<Vec<_>>()
-        .join(" ");
+fn command_text(s: &ContainerSummary, trunc: bool) -> String {
+    let mut c = s.command.clone();
     if trunc && c.chars().count() > 20 {
         c = c.chars().take(19).collect::<String>() + "…";
     }
     format!("{c:?}")
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            if let Ok(m) = e.path().symlink_metadata() {
-                total += m.size();
-                if m.is_dir() {
-                    total += dir_size(&e.path());
-                }
-            }
-        }
-    }
-    total
+/// Docker's `PORTS` column: `0.0.0.0:8080->80/tcp` for a published port, `80/tcp` for one
+/// only exposed.
+fn ports_text(s: &ContainerSummary) -> String {
+    s.ports
+        .iter()
+        .map(|p| match (&p.ip, p.public_port) {
+            (Some(ip), Some(public)) => format!("{ip}:{public}->{}/{}", p.private_port, p.kind),
+            (None, Some(public)) => format!("{public}->{}/{}", p.private_port, p.kind),
+            _ => format!("{}/{}", p.private_port, p.kind),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn networks(e: &Engine, i: &ContainerInfo) -> String {
-    let nets: Vec<String> = e
-        .networks()
-        .endpoints(&i.record.id)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(n, _)| n.name)
-        .collect();
-    if nets.is_empty() {
-        i.record.host_config.network_mode.clone()
-    } else {
-        nets.join(",")
-    }
+fn ago(unix: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
+    let d = SystemTime::now().duration_since(t).unwrap_or_default();
+    format!("{} ago", human_duration(d))
 }
 
-fn row(e: &Engine, i: &ContainerInfo, trunc: bool, size: bool) -> Value {
+fn row(s: &ContainerSummary, trunc: bool) -> Value {
     let id = if trunc {
-        i.record.id[..12].to_string()
+        s.id[..12].to_string()
     } else {
-        i.record.id.clone()
+        s.id.clone()
     };
-    let labels = i
-        .record
-        .config
+    let labels = s
         .labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
+    let names = s
+        .names
+        .iter()
+        .map(|n| n.trim_start_matches('/'))
+        .collect::<Vec<_>>()
+        .join(",");
     let mut v = json!({
         "ID": id,
-        "Image": i.record.config.image,
-        "Command": command_text(i, trunc),
-        "CreatedAt": i.record.created,
-        "RunningFor": format!("{} ago", human_duration(since(&i.record.created))),
-        "Status": status_text(i),
-        "State": i.state.status.as_str(),
-        "Ports": e.ports(&i.record.id).unwrap_or_default().iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
-        "Names": i.record.name,
+        "Image": s.image,
+        "Command": command_text(s, trunc),
+        "CreatedAt": go_time(s.created),
+        "RunningFor": ago(s.created),
+        "Status": s.status,
+        "State": s.state,
+        "Ports": ports_text(s),
+        "Names": names,
         "Labels": labels,
-        "Mounts": i.record.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
-        "Networks": networks(e, i),
-        "LocalVolumes": i.record.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
+        "Mounts": s.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
+        "Networks": s.network_settings.networks.keys().cloned().collect::<Vec<_>>().join(","),
+        "LocalVolumes": s.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
     });
-    if size {
-        let upper = e
-            .root()
-            .join("snapshots/containers")
-            .join(&i.record.id)
-            .join("upper");
-        v["Size"] = json!(human_size(dir_size(&upper)));
+    if let Some(rw) = s.size_rw {
+        let rw = rw.max(0) as u64;
+        let virt = s.size_root_fs.unwrap_or(0).max(0) as u64;
+        v["Size"] = json!(format!("{} (virtual {})", human_size(rw), human_size(virt)));
     }
     v
-}
-
-fn matches(i: &ContainerInfo, filters: &[String]) -> anyhow::Result<bool> {
-    for f in filters {
-        let (k, v) = f
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--filter: {f:?}: expected KEY=VALUE"))?;
-        let ok = match k {
-            "status" => i.state.status.as_str() == v,
-            "name" => i.record.name.contains(v.trim_start_matches('/')),
-            "id" => i.record.id.starts_with(v),
-            "label" => match v.split_once('=') {
-                Some((lk, lv)) => i.record.config.labels.get(lk).is_some_and(|x| x == lv),
-                None => i.record.config.labels.contains_key(v),
-            },
-            "exited" => i.state.status == Status::Exited && i.state.exit_code.to_string() == v,
-            "ancestor" => i.record.config.image == v || i.record.image == v,
-            _ => anyhow::bail!("--filter: unknown filter {k:?}"),
-        };
-        if !ok {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 const TITLES: &Titles = &[
@@ -193,47 +130,23 @@ const TITLES: &Titles = &[
 const PS_TABLE: &str =
     "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
-/// `berth ps`.
+/// `berth ps`: the engine's list (filters checked there), formatted.
 pub fn run(e: &Engine, a: &PsArgs) -> anyhow::Result<u8> {
-    let mut list: Vec<ContainerInfo> = e
-        .list()?
-        .into_iter()
-        .filter(|i| {
-            a.all
-                || a.latest
-                || a.last.is_some()
-                || matches!(
-                    i.state.status,
-                    Status::Running | Status::Paused | Status::Restarting
-                )
-        })
-        .collect();
-    let mut kept = Vec::new();
-    for i in list.drain(..) {
-        if matches(&i, &a.filter)? {
-            kept.push(i);
-        }
-    }
-    if a.latest {
-        kept.truncate(1);
-    } else if let Some(n) = a.last {
-        kept.truncate(n);
-    }
+    let opts = ListOptions {
+        all: a.all,
+        limit: if a.latest { Some(1) } else { a.last },
+        size: a.size,
+        filters: Filters::parse(&a.filter)?,
+    };
+    let list = e.containers(&opts)?;
     let trunc = !a.no_trunc;
     if a.quiet {
-        for i in &kept {
-            println!(
-                "{}",
-                if trunc {
-                    &i.record.id[..12]
-                } else {
-                    &i.record.id
-                }
-            );
+        for s in &list {
+            println!("{}", if trunc { &s.id[..12] } else { &s.id });
         }
         return Ok(0);
     }
-    let rows: Vec<Value> = kept.iter().map(|i| row(e, i, trunc, a.size)).collect();
+    let rows: Vec<Value> = list.iter().map(|s| row(s, trunc)).collect();
     let default = if a.size {
         format!("{PS_TABLE}\t{{{{.Size}}}}")
     } else {
