@@ -20,6 +20,12 @@ TMP=$(mktemp -d /tmp/berth-enginebench.XXXXXX)
 BERTH="$PWD/target/release/berth --root $TMP/berth --runtime $PWD/target/release/berth-runtime"
 PODMAN="podman --root $TMP/podman/root --runroot $TMP/podman/run --tmpdir $TMP/podman/tmp --cgroup-manager cgroupfs --events-backend file"
 command -v runc >/dev/null && PODMAN="$PODMAN --runtime $(command -v runc)"
+# podman asks for RLIMIT_NOFILE/NPROC 1048576 as root; without CAP_SYS_RESOURCE (this host) a
+# hard limit cannot be raised, so ask for what we hold.
+nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
+[ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ] && nproc=32768
+[ "$nofile" = unlimited ] && nofile=1048576
+PODMAN_ULIMITS="--ulimit nofile=$nofile:$nofile --ulimit nproc=$nproc:$nproc"
 DIMG=berth-enginebench/busybox:$$
 have_podman=; have_docker=
 why_podman="podman not installed"; why_docker="docker not installed"
@@ -78,8 +84,8 @@ add "berth, none" "$BERTH run --rm --network none bench/bb true"
 add "berth, bridge" "$BERTH run --rm bench/bb true"
 add "berth-runtime run, none (berth's bundle)" "$RT run --bundle $TMP/bundle bench-rt"
 if [ -n "$have_podman" ]; then
-    add "podman, none" "$PODMAN run --rm --network none localhost/bench-bb true"
-    add "podman, bridge (CNI)" "$PODMAN run --rm localhost/bench-bb true"
+    add "podman, none" "$PODMAN run --rm $PODMAN_ULIMITS --network none localhost/bench-bb true"
+    add "podman, bridge (CNI)" "$PODMAN run --rm $PODMAN_ULIMITS localhost/bench-bb true"
 fi
 if [ -n "$have_docker" ]; then
     add "docker, none" "$DOCKER run --rm --network none $DIMG true"
@@ -87,8 +93,16 @@ fi
 # A container that stays on berth's default bridge, as docker0 and podman's CNI bridge stay up:
 # otherwise each berth run would also make and remove the bridge.
 $BERTH run -d --name keep-bridge bench/bb sleep 100000 >/dev/null
-args=()
-for i in "${!names[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
+# Each command once first: one that fails is left out, with what it printed.
+args=(); failed=()
+for i in "${!names[@]}"; do
+    if out=$(${cmds[$i]} 2>&1); then
+        args+=(-n "${names[$i]}" "${cmds[$i]}")
+    else
+        failed+=("${names[$i]}: $(echo "$out" | tail -1)")
+        echo "bench/engine.sh: left out ${names[$i]}: $out" >&2
+    fi
+done
 hyperfine -N -w 3 -r "$RUNS" --style none --export-json "$TMP/r.json" "${args[@]}" >/dev/null
 
 out=docs/engine-benchmark.md
@@ -100,10 +114,11 @@ out=docs/engine-benchmark.md
     echo "rootfs imported into each engine. podman $([ -n "$have_podman" ] && podman --version | awk '{print $3}') runs with runc (crun refuses"
     echo "this host's hybrid cgroups) and its own root; docker $([ -n "$have_docker" ] && $DOCKER version -f '{{.Server.Version}}') is a dockerd of the script's own"
     echo "(no bridge: --network none only). berth-runtime runs the config.json berth writes for the"
-    echo "container (cgroup, namespaces, seccomp, masked paths), on a copy of its rootfs."
+    echo "container (cgroup, namespaces, seccomp, masked paths, its rootfs), as the monitor runs it."
     echo "berth keeps one container on its default bridge meanwhile (the others keep their bridges up)."
     [ -z "$have_podman" ] && echo "podman skipped: $why_podman."
     [ -z "$have_docker" ] && echo "docker skipped: $why_docker."
+    for f in "${failed[@]}"; do echo "left out (failed once before timing): $f."; done
     echo
     echo "| command | median ms | min | max | mean ± sd | ratio to podman (same network) | ratio to berth-runtime |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
