@@ -52,66 +52,41 @@ struct CgMount {
     subsystems: Vec<String>,
 }
 
-/// Undo mountinfo's octal escapes (`\040` for a space, ...).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 4 <= b.len()
-            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
-                .ok()
-                .and_then(|d| u8::from_str_radix(d, 8).ok())
-        {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn parse_mountinfo(text: &str) -> Vec<CgMount> {
-    let mut mounts = Vec::new();
-    for line in text.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        let v2 = match post[0] {
-            "cgroup" => false,
-            "cgroup2" => true,
-            _ => continue,
-        };
-        let subsystems = if v2 {
-            Vec::new()
-        } else {
-            post[2]
-                .split(',')
-                .filter(|o| {
-                    !matches!(
-                        *o,
-                        "rw" | "ro" | "xattr" | "noprefix" | "clone_children" | "cpuset_v2_mode"
-                    ) && (!o.contains('=') || o.starts_with("name="))
-                })
-                .map(str::to_string)
-                .collect()
-        };
-        mounts.push(CgMount {
-            v2,
-            root: PathBuf::from(unescape(pre[3])),
-            mount_point: PathBuf::from(unescape(pre[4])),
-            subsystems,
-        });
-    }
-    mounts
+    berth_sys::mountinfo::parse(text)
+        .into_iter()
+        .filter_map(|m| {
+            let v2 = match m.fs_type.as_str() {
+                "cgroup" => false,
+                "cgroup2" => true,
+                _ => return None,
+            };
+            let subsystems = if v2 {
+                Vec::new()
+            } else {
+                m.super_options
+                    .split(',')
+                    .filter(|o| {
+                        !matches!(
+                            *o,
+                            "rw" | "ro"
+                                | "xattr"
+                                | "noprefix"
+                                | "clone_children"
+                                | "cpuset_v2_mode"
+                        ) && (!o.contains('=') || o.starts_with("name="))
+                    })
+                    .map(str::to_string)
+                    .collect()
+            };
+            Some(CgMount {
+                v2,
+                root: m.root,
+                mount_point: m.mount_point,
+                subsystems,
+            })
+        })
+        .collect()
 }
 
 fn layout_from(mounts: Vec<CgMount>) -> Result<Layout> {

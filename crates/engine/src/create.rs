@@ -794,7 +794,6 @@ impl Engine {
             &p,
             &serde_json::to_vec_pretty(&spec).expect("spec serialises"),
         )
-        .map_err(io_err("write", p))
     }
 
     /// The running init of the container whose namespace `what` (`--ipc`, `--pid`) shares.

@@ -105,6 +105,17 @@ pub enum Error {
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<berth_sys::PathError> for Error {
+    /// A failed file operation of berth-sys, with its operation and path.
+    fn from(e: berth_sys::PathError) -> Self {
+        Error::Io {
+            op: e.op,
+            path: e.path,
+            error: e.source,
+        }
+    }
+}
+
 /// Wraps an `io::Error` with the operation and path.
 pub(crate) fn io_err(
     op: &'static str,

@@ -123,7 +123,7 @@ impl EventLog {
 
     fn try_append(&self, e: &Event) -> io::Result<()> {
         if !self.dir.is_dir() {
-            crate::util::private_dir(&self.dir).map_err(io::Error::other)?;
+            crate::util::private_dir(&self.dir)?;
         }
         let _lock = Flock::exclusive(&self.dir.join("lock"))?;
         let log = self.log();

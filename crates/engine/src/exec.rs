@@ -241,7 +241,7 @@ fn load(path: &Path) -> Result<ExecRecord> {
 
 fn save(path: &Path, r: &ExecRecord) -> Result<()> {
     let data = serde_json::to_vec_pretty(r).expect("an exec record serialises");
-    write_atomic(path, &data).map_err(io_err("write", path))
+    write_atomic(path, &data)
 }
 
 /// A started exec (from [`Engine::exec_start`] or [`Engine::exec`]).
@@ -791,7 +791,7 @@ impl Engine {
             let _ = fs::remove_file(dir.join(&sock_name));
         };
         let p = self.exec_process(dir, rec, size)?;
-        write_atomic(&process, p.to_string().as_bytes()).map_err(io_err("write", &process))?;
+        write_atomic(&process, p.to_string().as_bytes())?;
         let mut cmd = self.runtime.command();
         cmd.arg("--log")
             .arg(&rtlog)
@@ -972,7 +972,7 @@ fn accept_master(l: &UnixListener, path: &Path) -> Result<File> {
     };
     conn.set_nonblocking(false)
         .map_err(io_err("configure", path))?;
-    let m = crate::monitor::recv_fd(&conn).map_err(io_err("receive console", path))?;
+    let m = berth_sys::fdpass::recv_fd(&conn).map_err(io_err("receive console", path))?;
     Ok(File::from(m))
 }
 

@@ -18,7 +18,7 @@
 
 use std::fs::{self, File};
 use std::io::{BufRead, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -148,40 +148,6 @@ pub(crate) fn pipe() -> Result<(File, File)> {
     }
     // SAFETY: both descriptors are new and ours.
     Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
-}
-
-/// Receives one descriptor sent with SCM_RIGHTS.
-pub(crate) fn recv_fd(sock: &UnixStream) -> std::io::Result<OwnedFd> {
-    let mut data = [0u8; 256];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    let mut cbuf = [0u64; 8];
-    // SAFETY: msghdr is plain data; the pointers set below outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
-    // SAFETY: recvmsg into the buffers described by msg.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: msg was filled by recvmsg; CMSG_FIRSTHDR checks the control length.
-    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    if cmsg.is_null() {
-        return Err(std::io::Error::other("no descriptor received"));
-    }
-    // SAFETY: cmsg points into cbuf; SCM_RIGHTS data is an array of ints.
-    unsafe {
-        if (*cmsg).cmsg_level != libc::SOL_SOCKET || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
-            return Err(std::io::Error::other("unexpected control message"));
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
 }
 
 /// Reads the last error of `berth-runtime --log-format json`.
@@ -604,8 +570,8 @@ impl Engine {
                 }
             };
             conn.set_nonblocking(false).ok();
-            let master =
-                recv_fd(&conn).map_err(io_err("receive console", dir.join("console.sock")))?;
+            let master = berth_sys::fdpass::recv_fd(&conn)
+                .map_err(io_err("receive console", dir.join("console.sock")))?;
             let _ = fs::remove_file(dir.join("console.sock"));
             let master = File::from(master);
             if let Some(ws) = *shared.size.lock().unwrap() {

@@ -51,11 +51,11 @@ impl Store {
                 ),
             ] {
                 let p = tmp.join(name);
-                write_atomic(&p, &data).map_err(io_err("write", &p))?;
+                write_atomic(&p, &data)?;
             }
             let dir = self.dir(&r.id);
             fs::rename(&tmp, &dir).map_err(io_err("rename", &tmp))?;
-            crate::util::sync_dir(&self.dir).map_err(io_err("sync", &self.dir))
+            Ok(berth_sys::sync_dir(&self.dir)?)
         })();
         if res.is_err() {
             let _ = fs::remove_dir_all(&tmp);
@@ -87,7 +87,7 @@ impl Store {
     /// The store-wide lock (names).
     pub(crate) fn lock_all(&self) -> Result<Flock> {
         let p = self.dir.join(".lock");
-        Flock::exclusive(&p).map_err(io_err("lock", p))
+        Ok(Flock::exclusive(&p)?)
     }
 
     /// The lock of one container (its state).
@@ -96,7 +96,7 @@ impl Store {
         if !self.dir(id).is_dir() {
             return Err(Error::NoSuchContainer(id.to_string()));
         }
-        Flock::exclusive(&p).map_err(io_err("lock", p))
+        Ok(Flock::exclusive(&p)?)
     }
 
     /// IDs of all containers (complete ones: with a config.json).
@@ -130,7 +130,7 @@ impl Store {
     pub(crate) fn save_record(&self, r: &Record) -> Result<()> {
         let p = self.dir(&r.id).join("config.json");
         let data = serde_json::to_vec_pretty(r).expect("a record serialises");
-        write_atomic(&p, &data).map_err(io_err("write", p))
+        write_atomic(&p, &data)
     }
 
     /// The recorded state (not checked against the processes; see `Engine::state`).
@@ -156,7 +156,7 @@ impl Store {
     pub(crate) fn save_state(&self, id: &str, s: &State) -> Result<()> {
         let p = self.dir(id).join("state.json");
         let data = serde_json::to_vec_pretty(s).expect("a state serialises");
-        write_atomic(&p, &data).map_err(io_err("write", p))
+        write_atomic(&p, &data)
     }
 
     /// Changes the state under the container's lock.

@@ -1,84 +1,24 @@
 //! Small system helpers: time stamps, atomic writes, locks, process identity, randomness.
 
 use std::ffi::CString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::fs::File;
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-/// Formats a time as RFC 3339 with nanoseconds in UTC (Go's `time.RFC3339Nano`, as Docker).
-pub(crate) fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_nanos(t).to_string()
-}
+pub(crate) use berth_sys::Flock;
+pub(crate) use berth_sys::mountinfo::is_mountpoint;
+pub(crate) use berth_sys::private_dir;
+pub(crate) use berth_sys::proc::{pid_alive, pid_start_time};
+pub use berth_sys::time::parse_rfc3339;
+pub(crate) use berth_sys::time::{ZERO_TIME, rfc3339_nanos as rfc3339};
 
-/// The zero time as Docker prints it for times that never happened.
-pub(crate) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
-
-/// Parses what [`rfc3339`] writes (also without fraction; UTC `Z` only).
-pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(s.strip_suffix('Z')?).ok()
-}
-
-/// Writes `data` to `path` atomically: temp file in the same directory, fsync, rename.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)
-}
-
-/// fsyncs a directory (after a rename into it).
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Makes `dir` (and missing parents) and closes it to other users: mode 0700, also when it
-/// exists with a looser mode (a store made by an older berth). Container roots, layers and
-/// volumes below must not be reachable by unprivileged host users (CVE-2021-41091 class: a
-/// setuid file of an image, or a device node, run or opened through a known path).
-pub(crate) fn private_dir(dir: &Path) -> crate::error::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(crate::error::io_err("create", dir))?;
-    let m = fs::metadata(dir).map_err(crate::error::io_err("stat", dir))?;
-    if m.permissions().mode() & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(crate::error::io_err("chmod", dir))?;
-    }
-    Ok(())
-}
-
-/// An exclusive flock held until dropped.
-pub(crate) struct Flock(#[allow(dead_code)] File);
-
-impl Flock {
-    /// Takes an exclusive lock on `path` (created if missing), waiting for it.
-    pub(crate) fn exclusive(path: &Path) -> io::Result<Self> {
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)?;
-        loop {
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(Self(f));
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
+/// Writes `data` to `path` atomically and durably ([`berth_sys::write_atomic`]: temp file,
+/// fsync, rename, directory fsync), mode 0644 less the umask: the store's records, the
+/// bundle's config.json, exec process files.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> crate::error::Result<()> {
+    Ok(berth_sys::write_atomic(path, data, 0o644)?)
 }
 
 /// `n` random bytes from the kernel, as lowercase hex.
@@ -93,58 +33,6 @@ pub(crate) fn random_hex(n: usize) -> String {
 pub(crate) fn random_below(n: usize) -> usize {
     let h = random_hex(8);
     (u64::from_str_radix(&h, 16).unwrap_or(0) % n as u64) as usize
-}
-
-/// The start time of a process (field 22 of /proc/PID/stat), to tell a pid from a reused one.
-pub(crate) fn pid_start_time(pid: i32) -> Option<u64> {
-    if pid <= 0 {
-        return None;
-    }
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is the state (field 3), so field 22 is fields[19].
-    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
-}
-
-/// Whether the process `pid` started at `start` is still alive (not a zombie).
-pub(crate) fn pid_alive(pid: i32, start: u64) -> bool {
-    pid > 0 && pid_start_time(pid) == Some(start)
-}
-
-/// Whether something is mounted exactly at `path` (from /proc/self/mountinfo).
-pub(crate) fn is_mountpoint(path: &Path) -> bool {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.as_os_str().as_bytes();
-    info.lines().any(|l| {
-        l.split(' ')
-            .nth(4)
-            .is_some_and(|mp| unescape_mountinfo(mp).as_bytes() == want)
-    })
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    let mut out = String::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
-        {
-            out.push(v as char);
-            i += 4;
-            continue;
-        }
-        out.push(b[i] as char);
-        i += 1;
-    }
-    out
 }
 
 fn cstr(p: &Path) -> io::Result<CString> {

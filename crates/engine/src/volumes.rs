@@ -350,7 +350,7 @@ impl Engine {
 
     fn volume_lock(&self) -> Result<Flock> {
         let p = self.volumes_dir().join(".lock");
-        Flock::exclusive(&p).map_err(io_err("lock", p))
+        Ok(Flock::exclusive(&p)?)
     }
 
     fn volume_event(&self, action: &str, name: &str, extra: &[(&str, String)]) {
@@ -429,8 +429,7 @@ impl Engine {
         write_atomic(
             &meta,
             &serde_json::to_vec_pretty(&v).expect("a volume serialises"),
-        )
-        .map_err(io_err("write", &meta))?;
+        )?;
         // `_data` last: a volume exists once it has one.
         let data = dir.join("_data");
         if let Err(e) = fs::create_dir(&data)

@@ -426,7 +426,7 @@ pub fn now_rfc3339() -> String {
 
 /// Seconds since the epoch as RFC 3339 in UTC.
 pub fn rfc3339(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
+    berth_sys::time::rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 /// Imports a root filesystem tarball (plain, gzip or zstd) as a single-layer image for

@@ -225,6 +225,17 @@ fn fmt_body(body: &str) -> String {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<berth_sys::PathError> for Error {
+    /// A failed file operation of berth-sys, with its operation and path.
+    fn from(e: berth_sys::PathError) -> Self {
+        Error::Io {
+            op: e.op,
+            path: e.path,
+            error: e.source,
+        }
+    }
+}
+
 /// Builds an [`Error::Io`]: `.map_err(io_err("open", &path))`.
 pub(crate) fn io_err(
     op: &'static str,

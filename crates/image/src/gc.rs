@@ -3,11 +3,11 @@
 use std::collections::HashSet;
 use std::fs;
 
+use berth_sys::Flock;
+
 use crate::digest::Digest;
 use crate::error::{Result, io_err};
-use crate::fsutil::{
-    Flock, remove_any, remove_tree_atomically, sync_dir, temp_owner_alive, tree_size,
-};
+use crate::fsutil::{remove_any, remove_tree_atomically, sync_dir, temp_owner_alive, tree_size};
 use crate::image::Image;
 use crate::snapshot::{list_keys, read_meta};
 use crate::store::Store;

@@ -290,11 +290,5 @@ pub fn export_layout(store: &Store, names: &[Reference], dir: &Path) -> Result<(
 }
 
 fn write_file(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let dest = dir.join(name);
-    fs::write(&tmp, data).map_err(io_err("write", &tmp))?;
-    File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io_err("fsync", &tmp))?;
-    fs::rename(&tmp, &dest).map_err(io_err("rename", &dest))
+    Ok(berth_sys::write_atomic(&dir.join(name), data, 0o644)?)
 }

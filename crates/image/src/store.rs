@@ -30,12 +30,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use berth_sys::Flock;
+
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, Result, io_err};
-use crate::fsutil::{
-    Flock, atomic_write, pid_start_time, private_dir, remove_any, sync_dir, temp_name,
-    temp_owner_alive, tree_size,
-};
+use crate::fsutil::{atomic_write, remove_any, sync_dir, temp_name, temp_owner_alive, tree_size};
 use crate::reference::Reference;
 
 /// Where berth keeps images unless told otherwise.
@@ -84,7 +83,7 @@ impl Store {
             store.sizes_dir(),
             store.containers_dir(),
         ] {
-            private_dir(&dir)?;
+            berth_sys::private_dir(&dir)?;
         }
         crate::fsutil::mark_top_dir(&store.tmp_dir());
         Ok(store)
@@ -127,7 +126,7 @@ impl Store {
     /// also removes what writers that died left in `tmp/` (see [`Store::remove_dead_debris`]).
     pub fn lease(&self) -> Result<Lease> {
         let lease = Lease {
-            _lock: Flock::lock(&self.root.join("gc.lock"), false)?,
+            _lock: Flock::shared(&self.root.join("gc.lock"))?,
         };
         if !self.debris_cleared.swap(true, Ordering::AcqRel) {
             // Best effort: what cannot be removed now stays for the next writer or prune.
@@ -145,7 +144,7 @@ impl Store {
     /// so two cleaners never remove the same one, and a live owner's entries are never touched.
     /// Nothing is removed when `/proc` cannot tell who is alive.
     pub fn remove_dead_debris(&self) -> Result<u64> {
-        if pid_start_time(u64::from(std::process::id())).is_none() {
+        if berth_sys::proc::pid_start_time(std::process::id() as i32).is_none() {
             return Ok(0);
         }
         let tmp = self.tmp_dir();
@@ -166,7 +165,7 @@ impl Store {
     }
 
     pub(crate) fn gc_lock(&self) -> Result<Flock> {
-        Flock::lock(&self.root.join("gc.lock"), true)
+        Ok(Flock::exclusive(&self.root.join("gc.lock"))?)
     }
 
     /// Streams `reader` into the store as the blob `expected`.
@@ -334,7 +333,7 @@ impl Store {
     }
 
     fn update_index<T>(&self, f: impl FnOnce(&mut NameIndex) -> Result<T>) -> Result<T> {
-        let _lock = Flock::lock(&self.root.join("names.lock"), true)?;
+        let _lock = Flock::exclusive(&self.root.join("names.lock"))?;
         let mut index = self.read_index()?;
         let out = f(&mut index)?;
         let data = serde_json::to_vec_pretty(&index).map_err(|source| Error::Json {

@@ -69,6 +69,17 @@ pub enum Error {
 /// Result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl From<berth_sys::PathError> for Error {
+    /// A failed file operation of berth-sys, with its operation and path.
+    fn from(e: berth_sys::PathError) -> Self {
+        Error::Io {
+            op: e.op,
+            path: e.path,
+            error: e.source,
+        }
+    }
+}
+
 pub(crate) fn io_err(
     op: &'static str,
     path: impl Into<PathBuf>,

@@ -89,26 +89,12 @@ pub struct Networks {
     exe: PathBuf,
 }
 
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
 fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     if let Ok(mut f) = File::open("/dev/urandom") {
         let _ = std::io::Read::read_exact(&mut f, &mut b);
     }
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn proc_start(pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
 }
 
 fn valid_name(n: &str) -> bool {
@@ -209,7 +195,7 @@ impl Networks {
         Ok(Network {
             name: o.name.clone(),
             id,
-            created: now_rfc3339(),
+            created: berth_sys::time::rfc3339_seconds(std::time::SystemTime::now()),
             driver: "bridge".into(),
             subnet,
             gateway,
@@ -360,7 +346,7 @@ impl Networks {
 
     fn dns_alive(n: &Network) -> bool {
         n.dns
-            .is_some_and(|(pid, start)| proc_start(pid) == Some(start))
+            .is_some_and(|(pid, start)| berth_sys::proc::pid_alive(pid, start))
     }
 
     fn start_dns(&self, n: &mut Network) -> Result<()> {
@@ -385,7 +371,7 @@ impl Networks {
                 tool: format!("{} {DNS_COMMAND} {}", self.exe.display(), n.name),
                 msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             })?;
-        n.dns = proc_start(pid).map(|s| (pid, s));
+        n.dns = berth_sys::proc::pid_start_time(pid).map(|s| (pid, s));
         Ok(())
     }
 

@@ -18,7 +18,7 @@ fn cstr(p: &Path) -> CString {
 /// Creates a namespace bound at `path` (the file must not exist).
 pub(crate) fn create(path: &Path) -> Result<()> {
     if let Some(d) = path.parent() {
-        crate::store::private_dir(d)?;
+        berth_sys::private_dir(d)?;
     }
     File::create(path).map_err(io_err("create", path))?;
     let target = cstr(path);

@@ -5,11 +5,9 @@
 //! even when several berth roots share the host.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -125,28 +123,19 @@ impl Endpoint {
 }
 
 /// The host-wide network lock, held until dropped.
-pub(crate) struct Lock(#[allow(dead_code)] File);
+pub(crate) type Lock = berth_sys::Flock;
 
 pub(crate) fn lock() -> Result<Lock> {
     // 0600: any user who can open the lock can flock it and stall every berth network
-    // operation on the host.
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(LOCK)
-        .map_err(io_err("open", LOCK))?;
-    let m = f.metadata().map_err(io_err("stat", LOCK))?;
+    // operation on the host (berth-sys creates it so; one made looser by hand is tightened).
+    let l = berth_sys::Flock::exclusive(Path::new(LOCK))?;
+    let m = l.file().metadata().map_err(io_err("stat", LOCK))?;
     if m.permissions().mode() & 0o077 != 0 {
-        f.set_permissions(fs::Permissions::from_mode(0o600))
+        l.file()
+            .set_permissions(fs::Permissions::from_mode(0o600))
             .map_err(io_err("chmod", LOCK))?;
     }
-    // SAFETY: flock on a descriptor we own; no memory arguments.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io_err("lock", LOCK)(std::io::Error::last_os_error()));
-    }
-    Ok(Lock(f))
+    Ok(l)
 }
 
 /// The networks of one root.
@@ -210,41 +199,10 @@ impl Store {
     }
 }
 
-/// Writes `data` to `path` through a temp file, fsync and rename.
+/// Writes `data` to `path` atomically (temp file, fsync, rename, directory fsync).
 /// The file is the owner's only (0600), in a directory closed to other users (0700, also
 /// made so when it exists looser): network state names containers, addresses and ports.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    private_dir(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err("create", &tmp))?;
-    f.write_all(data).map_err(io_err("write", &tmp))?;
-    f.sync_all().map_err(io_err("sync", &tmp))?;
-    fs::rename(&tmp, path).map_err(io_err("rename", path))
-}
-
-/// Makes `dir` (and missing parents) with mode 0700, and tightens it to 0700 when it exists
-/// with a looser mode.
-pub(crate) fn private_dir(dir: &Path) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_err("create", dir))?;
-    let m = fs::metadata(dir).map_err(io_err("stat", dir))?;
-    if m.permissions().mode() & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(io_err("chmod", dir))?;
-    }
-    Ok(())
+    berth_sys::private_dir(path.parent().unwrap_or(Path::new(".")))?;
+    Ok(berth_sys::write_atomic(path, data, 0o600)?)
 }

@@ -227,7 +227,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
     let cg_path = cg.path().to_path_buf();
     // Recorded before the cgroup exists, so `delete --force` can find it if this process dies
     // before the state is saved.
-    write_atomic(
+    sys::write_atomic(
         &container.dir.join(state::CGROUP_FILE),
         &serde_json::to_vec(&cgroups_path)?,
     )
@@ -420,14 +420,16 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
         }
     }
 
-    let (pid_start, _) = sys::proc_stat(init_pid).context("the container's init vanished")?;
+    let pid_start = berth_sys::proc::stat(init_pid)
+        .context("the container's init vanished")?
+        .start_time;
     let saved = Saved {
         id: id.to_string(),
         pid: init_pid,
         pid_start,
         bundle: cfg.bundle.clone(),
         rootfs: cfg.rootfs.clone(),
-        created: state::now_rfc3339(),
+        created: berth_sys::time::now_rfc3339_nanos(),
         owner: owner_name(),
         annotations,
         cgroups_path,
@@ -447,7 +449,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
     };
     container.save(saved)?;
     if let Some(pid_file) = &opts.pid_file {
-        write_atomic(pid_file, init_pid.to_string().as_bytes())
+        sys::write_atomic(pid_file, init_pid.to_string().as_bytes())
             .with_context(|| format!("--pid-file {}", pid_file.display()))?;
     }
     sync.send(&Msg::Ack)?;
@@ -573,7 +575,8 @@ fn handshake(
                 // is the intermediate's child (or ours, once the intermediate has exited).
                 // SAFETY: getpid has no arguments.
                 let me = unsafe { libc::getpid() };
-                if !matches!(sys::proc_ppid(pid), Some(pp) if pp == child || pp == me) {
+                if !matches!(berth_sys::proc::stat(pid), Some(s) if s.ppid == child || s.ppid == me)
+                {
                     bail!("the intermediate process reported pid {pid}, which is not its child");
                 }
                 cleanup.pids.push(pid);
@@ -648,24 +651,6 @@ fn write_id_maps(cfg: &Config, pid: i32) -> Result<()> {
         .with_context(|| format!("linux.uidMappings: write {uid:?}"))?;
     std::fs::write(format!("/proc/{pid}/gid_map"), &gid)
         .with_context(|| format!("linux.gidMappings: write {gid:?}"))?;
-    Ok(())
-}
-
-/// Write a file atomically next to its final path.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let mut f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-    f.write_all(data)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("rename {}", tmp.display()))?;
     Ok(())
 }
 

@@ -36,22 +36,10 @@ struct Recorded {
 
 /// (mount ID, mount point) of every mount at or under `dir`, in mountinfo order.
 fn mounts_at_or_under(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
-    let mut out = Vec::new();
-    for line in info.lines() {
-        let mut f = line.split(' ');
-        let (Some(id), Some(mp)) = (f.next(), f.nth(3)) else {
-            continue;
-        };
-        let Ok(id) = id.parse::<u64>() else {
-            continue;
-        };
-        let mp = PathBuf::from(crate::rootfs::unescape_mountinfo(mp));
-        if mp.starts_with(dir) {
-            out.push((id, mp));
-        }
-    }
-    Ok(out)
+    Ok(berth_sys::mountinfo::mounted_below(dir)?
+        .into_iter()
+        .map(|m| (m.id, m.mount_point))
+        .collect())
 }
 
 /// Record the mounts already at or under `rootfs` into `container_dir`, before the container's
@@ -64,7 +52,7 @@ pub fn record(container_dir: &Path, rootfs: &Path) -> Result<()> {
             .map(|(id, _)| id)
             .collect(),
     };
-    crate::create::write_atomic(&container_dir.join(FILE), &serde_json::to_vec(&rec)?)
+    crate::sys::write_atomic(&container_dir.join(FILE), &serde_json::to_vec(&rec)?)
         .context("record the mounts under the rootfs")
 }
 

@@ -409,7 +409,7 @@ pub fn attach_terminal(
     if mount_console {
         rootfs::mount_console(root, &sys::fd_path(&slave))?;
     }
-    sys::send_fds(console, &[master.as_raw_fd()], b"/dev/ptmx")
+    berth_sys::fdpass::send_fds(&console, &[master.as_raw_fd()], b"/dev/ptmx")
         .context("send the terminal to --console-socket")?;
     drop(master);
     // SAFETY: setsid and the controlling-terminal ioctl on our own descriptor.

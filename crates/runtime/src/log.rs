@@ -52,7 +52,7 @@ impl Logger {
     }
 
     fn line(&self, level: &str, msg: &str) -> String {
-        let time = crate::state::now_rfc3339();
+        let time = berth_sys::time::now_rfc3339_nanos();
         if self.json {
             serde_json::json!({"level": level, "msg": msg, "time": time}).to_string() + "\n"
         } else {

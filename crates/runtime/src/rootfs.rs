@@ -206,41 +206,24 @@ use std::os::unix::fs::OpenOptionsExt;
 /// pivot_root needs the rootfs's parent mount not to be shared: make the mount that holds it
 /// private (only in our mount namespace).
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
-    let mut best: Option<&str> = None;
-    for line in info.lines() {
-        let mp = line.split(' ').nth(4).unwrap_or("");
-        let mp_path = Path::new(mp);
-        if rootfs.starts_with(mp_path) && best.is_none_or(|b| mp.len() > b.len()) {
-            best = Some(mp);
-        }
-    }
-    if let Some(mp) = best {
-        let mp = unescape_mountinfo(mp);
-        // A shared parent would make pivot_root fail; private only affects our namespace.
-        if line_is_shared(&info, &mp) {
-            sys::mount(None, Path::new(&mp), None, libc::MS_PRIVATE, None)
-                .with_context(|| format!("make {mp} private"))?;
-        }
+    let mounts = berth_sys::mountinfo::read()?;
+    let Some(best) = mounts
+        .iter()
+        .filter(|m| rootfs.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len())
+    else {
+        return Ok(());
+    };
+    // A shared parent would make pivot_root fail; private only affects our namespace. Any
+    // mount stacked at that point counts (the last one is the one we see).
+    if mounts
+        .iter()
+        .any(|m| m.mount_point == best.mount_point && m.is_shared())
+    {
+        sys::mount(None, &best.mount_point, None, libc::MS_PRIVATE, None)
+            .with_context(|| format!("make {} private", best.mount_point.display()))?;
     }
     Ok(())
-}
-
-fn line_is_shared(info: &str, mp: &str) -> bool {
-    info.lines().any(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        f.len() > 6
-            && unescape_mountinfo(f[4]) == mp
-            && f[6..].iter().any(|o| o.starts_with("shared:"))
-    })
-}
-
-/// A mountinfo path field with its octal escapes decoded.
-pub fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 /// Create every missing directory of `path` inside the root, resolving inside it.
@@ -670,28 +653,21 @@ fn mount_cgroup_one(
 
 /// (mountpoint, fstype, super options to mount it again) of every cgroup hierarchy on the host.
 fn cgroup_hierarchies() -> Result<Vec<(String, String, String)>> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").context("read mountinfo")?;
     let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mp = pre.split(' ').nth(4).unwrap_or("");
-        let mut post = post.split(' ');
-        let fstype = post.next().unwrap_or("");
-        let _src = post.next();
-        let sopts = post.next().unwrap_or("");
-        if !mp.starts_with("/sys/fs/cgroup") {
+    for m in berth_sys::mountinfo::read()? {
+        if !m.mount_point.starts_with("/sys/fs/cgroup") {
             continue;
         }
-        match fstype {
-            "cgroup2" => out.push((mp.to_string(), "cgroup2".into(), String::new())),
+        let mp = m.mount_point.to_string_lossy().into_owned();
+        match m.fs_type.as_str() {
+            "cgroup2" => out.push((mp, "cgroup2".into(), String::new())),
             "cgroup" => {
-                let keep: Vec<&str> = sopts
+                let keep: Vec<&str> = m
+                    .super_options
                     .split(',')
                     .filter(|o| *o != "rw" && *o != "ro" && !o.starts_with("release_agent"))
                     .collect();
-                out.push((mp.to_string(), "cgroup".into(), keep.join(",")));
+                out.push((mp, "cgroup".into(), keep.join(",")));
             }
             _ => {}
         }

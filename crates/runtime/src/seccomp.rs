@@ -133,7 +133,7 @@ fn store(key: &str, bpf: &[u8]) {
         .recursive(true)
         .mode(0o700)
         .create(dir);
-    let _ = crate::create::write_atomic(&dir.join(key), bpf);
+    let _ = crate::sys::write_atomic(&dir.join(key), bpf);
 }
 
 /// Compile the profile, or take the program compiled for the same profile before.
@@ -324,7 +324,7 @@ fn send_listener(n: &Notify, sock: &UnixStream, fd: &OwnedFd, state: &str, pid: 
         "state": state,
     })
     .to_string();
-    crate::sys::send_fds(sock.as_raw_fd(), &[fd.as_raw_fd()], msg.as_bytes())
+    berth_sys::fdpass::send_fds(&sock.as_raw_fd(), &[fd.as_raw_fd()], msg.as_bytes())
         .context("linux.seccomp.listenerPath: send the listener")
 }
 

@@ -146,11 +146,7 @@ pub fn validate_id(id: &str) -> Result<()> {
 }
 
 fn lock_dir(dir: &Path) -> Result<File> {
-    let f = File::open(dir).with_context(|| format!("open {}", dir.display()))?;
-    // SAFETY: flock on a descriptor we own; no memory arguments.
-    sys::check(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) })
-        .with_context(|| format!("lock {}", dir.display()))?;
-    Ok(f)
+    Ok(berth_sys::Flock::exclusive_dir(dir)?.into())
 }
 
 /// Make the state root (mode 0700) if it is missing, and take group and other access away from
@@ -258,7 +254,7 @@ impl Container {
     /// crash ends anyway (a state left empty by one reads as an error, and `delete --force`
     /// removes it), and on a disk-backed /run each fsync cost ~5 ms of every create and start.
     pub fn save(&mut self, saved: Saved) -> Result<()> {
-        crate::create::write_atomic(&self.dir.join(STATE_FILE), &serde_json::to_vec(&saved)?)?;
+        sys::write_atomic(&self.dir.join(STATE_FILE), &serde_json::to_vec(&saved)?)?;
         self.saved = Some(saved);
         Ok(())
     }
@@ -267,7 +263,7 @@ impl Container {
     /// different process that reused its pid).
     pub fn init_alive(&self) -> bool {
         let s = self.saved();
-        matches!(sys::proc_stat(s.pid), Some((start, state)) if start == s.pid_start && state != 'Z' && state != 'X')
+        berth_sys::proc::pid_alive(s.pid, s.pid_start)
     }
 
     /// The status as the spec defines it, derived from the process and the fifo.
@@ -340,11 +336,6 @@ impl Container {
     }
 }
 
-/// Now as RFC 3339 with nanoseconds, in UTC (`2006-01-02T15:04:05.999999999Z`).
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,15 +348,5 @@ mod tests {
         for good in ["a", "web-1", "abc_DEF.1+2"] {
             validate_id(good).unwrap();
         }
-    }
-
-    #[test]
-    fn rfc3339_has_the_right_shape() {
-        let t = now_rfc3339();
-        assert_eq!(t.len(), 30, "{t}");
-        assert!(
-            t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T",
-            "{t}"
-        );
     }
 }

@@ -367,90 +367,12 @@ pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<()> {
     Ok(())
 }
 
-/// Send descriptors over a unix socket with SCM_RIGHTS, with a one-byte payload.
-pub fn send_fds(sock: RawFd, fds: &[RawFd], payload: &[u8]) -> io::Result<()> {
-    let space =
-        // SAFETY: CMSG_SPACE is a pure computation.
-        unsafe { libc::CMSG_SPACE(std::mem::size_of_val(fds) as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    let mut iov = libc::iovec {
-        iov_base: payload.as_ptr() as *mut libc::c_void,
-        iov_len: payload.len(),
-    };
-    // SAFETY: msghdr is plain data; zero is a valid initial value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    // SAFETY: msg points at a control buffer of CMSG_SPACE bytes, so the first header and its
-    // data fit; we copy exactly size_of_val(fds) bytes into it.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as usize;
-        std::ptr::copy_nonoverlapping(
-            fds.as_ptr().cast::<u8>(),
-            libc::CMSG_DATA(cmsg),
-            std::mem::size_of_val(fds),
-        );
-    }
-    loop {
-        // SAFETY: msg and the buffers it points to are valid for the call.
-        let ret = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
-        if ret < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        return Ok(());
-    }
-}
-
-/// Receive one descriptor sent with [`send_fds`].
-pub fn recv_fd(sock: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    let mut byte = [0u8; 64];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: byte.len(),
-    };
-    // SAFETY: msghdr is plain data; zero is a valid initial value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    // SAFETY: msg and its buffers are valid for the call.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel filled msg; CMSG_FIRSTHDR checks msg_controllen before we read.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null()
-            || (*cmsg).cmsg_level != libc::SOL_SOCKET
-            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "no file descriptor in the message",
-            ));
-        }
-        let mut fd: RawFd = -1;
-        std::ptr::copy_nonoverlapping(
-            libc::CMSG_DATA(cmsg),
-            (&mut fd as *mut RawFd).cast::<u8>(),
-            std::mem::size_of::<RawFd>(),
-        );
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
+/// Write the runtime's state files (state.json, the cgroup and mount records, the seccomp
+/// cache, `--pid-file`) atomically, mode 0644 less the umask. Without fsync, as runc: the state
+/// does not outlive a reboot, and `/run` may be on disk, where each fsync would cost a
+/// container's start milliseconds.
+pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> berth_sys::Result<()> {
+    berth_sys::write_atomic_nosync(path, data, 0o644)
 }
 
 /// A unix socketpair of the given type, both ends close-on-exec.
@@ -462,26 +384,4 @@ pub fn socketpair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     })?;
     // SAFETY: socketpair returned two new descriptors that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// The fields of /proc/PID/stat from field 3 (state) on; None if the process does not exist.
-/// The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-fn stat_fields(pid: libc::pid_t) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    Some(rest.split(' ').map(str::to_owned).collect())
-}
-
-/// The parent pid of a process (field 4 of /proc/PID/stat); None if it does not exist.
-pub fn proc_ppid(pid: libc::pid_t) -> Option<libc::pid_t> {
-    stat_fields(pid)?.get(1)?.parse().ok()
-}
-
-/// The start time of a process (field 22 of /proc/PID/stat) and its state letter; None if the
-/// process does not exist.
-pub fn proc_stat(pid: libc::pid_t) -> Option<(u64, char)> {
-    let f = stat_fields(pid)?;
-    let state = f.first()?.chars().next()?;
-    let start = f.get(19)?.parse().ok()?;
-    Some((start, state))
 }

@@ -107,7 +107,8 @@ pub fn events(root: &Path, id: &str, stats_once: bool, interval: Duration) -> Re
     // Do not hold the container's lock while streaming: other commands must go on.
     let (pid, start) = (c.saved().pid, c.saved().pid_start);
     drop(c);
-    let alive = || matches!(crate::sys::proc_stat(pid), Some((s, st)) if s == start && st != 'Z');
+    let alive =
+        || matches!(berth_sys::proc::stat(pid), Some(s) if s.start_time == start && s.state != 'Z');
     let mut ooms = cg.oom_kills().unwrap_or(0);
     let mut last_stats = std::time::Instant::now() - interval;
     loop {

@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
-use crate::create::write_atomic;
 use crate::init;
 use crate::state::{Container, Status};
 use crate::sync::{Msg, Sync};
 use crate::sys;
+use crate::sys::write_atomic;
 
 /// Flags of `exec`.
 #[derive(Debug, Default, Clone)]
@@ -370,7 +370,7 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
         return Ok(0);
     }
     let master = match console_ours {
-        Some(sock) => Some(sys::recv_fd(sock.as_raw_fd()).context("receive the terminal")?),
+        Some(sock) => Some(berth_sys::fdpass::recv_fd(&sock).context("receive the terminal")?),
         None => None,
     };
     let mask = mask.expect("blocked when not detached");

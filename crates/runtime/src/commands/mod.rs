@@ -145,7 +145,7 @@ fn wait_gone(pid: i32, start: u64, timeout: Duration) -> bool {
         // SAFETY: pidfd_open returned a new descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
         // The pid might have been reused between the state check and pidfd_open.
-        if !matches!(sys::proc_stat(pid), Some((s, _)) if s == start) {
+        if !matches!(berth_sys::proc::stat(pid), Some(s) if s.start_time == start) {
             return true;
         }
         let mut p = libc::pollfd {
@@ -159,8 +159,8 @@ fn wait_gone(pid: i32, start: u64, timeout: Duration) -> bool {
     }
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        match sys::proc_stat(pid) {
-            Some((s, st)) if s == start && st != 'Z' => {
+        match berth_sys::proc::stat(pid) {
+            Some(s) if s.start_time == start && s.state != 'Z' => {
                 std::thread::sleep(Duration::from_millis(5))
             }
             _ => return true,

@@ -38,7 +38,7 @@ pub fn run(root: &Path, id: &str, opts: &CreateOpts, detach: bool) -> Result<i32
     let console = created.console;
     drop(created.container); // unlock, so `state` works while we wait
     let master = match console {
-        Some(sock) => Some(sys::recv_fd(sock.as_raw_fd()).context("receive the terminal")?),
+        Some(sock) => Some(berth_sys::fdpass::recv_fd(&sock).context("receive the terminal")?),
         None => None,
     };
     if let Err(e) = super::start(root, id) {
