@@ -15,23 +15,21 @@ fn now() -> String {
     format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }
 
+/// `events --since SINCE --until NOW ARGS...`: what happened since `since`, up to now.
+fn past_events(b: &Berth, since: &str, args: &[&str]) -> String {
+    let until = now();
+    let mut all = vec!["events", "--since", since, "--until", &until];
+    all.extend_from_slice(args);
+    b.ok(&all)
+}
+
 /// The actions of the container's events between `since` and now, as `events --format` prints
 /// them.
 fn actions(b: &Berth, since: &str, filter: &str) -> Vec<String> {
-    b.ok(&[
-        "events",
-        "--since",
-        since,
-        "--until",
-        &now(),
-        "--filter",
-        filter,
-        "--format",
-        "{{.Action}}",
-    ])
-    .lines()
-    .map(str::to_string)
-    .collect()
+    past_events(b, since, &["--filter", filter, "--format", "{{.Action}}"])
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -87,19 +85,18 @@ fn every_transition_is_an_event_in_order() {
     assert_eq!(got, want, "events of {id}");
 
     // The attributes a script reads: the exit code of die, the signal of kill, the old name.
-    let json = b.ok(&[
-        "events",
-        "--since",
+    let json = past_events(
+        &b,
         &t0,
-        "--until",
-        &now(),
-        "--filter",
-        &format!("container={renamed}"),
-        "--filter",
-        "event=die",
-        "--format",
-        "json",
-    ]);
+        &[
+            "--filter",
+            &format!("container={renamed}"),
+            "--filter",
+            "event=die",
+            "--format",
+            "json",
+        ],
+    );
     let dies: Vec<serde_json::Value> = json
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -112,34 +109,32 @@ fn every_transition_is_an_event_in_order() {
         assert_eq!(d["Actor"]["Attributes"]["image"], IMAGE);
         assert_eq!(d["status"], "die", "the deprecated fields are there too");
     }
-    let kills = b.ok(&[
-        "events",
-        "--since",
+    let kills = past_events(
+        &b,
         &t0,
-        "--until",
-        &now(),
-        "--filter",
-        &format!("container={id}"),
-        "--filter",
-        "event=kill",
-        "--format",
-        "{{.Actor.Attributes.signal}}",
-    ]);
+        &[
+            "--filter",
+            &format!("container={id}"),
+            "--filter",
+            "event=kill",
+            "--format",
+            "{{.Actor.Attributes.signal}}",
+        ],
+    );
     assert_eq!(
         kills.split_whitespace().collect::<Vec<_>>(),
         ["15", "9", "10", "9"]
     );
-    let rename = b.ok(&[
-        "events",
-        "--since",
+    let rename = past_events(
+        &b,
         &t0,
-        "--until",
-        &now(),
-        "--filter",
-        "event=rename",
-        "--filter",
-        &format!("container={id}"),
-    ]);
+        &[
+            "--filter",
+            "event=rename",
+            "--filter",
+            &format!("container={id}"),
+        ],
+    );
     // Docker's default line: TIME TYPE ACTION ID (ATTRIBUTES).
     let line = rename.trim();
     let fields: Vec<&str> = line.splitn(5, ' ').collect();
@@ -171,19 +166,18 @@ fn network_events_and_filters_by_type() {
         .to_string();
     b.ok(&["rm", &c]);
     b.ok(&["network", "rm", &net]);
-    let got = b.ok(&[
-        "events",
-        "--since",
+    let got = past_events(
+        &b,
         &t0,
-        "--until",
-        &now(),
-        "--filter",
-        "type=network",
-        "--filter",
-        &format!("network={net}"),
-        "--format",
-        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.container}}",
-    ]);
+        &[
+            "--filter",
+            "type=network",
+            "--filter",
+            &format!("network={net}"),
+            "--format",
+            "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.container}}",
+        ],
+    );
     let want = format!(
         "create {id} <no value>\nconnect {id} {c}\ndisconnect {id} {c}\ndestroy {id} <no value>\n"
     );
@@ -270,17 +264,16 @@ fn image_operations_are_events_and_rmi_spares_an_image_in_use() {
     b.ok(&["rm", &c]);
     b.ok(&["rmi", &name]);
     b.ok(&["load", "-i", archive.to_str().unwrap()]);
-    let got = b.ok(&[
-        "events",
-        "--since",
+    let got = past_events(
+        &b,
         &t0,
-        "--until",
-        &now(),
-        "--filter",
-        "type=image",
-        "--format",
-        "{{.Action}} {{.Actor.Attributes.name}}",
-    ]);
+        &[
+            "--filter",
+            "type=image",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    );
     let want = [
         format!("tag {name}"),
         format!("save {name}"),
