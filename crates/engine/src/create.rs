@@ -737,7 +737,7 @@ impl Engine {
         }
         self.containers.save_record(r)?;
         self.write_bundle(r)?;
-        self.containers.save_state(&r.id, &State::default())?;
+        self.containers.save_state_durable(&r.id, &State::default())?;
         Ok(())
     }
 
@@ -789,11 +789,14 @@ impl Engine {
         self.set_netns(&r, &mut spec)?;
         self.set_ipc_pid(&r, &mut spec)?;
         crate::devices::apply(&mut spec, &r.host_config)?;
+        // Made again at each start from the record, so not fsynced (and not rewritten when
+        // it is already as it would be); compact, the runtime parses it at every command.
         let p = bundle.join("config.json");
-        crate::util::write_atomic(
-            &p,
-            &serde_json::to_vec_pretty(&spec).expect("spec serialises"),
-        )
+        let data = serde_json::to_vec(&spec).expect("spec serialises");
+        if fs::read(&p).is_ok_and(|old| old == data) {
+            return Ok(());
+        }
+        Ok(berth_sys::write_atomic_nosync(&p, &data, 0o644)?)
     }
 
     /// The running init of the container whose namespace `what` (`--ipc`, `--pid`) shares.

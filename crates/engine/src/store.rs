@@ -127,9 +127,14 @@ impl Store {
         })
     }
 
+    /// Writes the record durably, unless it is already on disk as it is (a create writes it
+    /// at each step that may change it; most change nothing, and each write costs two fsyncs).
     pub(crate) fn save_record(&self, r: &Record) -> Result<()> {
         let p = self.dir(&r.id).join("config.json");
         let data = serde_json::to_vec_pretty(r).expect("a record serialises");
+        if fs::read(&p).is_ok_and(|old| old == data) {
+            return Ok(());
+        }
         write_atomic(&p, &data)
     }
 
@@ -153,18 +158,37 @@ impl Store {
     }
 
     /// Writes the state; the caller holds the container's lock.
+    ///
+    /// Atomic (readers and a killed writer see the old state or the new) but not fsynced:
+    /// state.json is the last observed state of processes (monitor, init), none of which
+    /// outlives the machine, and replacing it by rename keeps the old content or the new
+    /// across a power loss (ext4's auto_da_alloc, as every journaled file system here). A
+    /// transition lost that way is one [`Engine::state`](crate::Engine::state) recomputes:
+    /// the monitor is gone, so the container reads as exited. Only the states that outlive
+    /// the processes are written durably ([`Store::save_state_durable`]).
     pub(crate) fn save_state(&self, id: &str, s: &State) -> Result<()> {
+        let p = self.dir(id).join("state.json");
+        let data = serde_json::to_vec_pretty(s).expect("a state serialises");
+        Ok(berth_sys::write_atomic_nosync(&p, &data, 0o644)?)
+    }
+
+    /// [`Store::save_state`], fsynced: the end of a creation (the creator's mark cleared,
+    /// else a power loss would leave a finished container `dead`).
+    pub(crate) fn save_state_durable(&self, id: &str, s: &State) -> Result<()> {
         let p = self.dir(id).join("state.json");
         let data = serde_json::to_vec_pretty(s).expect("a state serialises");
         write_atomic(&p, &data)
     }
 
-    /// Changes the state under the container's lock.
+    /// Changes the state under the container's lock (no write when nothing changed).
     pub(crate) fn update_state<T>(&self, id: &str, f: impl FnOnce(&mut State) -> T) -> Result<T> {
         let _lock = self.lock(id)?;
         let mut s = self.state(id)?;
+        let before = serde_json::to_vec(&s).expect("a state serialises");
         let out = f(&mut s);
-        self.save_state(id, &s)?;
+        if serde_json::to_vec(&s).expect("a state serialises") != before {
+            self.save_state(id, &s)?;
+        }
         Ok(out)
     }
 
