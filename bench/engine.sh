@@ -15,7 +15,8 @@ RUNS=${RUNS:-20}
 for t in hyperfine jq busybox; do
     command -v "$t" >/dev/null || { echo "bench/engine.sh: $t is missing (apt-get install hyperfine jq busybox-static)" >&2; exit 1; }
 done
-cargo build -q --release -p berth-cli -p berth-runtime
+cargo build -q --release -p berth-cli
+cargo build-runtime   # the static berth-runtime, as shipped (.cargo/config.toml)
 TMP=$(mktemp -d /tmp/berth-enginebench.XXXXXX)
 BERTH="$PWD/target/release/berth --root $TMP/berth --runtime $PWD/target/release/berth-runtime"
 PODMAN="podman --root $TMP/podman/root --runroot $TMP/podman/run --tmpdir $TMP/podman/tmp --cgroup-manager cgroupfs --events-backend file"

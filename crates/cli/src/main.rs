@@ -96,6 +96,9 @@ fn init_logging(cli: &Cli) {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = monitor_fast_path() {
+        return code;
+    }
     let cli = match command()
         .try_get_matches()
         .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
@@ -118,6 +121,52 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_BERTH_ERROR)
         }
     }
+}
+
+/// The monitor's command line exactly as the engine writes it (`--root R --runtime RT
+/// __monitor [--ready-fd N] [--wait-attach] ID`), read without building the whole CLI: a
+/// monitor starts for every container start, and clap's command tree of every berth command
+/// costs about a millisecond to build. Any other shape (a human typing `berth __monitor
+/// --help`) goes through clap as usual.
+fn monitor_fast_path() -> Option<ExitCode> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let [root_flag, root, rt_flag, rt, cmd, rest @ ..] = args.as_slice() else {
+        return None;
+    };
+    if root_flag != "--root" || rt_flag != "--runtime" || cmd != berth_engine::MONITOR_COMMAND {
+        return None;
+    }
+    let (mut ready_fd, mut wait_attach, mut id) = (None, false, None);
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match a.to_str()? {
+            "--ready-fd" => ready_fd = Some(it.next()?.to_str()?.parse().ok()?),
+            "--wait-attach" => wait_attach = true,
+            s if !s.starts_with('-') && id.is_none() => id = Some(s.to_string()),
+            _ => return None,
+        }
+    }
+    let cli = Cli {
+        root: root.into(),
+        runtime: Some(rt.into()),
+        debug: false,
+        command: Command::Container(commands::container::ContainerCommand::Monitor {
+            ready_fd,
+            wait_attach,
+            id: id?,
+        }),
+    };
+    init_logging(&cli);
+    let Command::Container(c) = &cli.command else {
+        unreachable!("made above")
+    };
+    Some(match commands::container::run(&cli, c) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("berth: {}", error_text(e.as_ref()));
+            ExitCode::from(EXIT_BERTH_ERROR)
+        }
+    })
 }
 
 /// The command line, read as Docker's (pflag) reads it: a flag that takes a value takes the

@@ -108,10 +108,39 @@ pub fn read() -> Result<Vec<Mount>> {
         .map_err(PathError::map("read", SELF))
 }
 
-/// Whether something is mounted exactly at `path` (compared as given: pass a canonical path).
-/// `false` if mountinfo cannot be read.
+/// Whether something is mounted exactly at `path` (a symlink at `path` is not followed).
+/// Asked of the kernel with one `statx` (STATX_ATTR_MOUNT_ROOT, Linux 5.8), else read from
+/// mountinfo, compared as given (pass a canonical path); `false` if neither can tell.
 pub fn is_mountpoint(path: &Path) -> bool {
+    if let Some(root) = statx_mount_root(path) {
+        return root;
+    }
     read().is_ok_and(|m| m.iter().any(|m| m.mount_point == path))
+}
+
+/// Whether `path` is the root of a mount, if the kernel reports it (`None` where statx or
+/// the attribute is missing); a path that does not exist is no mount point.
+fn statx_mount_root(path: &Path) -> Option<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statx is plain data; the kernel fills it.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and out-pointer; mask 0 asks for no fields, only attributes.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+            0,
+            &mut st,
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error().raw_os_error();
+        return matches!(e, Some(libc::ENOENT) | Some(libc::ENOTDIR)).then_some(false);
+    }
+    let attr = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    (st.stx_attributes_mask & attr != 0).then_some(st.stx_attributes & attr != 0)
 }
 
 /// The mounts at or below `dir` (compared as given: pass a canonical path), in mountinfo order.
@@ -173,6 +202,14 @@ garbage line
         assert!(is_mountpoint(Path::new("/")));
         assert!(is_mountpoint(Path::new("/proc")));
         assert!(!is_mountpoint(Path::new("/proc/self")));
+        assert!(!is_mountpoint(Path::new("/no/such/berth/path")));
+        // statx agrees with mountinfo on every mount point it lists (and on their parents'
+        // plain subdirectories: /proc/self above).
+        for m in &all {
+            if m.mount_point.exists() {
+                assert_eq!(statx_mount_root(&m.mount_point), Some(true), "{m:?}");
+            }
+        }
         let below = mounted_below(Path::new("/proc")).unwrap();
         assert!(below.iter().all(|m| m.mount_point.starts_with("/proc")));
         assert!(below.iter().any(|m| m.fs_type == "proc"));
