@@ -737,7 +737,8 @@ impl Engine {
         }
         self.containers.save_record(r)?;
         self.write_bundle(r)?;
-        self.containers.save_state_durable(&r.id, &State::default())?;
+        self.containers
+            .save_state_durable(&r.id, &State::default())?;
         Ok(())
     }
 

@@ -50,9 +50,11 @@ impl Store {
                     serde_json::to_vec_pretty(s).expect("a state serialises"),
                 ),
             ] {
-                let p = tmp.join(name);
-                write_atomic(&p, &data)?;
+                // Plain new files, each fsynced: the directory becomes visible only by the
+                // rename below, after its own fsync.
+                berth_sys::write_new_durable(&tmp.join(name), &data, 0o644)?;
             }
+            berth_sys::sync_dir(&tmp)?;
             let dir = self.dir(&r.id);
             fs::rename(&tmp, &dir).map_err(io_err("rename", &tmp))?;
             Ok(berth_sys::sync_dir(&self.dir)?)

@@ -82,6 +82,29 @@ fn write_via(tmp: &Path, path: &Path, data: &[u8], mode: u32, durable: bool) -> 
     Ok(())
 }
 
+/// Creates the new file `path` (it must not exist) with `data` and `mode`, fsynced: for a file
+/// in a directory nobody sees yet, made visible afterwards by renaming the directory (after a
+/// [`sync_dir`] of it), where a temp file and rename per file would be wasted. A failed write
+/// removes the file again. Fails with `create`, `write` or `fsync` of `path`.
+pub fn write_new_durable(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .map_err(PathError::map("create", path))?;
+        f.write_all(data).map_err(PathError::map("write", path))?;
+        f.sync_all().map_err(PathError::map("fsync", path))
+    })();
+    if let Err(e) = &res {
+        if e.op != "create" {
+            let _ = fs::remove_file(path);
+        }
+    }
+    res
+}
+
 /// fsyncs a directory, so that a rename, creation or unlink in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

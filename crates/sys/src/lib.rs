@@ -21,7 +21,9 @@ pub mod mountinfo;
 pub mod proc;
 pub mod time;
 
-pub use fs::{private_dir, sync_dir, write_atomic, write_atomic_nosync, write_atomic_via};
+pub use fs::{
+    private_dir, sync_dir, write_atomic, write_atomic_nosync, write_atomic_via, write_new_durable,
+};
 pub use lock::Flock;
 
 /// An operation on a path failed: `"{op} {path}: {source}"`, e.g.
