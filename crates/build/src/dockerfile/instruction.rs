@@ -29,6 +29,15 @@ pub struct Instruction {
     pub kind: Kind,
 }
 
+impl Instruction {
+    /// Whether the builder substitutes variables into this instruction's arguments (see
+    /// [`super::lex::EXPANDED_INSTRUCTIONS`]); an `ONBUILD` trigger is not substituted when
+    /// it is recorded, only when it runs in a child build.
+    pub fn expands_variables(&self) -> bool {
+        super::lex::EXPANDED_INSTRUCTIONS.contains(&self.keyword.to_ascii_uppercase().as_str())
+    }
+}
+
 /// What an instruction says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "instruction", rename_all = "lowercase")]

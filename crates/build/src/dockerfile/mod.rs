@@ -9,6 +9,22 @@
 //!
 //! Nothing is substituted here: the builder does that with [`lex::expand`] and
 //! [`lex::expand_words`] for the instructions listed in [`lex::EXPANDED_INSTRUCTIONS`].
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use berth_build::dockerfile::{self, Kind, lex};
+//!
+//! let df = dockerfile::parse("ARG V=1\nFROM busybox AS base\nWORKDIR /app/$V\n").unwrap();
+//! assert_eq!(df.stages[0].name(), Some("base"));
+//! let Kind::Workdir { path } = &df.stages[0].instructions[0].kind else { unreachable!() };
+//! let env = HashMap::from([("V".to_string(), "2".to_string())]);
+//! let x = lex::expand(path, &env, df.directives.escape).unwrap();
+//! assert_eq!(x.value, "/app/2");
+//! assert!(x.used.contains("V"));
+//!
+//! let err = dockerfile::parse("FROOM busybox\n").unwrap_err();
+//! assert_eq!(err.to_string(), "Dockerfile:1: unknown instruction: FROOM (did you mean FROM?)");
+//! ```
 
 pub mod instruction;
 pub mod lex;
@@ -52,7 +68,8 @@ pub struct Heredoc {
     pub fd: u32,
     /// Variables are expanded in the content (the delimiter was not quoted).
     pub expand: bool,
-    /// `<<-`: leading tabs were stripped from every line of the content and the delimiter.
+    /// `<<-`: leading tabs were stripped from every line of the content (already done here,
+    /// where BuildKit's parser leaves it to its dispatcher) and from the delimiter line.
     pub chomp: bool,
     /// The lines, each with its newline.
     pub content: String,

@@ -1103,4 +1103,161 @@ fn substitution_per_instruction_list() {
     ] {
         assert!(!EXPANDED_INSTRUCTIONS.contains(&kw), "{kw}");
     }
+    let d = ok("FROM scratch\nworkdir /$A\nRUN echo $A\nONBUILD WORKDIR /$A\n");
+    let flags: Vec<bool> = d.stages[0]
+        .instructions
+        .iter()
+        .map(|i| i.expands_variables())
+        .collect();
+    assert_eq!(flags, [true, false, false]);
+}
+
+#[test]
+fn heredoc_delimiter_quoting_and_edge_cases() {
+    let src = concat!(
+        "FROM alpine\n",
+        "RUN <<eo'f'\necho 1\neof\n",
+        "RUN <<eo\\'f\necho 2\neo'f\n",
+        "RUN <<'e'o\\'f\necho 3\neo'f\n",
+        "RUN <<'one two'\necho 4\none two\n",
+        "RUN <<$EOF\n$EOF\n",
+        "RUN <<  EOF  > foo\nEOF\n",
+        "COPY <<X <<Y /dest\nY\nX\nX\nY\n",
+        "RUN \"<<NOHEREDOC\"\n",
+        "RUN --mount=type=cache,target=/foo <<MOUNT python3\nprint('hi')\nMOUNT\n",
+        "USER <<INVALID\n",
+    );
+    let d = ok(src);
+    let docs: Vec<Vec<(String, bool, String)>> = d.stages[0]
+        .instructions
+        .iter()
+        .map(|i| {
+            let hs = match &i.kind {
+                Kind::Run(r) => r.heredocs.clone(),
+                Kind::Copy(c) => c.heredocs.clone(),
+                _ => Vec::new(),
+            };
+            hs.into_iter()
+                .map(|h| (h.name, h.expand, h.content))
+                .collect()
+        })
+        .collect();
+    let h = |n: &str, e: bool, c: &str| vec![(n.to_string(), e, c.to_string())];
+    assert_eq!(docs[0], h("eof", false, "echo 1\n"));
+    assert_eq!(docs[1], h("eo'f", true, "echo 2\n"));
+    assert_eq!(docs[2], h("eo'f", false, "echo 3\n"));
+    assert_eq!(docs[3], h("one two", false, "echo 4\n"));
+    assert_eq!(docs[4], h("$EOF", true, ""));
+    assert_eq!(docs[5], h("EOF", true, ""));
+    assert_eq!(
+        docs[6],
+        [
+            ("X".to_string(), true, "Y\n".to_string()),
+            ("Y".to_string(), true, "X\n".to_string())
+        ]
+    );
+    assert!(docs[7].is_empty(), "a quoted <<word is not a heredoc");
+    assert_eq!(docs[8], h("MOUNT", true, "print('hi')\n"));
+    assert_eq!(
+        d.stages[0].instructions[9].kind,
+        Kind::User {
+            user: "<<INVALID".into()
+        }
+    );
+}
+
+#[test]
+fn argument_count_messages_for_every_instruction() {
+    for kw in ["MAINTAINER", "WORKDIR", "USER", "STOPSIGNAL"] {
+        assert_eq!(
+            fail(&format!("FROM scratch\n{kw}\n")),
+            format!("Dockerfile:2: {kw} requires exactly one argument")
+        );
+    }
+    for kw in [
+        "ENV",
+        "LABEL",
+        "ONBUILD",
+        "HEALTHCHECK",
+        "EXPOSE",
+        "VOLUME",
+        "ARG",
+        "RUN",
+    ] {
+        assert_eq!(
+            fail(&format!("FROM scratch\n{kw}\n")),
+            format!("Dockerfile:2: {kw} requires at least one argument")
+        );
+    }
+    for kw in ["ADD", "COPY"] {
+        assert!(
+            fail(&format!("FROM scratch\n{kw} arg1\n")).starts_with(&format!(
+                "Dockerfile:2: {kw} requires at least two arguments"
+            )),
+        );
+    }
+}
+
+#[test]
+fn odd_inputs_give_errors_not_panics() {
+    let keywords = [
+        "ADD",
+        "ARG",
+        "CMD",
+        "COPY",
+        "ENTRYPOINT",
+        "ENV",
+        "EXPOSE",
+        "FROM",
+        "HEALTHCHECK",
+        "LABEL",
+        "MAINTAINER",
+        "ONBUILD",
+        "RUN",
+        "SHELL",
+        "STOPSIGNAL",
+        "USER",
+        "VOLUME",
+        "WORKDIR",
+    ];
+    let tails = [
+        "",
+        " foo=bar",
+        " a",
+        " a b",
+        " a b c",
+        " 0 0",
+        " [",
+        " [\"a\"",
+        " [1]",
+        " \"",
+        " '",
+        " \\",
+        " --",
+        " --=",
+        " --x",
+        " -- a",
+        " <<",
+        " <<EOF",
+        " <<-",
+        " a=\"b",
+        " ${",
+        " é=ü",
+        " CMD [\"x\", ",
+        " --mount=\"",
+        " ONBUILD",
+    ];
+    for kw in keywords {
+        for tail in tails {
+            for src in [
+                format!("FROM busybox\n{kw}{tail}"),
+                format!("FROM busybox\n{kw}{tail}\n"),
+            ] {
+                // Whatever the outcome, it is a value; a failure names the file and line 2.
+                if let Err(e) = parse(&src) {
+                    assert!(e.to_string().starts_with("Dockerfile:2: "), "{src:?}: {e}");
+                }
+            }
+        }
+    }
 }
