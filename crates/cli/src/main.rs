@@ -183,7 +183,38 @@ fn command() -> clap::Command {
         })
         .mut_subcommands(pflag)
     }
-    pflag(<Cli as clap::CommandFactory>::command())
+    let root = <Cli as clap::CommandFactory>::command();
+    // Only the command named on the command line needs it (the others are not parsed), and
+    // going through all of berth's commands and their flags would cost each run a fraction
+    // of a millisecond.
+    let named =
+        first_word().and_then(|w| root.find_subcommand(&w).map(|c| c.get_name().to_string()));
+    match named {
+        Some(name) => {
+            let root = root.mut_args(|a| {
+                if !a.is_positional() && a.get_action().takes_values() {
+                    a.allow_hyphen_values(true)
+                } else {
+                    a
+                }
+            });
+            root.mut_subcommand(name, pflag)
+        }
+        None => pflag(root),
+    }
+}
+
+/// The first word of the command line past berth's global flags: the command's name.
+fn first_word() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--root" || a == "--runtime" {
+            args.next();
+        } else if !a.starts_with('-') {
+            return Some(a);
+        }
+    }
+    None
 }
 
 /// An error as berth prints it: its message, then each cause the message does not already

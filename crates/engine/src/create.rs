@@ -659,7 +659,10 @@ impl Engine {
             creator_start: crate::util::pid_start_time(me).unwrap_or(0),
             ..Default::default()
         };
-        self.containers.create_entry(&record, &creating)?;
+        // A `--rm` container is not kept past its run, so not past a power loss either: its
+        // files are written atomically (a kill leaves the old or the new) but not fsynced.
+        let durable = !record.host_config.auto_remove;
+        self.containers.create_entry(&record, &creating, durable)?;
         let dir = self.containers.dir(&id);
         if let Err(e) = self.create_in(&dir, &mut record, &image) {
             // If undoing fails too, the container stays listed, `dead` once we exit, and
@@ -737,8 +740,12 @@ impl Engine {
         }
         self.containers.save_record(r)?;
         self.write_bundle(r)?;
-        self.containers
-            .save_state_durable(&r.id, &State::default())?;
+        if r.host_config.auto_remove {
+            self.containers.save_state(&r.id, &State::default())?;
+        } else {
+            self.containers
+                .save_state_durable(&r.id, &State::default())?;
+        }
         Ok(())
     }
 

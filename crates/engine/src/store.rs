@@ -34,8 +34,11 @@ impl Store {
     /// Records a new container before anything is made for it: `config.json` and
     /// `state.json` are written into `.new-<id>`, which is then renamed to `<id>`, so a crash
     /// leaves either no container or one that lists (its state says who is creating it) and
-    /// that `rm` removes. The caller holds [`Store::lock_all`].
-    pub(crate) fn create_entry(&self, r: &Record, s: &State) -> Result<()> {
+    /// that `rm` removes. With `durable`, the files and both directories are fsynced before
+    /// and after the rename (a power loss keeps the container); without (a `--rm` container,
+    /// gone after its run anyway), a kill still leaves no half-made entry. The caller holds
+    /// [`Store::lock_all`].
+    pub(crate) fn create_entry(&self, r: &Record, s: &State, durable: bool) -> Result<()> {
         let tmp = self.dir.join(format!(".new-{}", r.id));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
@@ -50,14 +53,23 @@ impl Store {
                     serde_json::to_vec_pretty(s).expect("a state serialises"),
                 ),
             ] {
-                // Plain new files, each fsynced: the directory becomes visible only by the
-                // rename below, after its own fsync.
-                berth_sys::write_new_durable(&tmp.join(name), &data, 0o644)?;
+                // Plain new files: the directory becomes visible only by the rename below.
+                let p = tmp.join(name);
+                if durable {
+                    berth_sys::write_new_durable(&p, &data, 0o644)?;
+                } else {
+                    fs::write(&p, &data).map_err(io_err("write", &p))?;
+                }
             }
-            berth_sys::sync_dir(&tmp)?;
+            if durable {
+                berth_sys::sync_dir(&tmp)?;
+            }
             let dir = self.dir(&r.id);
             fs::rename(&tmp, &dir).map_err(io_err("rename", &tmp))?;
-            Ok(berth_sys::sync_dir(&self.dir)?)
+            if durable {
+                berth_sys::sync_dir(&self.dir)?;
+            }
+            Ok(())
         })();
         if res.is_err() {
             let _ = fs::remove_dir_all(&tmp);

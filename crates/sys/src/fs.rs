@@ -97,10 +97,10 @@ pub fn write_new_durable(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         f.write_all(data).map_err(PathError::map("write", path))?;
         f.sync_all().map_err(PathError::map("fsync", path))
     })();
-    if let Err(e) = &res {
-        if e.op != "create" {
-            let _ = fs::remove_file(path);
-        }
+    if let Err(e) = &res
+        && e.op != "create"
+    {
+        let _ = fs::remove_file(path);
     }
     res
 }
