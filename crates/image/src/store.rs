@@ -455,7 +455,9 @@ impl Store {
         if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             let hex = hex.to_ascii_lowercase();
             let mut hits: Vec<Digest> = Vec::new();
-            for manifest in names.values() {
+            // Named images, then unnamed ones that are kept (a build's result without `-t`).
+            let pinned: Vec<Digest> = self.pins("")?.into_iter().map(|(_, d)| d).collect();
+            for manifest in names.values().chain(pinned.iter()) {
                 if hits.contains(manifest) {
                     continue;
                 }
