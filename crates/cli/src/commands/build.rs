@@ -54,6 +54,17 @@ pub struct BuildArgs {
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     pub secrets: Vec<String>,
+    /// Write the result out as well: `type=local,dest=DIR` (or just `DIR`), `type=tar,dest=FILE`
+    /// (`-`: stdout), `type=oci|docker,dest=FILE[,name=NAME]`.
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub output: Vec<String>,
+    /// Take cached steps from this image's inline cache (built with `--cache-to type=inline`
+    /// or `--build-arg BUILDKIT_INLINE_CACHE=1`); pulled if missing.
+    #[arg(long = "cache-from", value_name = "IMAGE")]
+    pub cache_from: Vec<String>,
+    /// `type=inline`: record the build cache in the image, for `--cache-from` elsewhere.
+    #[arg(long = "cache-to", value_name = "type=inline")]
+    pub cache_to: Vec<String>,
     /// Set the target platform (only this machine's, `linux/amd64` here).
     #[arg(long)]
     pub platform: Option<String>,
@@ -159,6 +170,37 @@ pub fn build(cli: &Cli, a: &BuildArgs) -> Result<u8> {
         opts.labels.insert(k.to_string(), v.to_string());
     }
     opts.secrets = secrets(&a.secrets)?;
+    opts.cache_from = a
+        .cache_from
+        .iter()
+        .map(|c| {
+            // `type=registry,ref=IMAGE` as buildx writes it, or the image itself.
+            c.split(',')
+                .find_map(|p| p.strip_prefix("ref="))
+                .unwrap_or(c)
+                .to_string()
+        })
+        .collect();
+    for c in &a.cache_to {
+        match c.as_str() {
+            "type=inline" | "inline" => opts.inline_cache = true,
+            other => bail!(
+                "--cache-to {other:?} is not supported: berth keeps its cache in its store; use type=inline"
+            ),
+        }
+    }
+    if opts
+        .build_args
+        .get("BUILDKIT_INLINE_CACHE")
+        .is_some_and(|v| v == "1" || v == "true")
+    {
+        opts.inline_cache = true;
+    }
+    let outputs = a
+        .output
+        .iter()
+        .map(|o| berth_build::export::Output::parse(o))
+        .collect::<Result<Vec<_>, _>>()?;
     let epoch = opts
         .build_args
         .get("SOURCE_DATE_EPOCH")
@@ -184,11 +226,25 @@ pub fn build(cli: &Cli, a: &BuildArgs) -> Result<u8> {
             return Ok(1);
         }
     };
+    for o in &outputs {
+        let mut out = io::stdout().lock();
+        berth_build::export::export(&engine, &built.manifest, o, &mut out)?;
+        out.flush()?;
+    }
     if let Some(f) = &a.iidfile {
         std::fs::write(f, built.id.to_string())
             .with_context(|| format!("write {}", f.display()))?;
     }
-    if quiet {
+    // With -q the ID goes to stdout, unless an output already does.
+    if quiet
+        && !outputs.iter().any(|o| {
+            use berth_build::export::Output;
+            matches!(
+                o,
+                Output::Tar(None) | Output::Oci(None, _) | Output::Docker(None, _)
+            )
+        })
+    {
         println!("{}", built.id);
     }
     Ok(0)
