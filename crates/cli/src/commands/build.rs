@@ -2,9 +2,10 @@
 //! Docker's flags, BuildKit's plain progress on stderr, the image ID with `-q`.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use berth_build::{BuildOptions, ProgressSink};
@@ -212,14 +213,27 @@ pub fn build(cli: &Cli, a: &BuildArgs) -> Result<u8> {
                 .with_context(|| format!("invalid SOURCE_DATE_EPOCH {e:?}: seconds since 1970"))?,
         );
     }
+    let tty = match a.progress.as_str() {
+        "tty" => true,
+        "auto" => io::stderr().is_terminal(),
+        _ => false,
+    };
+    let live = (!quiet && tty).then(LiveView::start);
     let sink: Option<ProgressSink> = if quiet {
         None
+    } else if let Some(l) = &live {
+        let w: Box<dyn Write + Send> = Box::new(l.writer());
+        Some(Arc::new(Mutex::new(w)))
     } else {
         let w: Box<dyn Write + Send> = Box::new(io::stderr());
         Some(Arc::new(Mutex::new(w)))
     };
     // A failed build exits 1, as `docker build` (125 stays for berth's own errors before).
-    let built = match berth_build::build(&engine, &opts, sink) {
+    let result = berth_build::build(&engine, &opts, sink);
+    if let Some(l) = live {
+        l.finish();
+    }
+    let built = match result {
         Ok(b) => b,
         Err(e) => {
             eprintln!("ERROR: {e}");
@@ -316,5 +330,126 @@ fn host_arch() -> &'static str {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         other => other,
+    }
+}
+
+/// The progress on a terminal: the steps as they come (a step's output indented under it),
+/// and a status line at the bottom, `[+] Building 1.2s (3/7)`, redrawn as time passes.
+struct LiveView {
+    state: Arc<Mutex<LiveState>>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+struct LiveState {
+    start: Instant,
+    steps: usize,
+    finished: usize,
+    partial: Vec<u8>,
+    stop: bool,
+}
+
+impl LiveState {
+    fn status(&self) -> String {
+        format!(
+            "\x1b[1m[+] Building {:.1}s ({}/{})\x1b[0m",
+            self.start.elapsed().as_secs_f64(),
+            self.finished,
+            self.steps
+        )
+    }
+
+    /// One progress line: printed above the status line.
+    fn line(&mut self, line: &str) {
+        let mut err = io::stderr().lock();
+        let shown = match line.split_once(' ') {
+            Some((num, rest)) if num.starts_with('#') => {
+                if rest.starts_with('[') {
+                    self.steps += 1;
+                    format!("\x1b[34m=> {rest}\x1b[0m")
+                } else if rest == "CACHED" || rest.starts_with("DONE") {
+                    self.finished += 1;
+                    return self.redraw(&mut err);
+                } else if rest.starts_with("exporting") {
+                    self.steps += 1;
+                    format!("=> {rest}")
+                } else if rest.starts_with("writing") || rest.starts_with("naming") {
+                    format!("=> {rest}")
+                } else {
+                    // A step's output: `#N 0.123 text`.
+                    let text = rest.split_once(' ').map_or(rest, |(_, t)| t);
+                    format!("\x1b[2m   {text}\x1b[0m")
+                }
+            }
+            _ => line.to_string(),
+        };
+        let _ = write!(err, "\r\x1b[K{shown}\n{}", self.status());
+        let _ = err.flush();
+    }
+
+    fn redraw(&self, err: &mut io::StderrLock) {
+        let _ = write!(err, "\r\x1b[K{}", self.status());
+        let _ = err.flush();
+    }
+}
+
+impl LiveView {
+    fn start() -> LiveView {
+        let state = Arc::new(Mutex::new(LiveState {
+            start: Instant::now(),
+            steps: 0,
+            finished: 0,
+            partial: Vec::new(),
+            stop: false,
+        }));
+        let s = state.clone();
+        let ticker = std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(100));
+                let st = s.lock().unwrap();
+                if st.stop {
+                    break;
+                }
+                st.redraw(&mut io::stderr().lock());
+            }
+        });
+        LiveView {
+            state,
+            ticker: Some(ticker),
+        }
+    }
+
+    fn writer(&self) -> LiveWriter {
+        LiveWriter(self.state.clone())
+    }
+
+    fn finish(mut self) {
+        let mut st = self.state.lock().unwrap();
+        st.stop = true;
+        let mut err = io::stderr().lock();
+        let _ = writeln!(err, "\r\x1b[K{}", st.status());
+        drop(st);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the builder writes into: split into lines for [`LiveState::line`].
+struct LiveWriter(Arc<Mutex<LiveState>>);
+
+impl Write for LiveWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut st = self.0.lock().unwrap();
+        st.partial.extend_from_slice(buf);
+        while let Some(i) = st.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = st.partial.drain(..=i).collect();
+            let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            st.line(&text);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
