@@ -9,5 +9,6 @@
 //! What it does not do (yet): execute stages. The builder that does comes next and uses these
 //! modules; this crate deliberately knows nothing of the engine or the image store.
 
+pub mod copy;
 pub mod dockerfile;
 pub mod ignore;
