@@ -558,6 +558,18 @@ struct Meta {
 }
 
 impl Meta {
+    /// A copied directory's metadata; the source root's own mode and owner are not the
+    /// context's business (BuildKit's context root is a fresh snapshot directory): it reads as
+    /// a 0755 directory of root's.
+    fn of_top_dir(st: &FileStat, comps: &[OsString]) -> Meta {
+        let mut m = Meta::of(st);
+        if comps.is_empty() {
+            m.mode = SFlag::S_IFDIR.bits() | 0o755;
+            (m.uid, m.gid) = (0, 0);
+        }
+        m
+    }
+
     fn of(st: &FileStat) -> Meta {
         Meta {
             mode: st.st_mode,
@@ -849,8 +861,8 @@ fn plan(
                     placement: Placement::Contents,
                     top: Node {
                         name: m.last().cloned().unwrap_or_default(),
+                        meta: Meta::of_top_dir(&st, &res.comps),
                         src: res.comps,
-                        meta: Meta::of(&st),
                         kind: Kind::Dir(children),
                     },
                 });
@@ -951,8 +963,8 @@ fn plan_parents(
         placement: Placement::Contents,
         top: Node {
             name: base.last().cloned().unwrap_or_default(),
+            meta: Meta::of_top_dir(&st, &base),
             src: base,
-            meta: Meta::of(&st),
             kind: Kind::Dir(children),
         },
     });
@@ -1537,7 +1549,7 @@ fn extract(
             )
             .map_err(io_err("setting times of", &*shown))
         };
-        if etype.is_file() || etype.is_contiguous() {
+        if etype.is_file() || etype.is_contiguous() || etype.is_gnu_sparse() {
             let fd = nix::fcntl::openat(
                 &pfd,
                 name.as_os_str(),

@@ -194,9 +194,20 @@ fn a_directory_source_copies_its_contents_with_metadata() {
 fn the_context_root_is_copied_whole() {
     let fx = Fx::new();
     fx.file("a", "1", 0o644).file("d/b", "2", 0o644);
+    fs::set_permissions(fx.src.path(), fs::Permissions::from_mode(0o700)).unwrap();
     fx.copy(&spec(&["."], "/app/")).unwrap();
     assert_eq!(fx.read("/app/a"), "1");
     assert_eq!(fx.read("/app/d/b"), "2");
+    assert_eq!(
+        mode(&fx.meta("/app")),
+        0o755,
+        "not the mode of the context directory on the host"
+    );
+    let mut s = spec(&["./d/b"], "/p/");
+    s.parents = true;
+    fx.copy(&s).unwrap();
+    assert_eq!(mode(&fx.meta("/p")), 0o755);
+    assert_eq!(fx.read("/p/d/b"), "2");
 }
 
 #[test]
@@ -908,4 +919,75 @@ fn special_files_are_recreated() {
     let m = fx.meta("/x/fifo");
     assert!(std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()));
     assert_eq!(mode(&m), 0o640);
+}
+
+#[test]
+fn go_match_syntax() {
+    let m = |p: &str, n: &str| wild_match(p.as_bytes(), n.as_bytes());
+    assert_eq!(m("*", ".hidden"), Ok(true), "Go's * matches a leading dot");
+    assert_eq!(m("a*b*c", "axxbyyc"), Ok(true));
+    assert_eq!(m("a*b*c", "axxbyy"), Ok(false));
+    assert_eq!(m("[a-c]x", "bx"), Ok(true));
+    assert_eq!(m("[^a-c]x", "bx"), Ok(false));
+    assert_eq!(m("[\\]]", "]"), Ok(true));
+    assert_eq!(m("\\?", "?"), Ok(true));
+    assert_eq!(m("\\?", "a"), Ok(false));
+    for bad in ["[", "[]", "[a-]", "a\\", "[z-", "x[-a]"] {
+        assert_eq!(m(bad, "a"), Err(()), "{bad}");
+    }
+}
+
+#[test]
+fn wildcard_matches_hidden_by_dockerignore_are_skipped() {
+    let fx = Fx::new();
+    fx.file("a.txt", "a", 0o644).file("b.txt", "b", 0o644);
+    fx.copy_ignoring(&spec(&["*.txt"], "/w"), "a.txt\n")
+        .unwrap();
+    assert_eq!(
+        fx.read("/w"),
+        "b",
+        "one match left: copied as the file name, no several-sources error"
+    );
+}
+
+#[test]
+fn archive_entries_replace_what_is_in_their_way() {
+    let fx = Fx::new();
+    let t = tar_bytes(|b| {
+        raw_entry(
+            b,
+            "x",
+            tar::EntryType::Regular,
+            "",
+            b"file now",
+            0o644,
+            (0, 0),
+        );
+        raw_entry(
+            b,
+            "keep/",
+            tar::EntryType::Directory,
+            "",
+            b"",
+            0o700,
+            (0, 0),
+        );
+        raw_entry(b, "./", tar::EntryType::Directory, "", b"", 0o777, (0, 0));
+    });
+    fs::write(fx.s("t.tar"), &t).unwrap();
+    fs::create_dir_all(fx.r("/d/x/inner")).unwrap();
+    fs::create_dir_all(fx.r("/d/keep")).unwrap();
+    fs::write(fx.r("/d/keep/old"), "old").unwrap();
+    fs::set_permissions(fx.r("/d"), fs::Permissions::from_mode(0o751)).unwrap();
+    let mut s = spec(&["t.tar"], "/d");
+    s.add = true;
+    fx.copy(&s).unwrap();
+    assert_eq!(fx.read("/d/x"), "file now");
+    assert_eq!(fx.read("/d/keep/old"), "old", "directories merge");
+    assert_eq!(mode(&fx.meta("/d/keep")), 0o700);
+    assert_eq!(
+        mode(&fx.meta("/d")),
+        0o751,
+        "the root entry leaves dest alone"
+    );
 }
