@@ -9,6 +9,12 @@
 //! What it does not do (yet): execute stages. The builder that does comes next and uses these
 //! modules; this crate deliberately knows nothing of the engine or the image store.
 
+mod build;
 pub mod copy;
 pub mod dockerfile;
+mod error;
 pub mod ignore;
+mod state;
+
+pub use build::{BUILD_LABEL, BuildOptions, Built, ProgressSink, build};
+pub use error::{BuildError, Result};

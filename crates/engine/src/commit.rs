@@ -54,7 +54,40 @@ fn empty_entry(b: &mut tar::Builder<Vec<u8>>, path: &Path) -> std::io::Result<()
     b.append_data(&mut h, path, &[][..])
 }
 
-fn add_tree(b: &mut tar::Builder<Vec<u8>>, upper: &Path, rel: &Path) -> std::io::Result<()> {
+/// Top-level directories the runtime makes as mount points when an image lacks them.
+const MOUNT_DIRS: &[&str] = &["proc", "sys", "dev", "etc"];
+
+/// Whether `dir` (top-level `rel` in the upper dir) holds nothing but what the runtime made to
+/// mount over: an empty `proc`, `sys`, `dev`, or an `etc` with only the empty mount targets.
+fn only_mount_points(dir: &Path, rel: &Path) -> bool {
+    if !MOUNT_DIRS.iter().any(|d| Path::new(d) == rel) || is_opaque(dir) {
+        return false;
+    }
+    let Ok(rd) = fs::read_dir(dir) else {
+        return false;
+    };
+    rd.flatten().all(|e| {
+        let r = rel.join(e.file_name());
+        fs::symlink_metadata(e.path()).is_ok_and(|m| {
+            m.file_type().is_file() && m.len() == 0 && SKIP.iter().any(|s| Path::new(s) == r)
+        })
+    })
+}
+
+/// Options for [`Engine::diff_layer`].
+#[derive(Clone, Debug, Default)]
+pub struct DiffOptions {
+    /// Clamp every entry's mtime to at most this (seconds since the epoch):
+    /// `SOURCE_DATE_EPOCH` for reproducible layers.
+    pub clamp_mtime: Option<u64>,
+}
+
+fn add_tree(
+    b: &mut tar::Builder<Vec<u8>>,
+    upper: &Path,
+    rel: &Path,
+    opts: &DiffOptions,
+) -> std::io::Result<()> {
     let dir = upper.join(rel);
     let mut entries: Vec<_> = fs::read_dir(&dir)?.collect::<std::io::Result<_>>()?;
     entries.sort_by_key(|e| e.file_name());
@@ -74,16 +107,46 @@ fn add_tree(b: &mut tar::Builder<Vec<u8>>, upper: &Path, rel: &Path) -> std::io:
             continue;
         }
         if ft.is_dir() {
-            b.append_path_with_name(&p, &r)?;
+            if rel.as_os_str().is_empty() && only_mount_points(&p, &r) {
+                continue;
+            }
+            append(b, &p, &r, &m, opts)?;
             if is_opaque(&p) {
                 empty_entry(b, &r.join(".wh..wh..opq"))?;
             }
-            add_tree(b, upper, &r)?;
+            add_tree(b, upper, &r, opts)?;
         } else if ft.is_file() || ft.is_symlink() {
-            b.append_path_with_name(&p, &r)?;
+            append(b, &p, &r, &m, opts)?;
         }
     }
     Ok(())
+}
+
+/// One entry, with its metadata (mtime clamped when asked).
+fn append(
+    b: &mut tar::Builder<Vec<u8>>,
+    p: &Path,
+    r: &Path,
+    m: &fs::Metadata,
+    opts: &DiffOptions,
+) -> std::io::Result<()> {
+    match opts.clamp_mtime {
+        Some(max) if m.mtime() < 0 || m.mtime() as u64 > max => {
+            let mut h = tar::Header::new_gnu();
+            h.set_metadata_in_mode(m, tar::HeaderMode::Complete);
+            h.set_mtime(max);
+            if m.file_type().is_symlink() {
+                let target = fs::read_link(p)?;
+                b.append_link(&mut h, r, target)
+            } else if m.is_dir() {
+                h.set_size(0);
+                b.append_data(&mut h, r, std::io::empty())
+            } else {
+                b.append_data(&mut h, r, fs::File::open(p)?)
+            }
+        }
+        _ => b.append_path_with_name(p, r),
+    }
 }
 
 fn upper_dir(mounts_json: &Path) -> Option<PathBuf> {
@@ -96,7 +159,26 @@ fn upper_dir(mounts_json: &Path) -> Option<PathBuf> {
     })
 }
 
+/// The upper dir as an OCI layer tar.
+fn layer_tar(upper: &Path, opts: &DiffOptions) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    add_tree(&mut b, upper, Path::new(""), opts)
+        .and_then(|()| b.into_inner())
+        .map_err(io_err("archive", upper))
+}
+
 impl Engine {
+    /// The changes of a stopped (or created, never started) container to its image, as an
+    /// uncompressed OCI layer tar (overlayfs whiteouts turned into OCI ones; what the runtime
+    /// made only to mount over left out): what the builder commits after each step.
+    pub fn diff_layer(&self, id: &str, opts: &DiffOptions) -> Result<Vec<u8>> {
+        let upper = upper_dir(&self.containers.dir(id).join("snapshot.json")).ok_or_else(|| {
+            Error::Other("a layer needs an overlay snapshot (this container's is a copy)".into())
+        })?;
+        layer_tar(&upper, opts)
+    }
+
     /// Makes an image named `name` from the container's changes; returns the new image's ID
     /// (its config digest). A running container is paused meanwhile.
     pub fn commit(&self, id: &str, name: &str, author: &str, message: &str) -> Result<Digest> {
@@ -111,13 +193,11 @@ impl Engine {
         if running {
             self.runtime.run("pause", &[id])?;
         }
-        let mut b = tar::Builder::new(Vec::new());
-        b.follow_symlinks(false);
-        let res = add_tree(&mut b, &upper, Path::new("")).and_then(|()| b.into_inner());
+        let res = layer_tar(&upper, &DiffOptions::default());
         if running {
             let _ = self.runtime.run("resume", &[id]);
         }
-        let layer = res.map_err(io_err("archive", &upper))?;
+        let layer = res?;
         let diff = self.images.ingest_bytes(&layer)?;
 
         let mut config = serde_json::to_value(&image.config).map_err(|error| Error::Json {

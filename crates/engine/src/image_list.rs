@@ -100,6 +100,12 @@ pub struct ImageInspectConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub healthcheck: Option<serde_json::Value>,
+    /// Docker's `OnBuild` triggers (null when none, as Docker shows it).
+    #[serde(rename = "OnBuild", default)]
+    pub on_build: Option<Vec<String>>,
+    /// Docker's `Shell` (`SHELL`), when set.
+    #[serde(rename = "Shell", default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 /// [`ImageInspect::root_fs`].
@@ -331,6 +337,8 @@ impl Engine {
             config: c.config().clone().map(|config| ImageInspectConfig {
                 config,
                 healthcheck: image.healthcheck.clone(),
+                on_build: image.on_build.clone(),
+                shell: image.shell.clone(),
             }),
             architecture: text(json["architecture"].clone()),
             variant: c.variant().clone(),

@@ -135,6 +135,10 @@ pub enum Error {
     /// A snapshot key is empty, too long, or holds characters other than `[A-Za-z0-9_.-]`.
     #[error("invalid snapshot key {0:?}")]
     InvalidKey(String),
+    /// A pin key is empty, too long, starts with `.` or holds characters other than
+    /// `[A-Za-z0-9_.-]`.
+    #[error("invalid pin key {0:?}: expected 1-128 of [A-Za-z0-9_.-], not starting with '.'")]
+    InvalidPin(String),
     /// A container snapshot with this key already exists.
     #[error("snapshot {0} already exists")]
     SnapshotExists(String),

@@ -1,4 +1,4 @@
-//! Garbage collection: removes what no name and no container snapshot refers to.
+//! Garbage collection: removes what no name, no pin and no container snapshot refers to.
 
 use std::collections::HashSet;
 use std::fs;
@@ -108,6 +108,16 @@ impl Store {
                     chains.extend(image.layers.iter().map(|l| l.chain_id.clone()));
                 }
                 // A broken image keeps what its manifest names, as far as it can be read.
+                Err(_) => blobs.extend(self.loose_refs(&manifest)),
+            }
+        }
+        for (_, manifest) in self.pins("")? {
+            blobs.insert(manifest.clone());
+            match Image::load(self, &manifest) {
+                Ok(image) => {
+                    blobs.extend(image.blobs());
+                    chains.extend(image.layers.iter().map(|l| l.chain_id.clone()));
+                }
                 Err(_) => blobs.extend(self.loose_refs(&manifest)),
             }
         }

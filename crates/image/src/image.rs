@@ -165,6 +165,10 @@ pub struct Image {
     /// Docker's `config.Healthcheck` of the config blob (`Test`, `Interval`, ... as Docker writes
     /// it): not part of the OCI image spec, so [`ImageConfiguration`] drops it.
     pub healthcheck: Option<serde_json::Value>,
+    /// Docker's `config.OnBuild`: the triggers a build from this image runs first.
+    pub on_build: Option<Vec<String>>,
+    /// Docker's `config.Shell`: the shell of shell-form instructions (`SHELL`).
+    pub shell: Option<Vec<String>>,
     /// Layers, bottom first.
     pub layers: Vec<Layer>,
     /// The name it was found by ([`Image::by_name`]); `None` from [`Image::load`]. Used in
@@ -211,11 +215,18 @@ impl Image {
         struct DockerConfig {
             #[serde(rename = "Healthcheck", default)]
             healthcheck: Option<serde_json::Value>,
+            #[serde(rename = "OnBuild", default)]
+            on_build: Option<Vec<String>>,
+            #[serde(rename = "Shell", default)]
+            shell: Option<Vec<String>>,
         }
-        let healthcheck = serde_json::from_slice::<DockerExtras>(&config_data)
+        let extras = serde_json::from_slice::<DockerExtras>(&config_data)
             .ok()
-            .and_then(|e| e.config?.healthcheck)
-            .filter(|h| h.is_object());
+            .and_then(|e| e.config);
+        let (healthcheck, on_build, shell) = match extras {
+            Some(c) => (c.healthcheck.filter(|h| h.is_object()), c.on_build, c.shell),
+            None => (None, None, None),
+        };
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != manifest.layers().len() {
             return Err(Error::Invalid {
@@ -253,6 +264,8 @@ impl Image {
             config_digest,
             config,
             healthcheck,
+            on_build: on_build.filter(|v| !v.is_empty()),
+            shell: shell.filter(|v| !v.is_empty()),
             layers,
             name: None,
         })

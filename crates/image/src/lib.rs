@@ -16,7 +16,8 @@
 //!   prepares writable container snapshots, returned as [`Mount`]s (overlay, or a bind mount of
 //!   a copied rootfs where overlayfs cannot be used). Like containerd's snapshotters it never
 //!   mounts anything itself: the caller (the engine, or the runtime through config.json) does.
-//! - [`Store::prune`]: garbage collection of blobs and layers no name or snapshot refers to.
+//! - [`Store::prune`]: garbage collection of blobs and layers no name, pin ([`Store::pin`]) or
+//!   snapshot refers to.
 //!
 //! - [`registry`]: the registry client ([`registry::pull`], [`registry::push`], login with
 //!   Docker's credentials), every downloaded blob streamed into [`Store::ingest`] with the
@@ -39,6 +40,7 @@ mod gc;
 mod image;
 pub mod layout;
 mod parallel;
+mod pins;
 mod reference;
 pub mod registry;
 mod snapshot;

@@ -426,7 +426,8 @@ pub struct FoundImage {
 impl Store {
     /// The one image look-up every front end uses: by name (`busybox`, `busybox:1`,
     /// `repo@sha256:...`), by full or short ID (the config digest, as Docker's image IDs,
-    /// with or without `sha256:`), or by manifest digest. A short ID matching two images is
+    /// with or without `sha256:`), or by manifest digest (the full one also for an image
+    /// with no name, as the builder's steps). A short ID matching two images is
     /// [`Error::AmbiguousImage`]; nothing found is [`Error::ImageNotFound`].
     pub fn find_image(&self, text: &str) -> Result<FoundImage> {
         let names = self.names()?;
@@ -454,7 +455,9 @@ impl Store {
         if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             let hex = hex.to_ascii_lowercase();
             let mut hits: Vec<Digest> = Vec::new();
-            for manifest in names.values() {
+            // Named images, then unnamed ones that are kept (a build's result without `-t`).
+            let pinned: Vec<Digest> = self.pins("")?.into_iter().map(|(_, d)| d).collect();
+            for manifest in names.values().chain(pinned.iter()) {
                 if hits.contains(manifest) {
                     continue;
                 }
@@ -466,6 +469,15 @@ impl Store {
                 {
                     hits.push(manifest.clone());
                 }
+            }
+            // A full manifest digest of an image that has no name (a pinned build step).
+            if hits.is_empty()
+                && hex.len() == 64
+                && let Ok(d) = Digest::from_hex(&hex)
+                && self.has(&d)
+                && crate::Image::load(self, &d).is_ok()
+            {
+                hits.push(d);
             }
             match hits.as_slice() {
                 [one] => {

@@ -44,14 +44,33 @@ pub enum ImageCommand {
     Login(LoginArgs),
     /// Log out from a registry.
     Logout(LogoutArgs),
+    /// Build an image from a Dockerfile.
+    Build(super::build::BuildArgs),
+    /// Docker Buildx's command group (`buildx build`).
+    #[command(subcommand)]
+    Buildx(BuildxSub),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(super::build::BuilderSub),
     /// Manage images.
     #[command(subcommand)]
     Image(ImageSub),
 }
 
+/// `berth buildx ...`.
+#[derive(Subcommand, Debug)]
+pub enum BuildxSub {
+    /// Build an image from a Dockerfile (as `berth build`).
+    Build(super::build::BuildArgs),
+    /// Remove the build cache (as `berth builder prune`).
+    Prune(super::build::BuilderPruneArgs),
+}
+
 /// `berth image ...`.
 #[derive(Subcommand, Debug)]
 pub enum ImageSub {
+    /// Build an image from a Dockerfile (as `berth build`).
+    Build(super::build::BuildArgs),
     /// Display detailed information on one or more images.
     /// Show the history of an image (as `berth history`).
     History(super::system::HistoryArgs),
@@ -275,6 +294,11 @@ pub fn run(cli: &Cli, cmd: &ImageCommand) -> Result<u8> {
         ImageCommand::Image(ImageSub::Inspect(a)) => inspect(&engine()?, a),
         ImageCommand::Image(ImageSub::History(a)) => super::system::history_command(cli, a),
         ImageCommand::Image(ImageSub::Prune(a)) => prune(cli, a),
+        ImageCommand::Build(a)
+        | ImageCommand::Buildx(BuildxSub::Build(a))
+        | ImageCommand::Image(ImageSub::Build(a)) => super::build::build(cli, a),
+        ImageCommand::Builder(super::build::BuilderSub::Prune(a))
+        | ImageCommand::Buildx(BuildxSub::Prune(a)) => super::build::builder_prune(cli, a),
         ImageCommand::Login(a) => login(a),
         ImageCommand::Logout(a) => logout(a),
     }

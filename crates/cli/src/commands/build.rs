@@ -1,0 +1,264 @@
+//! `berth build` (also `berth image build`, `berth buildx build`) and `berth builder prune`:
+//! Docker's flags, BuildKit's plain progress on stderr, the image ID with `-q`.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use berth_build::{BuildOptions, ProgressSink};
+use clap::{Args, Subcommand};
+
+use crate::Cli;
+
+/// `build [OPTIONS] PATH | -`.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Name and optionally a tag (`name:tag`); may be given several times.
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: PATH/Dockerfile); `-` reads it from stdin.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<String>,
+    /// Set a build-time variable (`NAME=VALUE`, or `NAME` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use the cache when building the image.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Do not use the cache for these stages.
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// Set metadata for the image (`KEY=VALUE`).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Always attempt to pull a newer version of the base images.
+    #[arg(long)]
+    pub pull: bool,
+    /// The network RUN instructions use by default (`bridge`, `none`, `host`).
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// Suppress the build output and print the image ID on success.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write the image ID to the file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Progress output: `auto`, `plain`, `tty`, `quiet` (`quiet` is `-q`).
+    #[arg(long, default_value = "auto", value_name = "TYPE")]
+    pub progress: String,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` or `id=ID,env=VAR`.
+    #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
+    pub secrets: Vec<String>,
+    /// Set the target platform (only this machine's, `linux/amd64` here).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// The build context: a directory, or `-` for a tar on stdin.
+    #[arg(value_name = "PATH | -")]
+    pub context: String,
+}
+
+/// `builder ...`.
+#[derive(Subcommand, Debug)]
+pub enum BuilderSub {
+    /// Remove the build cache (steps kept for later builds, and RUN cache mounts).
+    Prune(BuilderPruneArgs),
+}
+
+/// `builder prune`.
+#[derive(Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all build cache (there is no other kind yet: the flag is accepted).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Runs `build`.
+pub fn build(cli: &Cli, a: &BuildArgs) -> Result<u8> {
+    let engine = super::container::engine(cli)?;
+    if let Some(p) = &a.platform {
+        let host = format!("linux/{}", host_arch());
+        if p != &host && p != "linux" {
+            bail!("platform {p} is not supported: berth builds for this machine ({host}) only");
+        }
+    }
+    if !matches!(
+        a.progress.as_str(),
+        "auto" | "plain" | "tty" | "quiet" | "rawjson"
+    ) {
+        bail!(
+            "invalid --progress {:?}: use auto, plain, tty or quiet",
+            a.progress
+        );
+    }
+    let quiet = a.quiet || a.progress == "quiet";
+    // A tar context on stdin is unpacked into a directory of our own first.
+    let tmp;
+    let context = if a.context == "-" {
+        if a.file.as_deref() == Some("-") {
+            bail!("the context and the Dockerfile cannot both come from stdin");
+        }
+        tmp = tempfile::Builder::new()
+            .prefix("berth-build-context")
+            .tempdir()
+            .context("make a directory for the context")?;
+        let mut ar = tar::Archive::new(io::stdin().lock());
+        ar.set_preserve_permissions(true);
+        ar.unpack(tmp.path())
+            .context("read the build context from stdin (a tar archive)")?;
+        tmp.path().to_path_buf()
+    } else {
+        PathBuf::from(&a.context)
+    };
+    if !context.is_dir() {
+        bail!("unable to prepare context: path {:?} not found", a.context);
+    }
+    let mut opts = BuildOptions {
+        context: context.clone(),
+        tags: a.tags.clone(),
+        target: a.target.clone(),
+        no_cache: a.no_cache,
+        no_cache_filter: a.no_cache_filter.clone(),
+        pull: a.pull,
+        network: a.network.clone(),
+        ..Default::default()
+    };
+    match a.file.as_deref() {
+        Some("-") => {
+            let mut text = String::new();
+            io::stdin()
+                .read_to_string(&mut text)
+                .context("read the Dockerfile from stdin")?;
+            opts.dockerfile_text = Some(text);
+        }
+        Some(f) => opts.dockerfile = Some(PathBuf::from(f)),
+        None => {}
+    }
+    for b in &a.build_args {
+        match b.split_once('=') {
+            Some((k, v)) => {
+                opts.build_args.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                // `--build-arg NAME` takes the caller's value; unset, it is not set at all.
+                if let Ok(v) = std::env::var(b) {
+                    opts.build_args.insert(b.clone(), v);
+                }
+            }
+        }
+    }
+    for l in &a.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        opts.labels.insert(k.to_string(), v.to_string());
+    }
+    opts.secrets = secrets(&a.secrets)?;
+    let epoch = opts
+        .build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok());
+    if let Some(e) = epoch {
+        opts.source_date_epoch = Some(
+            e.parse()
+                .with_context(|| format!("invalid SOURCE_DATE_EPOCH {e:?}: seconds since 1970"))?,
+        );
+    }
+    let sink: Option<ProgressSink> = if quiet {
+        None
+    } else {
+        let w: Box<dyn Write + Send> = Box::new(io::stderr());
+        Some(Arc::new(Mutex::new(w)))
+    };
+    // A failed build exits 1, as `docker build` (125 stays for berth's own errors before).
+    let built = match berth_build::build(&engine, &opts, sink) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return Ok(1);
+        }
+    };
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, built.id.to_string())
+            .with_context(|| format!("write {}", f.display()))?;
+    }
+    if quiet {
+        println!("{}", built.id);
+    }
+    Ok(0)
+}
+
+/// `--secret id=ID,src=PATH` / `id=ID,env=VAR` (also `type=file|env`, `source=`).
+fn secrets(specs: &[String]) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for s in specs {
+        let mut id = None;
+        let mut src = None;
+        let mut env = None;
+        for part in s.split(',') {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            match k {
+                "id" => id = Some(v.to_string()),
+                "src" | "source" => src = Some(v.to_string()),
+                "env" => env = Some(v.to_string()),
+                "type" if v == "file" || v == "env" => {}
+                _ => bail!("invalid --secret {s:?}: unknown key {k:?} (use id=, src=, env=)"),
+            }
+        }
+        let id = id
+            .or_else(|| env.clone())
+            .ok_or_else(|| anyhow::anyhow!("invalid --secret {s:?}: id= is required"))?;
+        let content = match (src, env) {
+            (Some(p), _) => std::fs::read(&p).with_context(|| format!("secret {id}: read {p}"))?,
+            (None, Some(var)) => std::env::var(&var)
+                .with_context(|| format!("secret {id}: environment variable {var} is not set"))?
+                .into_bytes(),
+            (None, None) => match std::env::var(&id) {
+                Ok(v) => v.into_bytes(),
+                Err(_) => bail!("invalid --secret {s:?}: give src=PATH or env=VAR"),
+            },
+        };
+        out.insert(id, content);
+    }
+    Ok(out)
+}
+
+/// Runs `builder prune`: every cached step and cache mount.
+pub fn builder_prune(cli: &Cli, _a: &BuilderPruneArgs) -> Result<u8> {
+    let engine = super::container::engine(cli)?;
+    let store = engine.images();
+    let mut n = 0;
+    for (key, _) in store.pins("build-")? {
+        store.unpin(&key)?;
+        n += 1;
+    }
+    let mounts = engine.root().join("build-cache");
+    let mut reclaimed_mounts = 0;
+    if let Ok(rd) = std::fs::read_dir(&mounts) {
+        for e in rd.flatten() {
+            std::fs::remove_dir_all(e.path())
+                .with_context(|| format!("remove {}", e.path().display()))?;
+            reclaimed_mounts += 1;
+        }
+    }
+    let report = store.prune()?;
+    println!(
+        "Deleted build cache objects: {n} steps, {reclaimed_mounts} cache mounts\nTotal reclaimed space: {}",
+        super::container::format::human_size(report.reclaimed)
+    );
+    Ok(0)
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
