@@ -1505,13 +1505,15 @@ fn extract(
         let header = entry.header();
         let etype = header.entry_type();
         let field_err = |e: io::Error| bad(format!("entry {entry_name}: {e}"));
-        let mode = header.mode().map_err(field_err)? & 0o7777;
-        let mtime = header.mtime().map_err(field_err)? as i64;
+        let old = header.as_old();
+        let mode =
+            numeric(header.mode().map(u64::from), &old.mode).map_err(field_err)? as u32 & 0o7777;
+        let mtime = numeric(header.mtime(), &old.mtime).map_err(field_err)? as i64;
         let owner = match spec.chown {
             Some(o) => o,
             None => (
-                header.uid().map_err(field_err)? as u32,
-                header.gid().map_err(field_err)? as u32,
+                numeric(header.uid(), &old.uid).map_err(field_err)? as u32,
+                numeric(header.gid(), &old.gid).map_err(field_err)? as u32,
             ),
         };
         let pres = top
@@ -1669,6 +1671,15 @@ fn extract(
         }
     }
     Ok(())
+}
+
+/// A numeric header field; an empty one (all NULs or spaces) is 0, as Go's archive/tar reads
+/// it (the tar crate refuses it).
+fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+    match parsed {
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        r => r,
+    }
 }
 
 /// [`mkdir_all`] inside an extraction root, with its paths shown under the destination.

@@ -951,6 +951,23 @@ fn wildcard_matches_hidden_by_dockerignore_are_skipped() {
 }
 
 #[test]
+fn empty_numeric_archive_fields_read_as_zero() {
+    let fx = Fx::new();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o640);
+    // uid, gid and mtime left as NULs, as some writers do.
+    b.append_data(&mut h, "f", &b"hi"[..]).unwrap();
+    fs::write(fx.s("t.tar"), b.into_inner().unwrap()).unwrap();
+    let mut s = spec(&["t.tar"], "/x/");
+    s.add = true;
+    fx.copy(&s).unwrap();
+    let m = fx.meta("/x/f");
+    assert_eq!((m.uid(), m.gid(), m.mtime(), mode(&m)), (0, 0, 0, 0o640));
+}
+
+#[test]
 fn archive_entries_replace_what_is_in_their_way() {
     let fx = Fx::new();
     let t = tar_bytes(|b| {
