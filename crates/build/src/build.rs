@@ -1496,6 +1496,8 @@ impl Builder<'_> {
             excludes: ex,
             parents,
             add,
+            // BuildKit keeps the owners of a stage's or image's files, not the context's.
+            preserve_owners: from.is_some(),
         };
         let text = one_line(&format!(
             "{keyword} {}{}{}",
