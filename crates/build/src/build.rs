@@ -40,6 +40,9 @@ use crate::state::{ImageState, LAYER_TAR, host_arch};
 /// containers are recognised and removed by the next one.
 pub const BUILD_LABEL: &str = "io.berth.build.pid";
 
+/// The PATH an image without one gets (BuildKit's, for Linux).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Arguments every build has without an `ARG` (proxies: usable, never recorded).
 const PROXY_ARGS: &[&str] = &[
     "HTTP_PROXY",
@@ -582,6 +585,10 @@ impl Builder<'_> {
             step: 1,
             inline,
         };
+        // As BuildKit: an image without PATH gets the default one (no step of its own).
+        if !scope.state.env().iter().any(|(k, _)| k == "PATH") {
+            scope.state.set_env("PATH", DEFAULT_PATH);
+        }
         // The base's ONBUILD triggers run first, then are gone from the image.
         let triggers = scope.state.get_list("OnBuild");
         if !triggers.is_empty() {
