@@ -516,6 +516,16 @@ impl Builder<'_> {
             kind: Kind::From(stage.from.clone()),
         };
         let base_name = self.expand(&from_ins, &stage.from.image, &meta)?.value;
+        if let Some(p) = &stage.from.platform {
+            let p = self.expand(&from_ins, p, &meta)?.value;
+            let host = format!("linux/{}", host_arch());
+            if p != host && p != "linux" {
+                return Err(self.err(
+                    &from_ins,
+                    format!("FROM --platform={p}: berth builds for this machine's platform ({host}) only"),
+                ));
+            }
+        }
         let label = stage
             .name()
             .map(str::to_string)
@@ -1066,6 +1076,9 @@ impl Builder<'_> {
             .map_err(|e| BuildError::Other(format!("secrets directory: {e}")))?;
         let mut env = self.run_env(scope);
         let mut from_containers = Vec::new();
+        // Held until the step is done: cache mount locks, private cache directories.
+        let mut locks = Vec::new();
+        let mut private_dirs = Vec::new();
         let res = (|| {
             for m in &mounts {
                 self.add_mount(
@@ -1076,6 +1089,8 @@ impl Builder<'_> {
                     &mut env,
                     secrets_dir.path(),
                     &mut from_containers,
+                    &mut locks,
+                    &mut private_dirs,
                 )?;
             }
             let req = json!({
@@ -1170,6 +1185,8 @@ impl Builder<'_> {
         env: &mut Vec<String>,
         secrets: &Path,
         from_containers: &mut Vec<String>,
+        locks: &mut Vec<berth_sys::Flock>,
+        private_dirs: &mut Vec<tempfile::TempDir>,
     ) -> Result<()> {
         let wd = scope.state.get_str("WorkingDir");
         let wd = if wd.is_empty() { "/".to_string() } else { wd };
@@ -1183,11 +1200,44 @@ impl Builder<'_> {
             MountType::Cache => {
                 let target = target(None)?;
                 let id = m.id.clone().unwrap_or_else(|| target.clone());
-                let dir = self
-                    .engine
-                    .root()
-                    .join("build-cache")
-                    .join(sha_hex(id.as_bytes()));
+                let base = self.engine.root().join("build-cache");
+                berth_sys::private_dir(&base)
+                    .map_err(|e| BuildError::Other(format!("cache mounts: {e}")))?;
+                let hash = sha_hex(id.as_bytes());
+                let lock_path = base.join(format!("{hash}.lock"));
+                let lock_err =
+                    |e: berth_sys::PathError| BuildError::Other(format!("cache mount {id}: {e}"));
+                // shared: any number of steps at once; locked: one at a time (the others
+                // wait); private: a step finding it in use gets a fresh one of its own.
+                let dir = match m.sharing {
+                    Some(dockerfile::Sharing::Shared) | None => {
+                        locks.push(berth_sys::Flock::shared(&lock_path).map_err(lock_err)?);
+                        base.join(&hash)
+                    }
+                    Some(dockerfile::Sharing::Locked) => {
+                        locks.push(berth_sys::Flock::exclusive(&lock_path).map_err(lock_err)?);
+                        base.join(&hash)
+                    }
+                    Some(dockerfile::Sharing::Private) => {
+                        match berth_sys::Flock::try_exclusive(&lock_path).map_err(lock_err)? {
+                            Some(l) => {
+                                locks.push(l);
+                                base.join(&hash)
+                            }
+                            None => {
+                                let t = tempfile::Builder::new()
+                                    .prefix(".private-")
+                                    .tempdir_in(&base)
+                                    .map_err(|e| {
+                                        BuildError::Other(format!("cache mount {id}: {e}"))
+                                    })?;
+                                let p = t.path().to_path_buf();
+                                private_dirs.push(t);
+                                p
+                            }
+                        }
+                    }
+                };
                 std::fs::create_dir_all(&dir).map_err(|e| {
                     BuildError::Other(format!("cache mount {}: {e}", dir.display()))
                 })?;
@@ -1433,6 +1483,11 @@ impl Builder<'_> {
             ),
             _ => unreachable!(),
         };
+        let link = match &ins.kind {
+            Kind::Copy(c) => c.link,
+            Kind::Add(a) => a.link,
+            _ => false,
+        };
         let mut srcs = Vec::new();
         for s in sources {
             srcs.push(self.expand(ins, s, &env)?.value);
@@ -1575,6 +1630,75 @@ impl Builder<'_> {
             if self.layer_from_cache(&mut probe, &key)? {
                 return Ok((probe.state, key, true));
             }
+            let created_by = format!("{text} # buildkit");
+            if link {
+                // --link: a layer of its own, made on an empty root, so that it (and its
+                // cache entry, keyed without the layers below) stays valid when they change.
+                let link_key = sha_hex(
+                    format!(
+                        "LINK\n{text}\nworkdir {}\nchown {}\nchmod {:?}\nparents {parents}\nsources {digest}",
+                        spec.workdir,
+                        chown.clone().unwrap_or_default(),
+                        chmod
+                    )
+                    .as_bytes(),
+                );
+                let mut st = scope.state.clone();
+                let pin = format!("build-link-{link_key}");
+                let store = self.engine.images();
+                let reused = (!scope.no_cache)
+                    .then(|| store.pinned(&pin))
+                    .flatten()
+                    .and_then(|m| Image::load(store, &m).ok())
+                    .and_then(|img| ImageState::load(store, &img).ok())
+                    .and_then(|one| {
+                        let desc = one.layers.last()?.clone();
+                        let diff = one.config["rootfs"]["diff_ids"]
+                            .as_array()?
+                            .last()?
+                            .as_str()?
+                            .to_string();
+                        let entry = one.config["history"].as_array()?.last()?.clone();
+                        Some((desc, Digest::parse(&diff).ok()?, entry))
+                    });
+                if let Some((desc, diff, entry)) = reused {
+                    st.push_entry(entry, desc, diff);
+                    *self.cached.lock().unwrap() += 1;
+                    return Ok((st, key, true));
+                }
+                if let Some(c) = &chown {
+                    spec.chown = Some(self.chown_ids(scope, ins, c, &mut containers)?);
+                }
+                let empty = tempfile::Builder::new()
+                    .prefix("berth-build-link")
+                    .tempdir()
+                    .map_err(|e| BuildError::Other(format!("--link layer: {e}")))?;
+                copy::copy_into(&root, empty.path(), &spec, ignore).map_err(|e| {
+                    BuildError::Copy {
+                        file: self.file.clone(),
+                        line: ins.start_line,
+                        message: e.to_string(),
+                    }
+                })?;
+                let tar = berth_engine::dir_layer(
+                    empty.path(),
+                    &DiffOptions {
+                        clamp_mtime: self.opts.source_date_epoch,
+                    },
+                )?;
+                let digest = store.ingest_bytes(&tar)?;
+                let desc = json!({"mediaType": LAYER_TAR, "digest": digest.to_string(), "size": tar.len()});
+                let mut one = ImageState::scratch();
+                one.push_history(
+                    &self.now(),
+                    &created_by,
+                    Some((desc.clone(), digest.clone())),
+                );
+                let (m, _) = one.commit(store)?;
+                store.pin(&pin, &m)?;
+                st.push_history(&self.now(), &created_by, Some((desc, digest)));
+                return Ok((st, key, false));
+            }
             let (manifest, _) = scope.state.commit(self.engine.images())?;
             let id = self.scratch_container(&manifest)?;
             containers.push(id.clone());
@@ -1589,7 +1713,6 @@ impl Builder<'_> {
             })?;
             let layer = self.layer(&id)?;
             let mut st = scope.state.clone();
-            let created_by = format!("{text} # buildkit");
             st.push_history(&self.now(), &created_by, Some(layer));
             Ok((st, key, false))
         })();
@@ -1608,6 +1731,27 @@ impl Builder<'_> {
         }
         record_inline(scope);
         Ok(())
+    }
+
+    /// `--chown` as numbers: as given, or names looked up in the stage's image.
+    fn chown_ids(
+        &self,
+        scope: &Scope,
+        ins: &Instruction,
+        spec: &str,
+        containers: &mut Vec<String>,
+    ) -> Result<(u32, u32)> {
+        let numeric = spec.split(':').all(|p| p.parse::<u32>().is_ok());
+        let empty = tempfile::tempdir().map_err(|e| BuildError::Other(e.to_string()))?;
+        let root = if numeric {
+            empty.path().to_path_buf()
+        } else {
+            let (manifest, _) = scope.state.commit(self.engine.images())?;
+            let id = self.scratch_container(&manifest)?;
+            containers.push(id.clone());
+            self.engine.rootfs(&id)?
+        };
+        resolve_chown(&root, spec).map_err(|e| self.err(ins, e))
     }
 
     /// The last step: `--label`s, the names, the result.

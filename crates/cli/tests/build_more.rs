@@ -372,6 +372,7 @@ fn the_same_tree_and_config_as_buildah() {
     // Umount what buildah left mounted below its root before the temp dir goes.
     let _ = Command::new("umount")
         .args(["-R", &dir.path().join("root").display().to_string()])
+        .stderr(std::process::Stdio::null())
         .status();
     b.ok(&["load", "-i", &out.display().to_string()]);
 
@@ -408,4 +409,109 @@ fn the_same_tree_and_config_as_buildah() {
         c
     };
     assert_eq!(config("cmp/berth:1"), config("cmp/buildah:1"));
+}
+
+#[test]
+fn copy_link_layers_survive_changes_below() {
+    let b = Berth::new();
+    let df = |marker: &str| {
+        format!(
+            "FROM {IMAGE}\nRUN echo {marker} > /below\nCOPY --link --chmod=700 app.sh /opt/app.sh\nRUN --mount=type=cache,target=/c,sharing=locked cat /opt/app.sh > /seen\n"
+        )
+    };
+    let ctx = context(&df("one"), &[("app.sh", "echo app\n")]);
+    build_ok(&b, ctx.path(), &["-t", "link:1"]);
+    fs::write(ctx.path().join("Dockerfile"), df("two")).unwrap();
+    let progress = build_ok(&b, ctx.path(), &["-t", "link:2"]);
+    // The step below changed and ran; the --link copy is taken as it was.
+    let copy = progress
+        .lines()
+        .position(|l| l.contains("COPY --link") || l.contains("COPY app.sh"))
+        .unwrap_or_else(|| panic!("no COPY step:\n{progress}"));
+    let num = progress
+        .lines()
+        .nth(copy)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(progress.contains(&format!("{num} CACHED")), "{progress}");
+    let layers = |img: &str| {
+        b.inspect_image(img)["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        layers("link:1")[2],
+        layers("link:2")[2],
+        "the --link layer is the same blob"
+    );
+    assert_ne!(layers("link:1")[1], layers("link:2")[1]);
+    let files = image_files(&b, "link:2");
+    assert_eq!(files["opt/app.sh"].1, 0o700);
+    assert_eq!(
+        b.ok(&["run", "--rm", "link:2", "cat", "/below", "/seen"]),
+        "two\necho app\n"
+    );
+}
+
+#[test]
+fn interrupt_context_on_stdin_and_platform() {
+    let b = Berth::new();
+    // Ctrl-C in a RUN: exit 130, and its container is gone at once.
+    let ctx = context(&format!("FROM {IMAGE}\nRUN sleep 60\n"), &[]);
+    let child = b
+        .cmd()
+        .args(["build", "-q", &ctx.path().display().to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    b.wait_for(20, "the RUN container to start", || {
+        b.ok(&["ps", "-q"]).lines().count() == 1
+    });
+    // SAFETY: signalling our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+
+    // The context as a tar on stdin, the Dockerfile in it.
+    let ctx = context(
+        &format!("FROM {IMAGE}\nCOPY hello /hello\n"),
+        &[("hello", "from a tar\n")],
+    );
+    let mut tarball = tar::Builder::new(Vec::new());
+    tarball.append_dir_all(".", ctx.path()).unwrap();
+    let data = tarball.into_inner().unwrap();
+    let o = b.run_input(&["build", "-q", "-t", "fromtar:1", "-"], &data);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        b.ok(&["run", "--rm", "fromtar:1", "cat", "/hello"]),
+        "from a tar\n"
+    );
+
+    // Another platform is refused, naming it.
+    let ctx = context(
+        &format!("FROM --platform=linux/s390x {IMAGE}\nRUN true\n"),
+        &[],
+    );
+    let o = build(&b, ctx.path(), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Dockerfile:1: FROM --platform=linux/s390x"),
+        "{err}"
+    );
+    let ctx = context(
+        &format!("FROM --platform=$BUILDPLATFORM {IMAGE}\nRUN true\n"),
+        &[],
+    );
+    build_ok(&b, ctx.path(), &[]);
 }

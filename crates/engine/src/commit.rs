@@ -159,6 +159,12 @@ fn upper_dir(mounts_json: &Path) -> Option<PathBuf> {
     })
 }
 
+/// A plain directory tree (no overlay whiteouts in it) as an uncompressed OCI layer tar, its
+/// entries as they are on disk: what `COPY --link` made on an empty root.
+pub fn dir_layer(dir: &Path, opts: &DiffOptions) -> Result<Vec<u8>> {
+    layer_tar(dir, opts)
+}
+
 /// The upper dir as an OCI layer tar.
 fn layer_tar(upper: &Path, opts: &DiffOptions) -> Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());

@@ -54,7 +54,7 @@ pub use berth_network::{
     Networks, PortMapping, PortRequest, parse_publish,
 };
 pub use changes::{Change, ChangeKind};
-pub use commit::DiffOptions;
+pub use commit::{DiffOptions, dir_layer};
 pub use create::{check_nano_cpus, nano_cpus, parse_cpus, parse_restart_policy};
 pub use disk::{
     API_VERSION, ContainerUsage, DiskUsage, ImagePruneReport, ImageUsage, Info, MIN_API_VERSION,

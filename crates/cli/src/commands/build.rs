@@ -229,6 +229,7 @@ pub fn build(cli: &Cli, a: &BuildArgs) -> Result<u8> {
         Some(Arc::new(Mutex::new(w)))
     };
     // A failed build exits 1, as `docker build` (125 stays for berth's own errors before).
+    on_interrupt_remove_build_containers(cli);
     let result = berth_build::build(&engine, &opts, sink);
     if let Some(l) = live {
         l.finish();
@@ -452,4 +453,55 @@ impl Write for LiveWriter {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+static INTERRUPT_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = INTERRUPT_PIPE.load(std::sync::atomic::Ordering::Relaxed);
+    let b = sig as u8;
+    // SAFETY: write(2) is async-signal-safe; one byte from our stack.
+    unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+}
+
+/// Ctrl-C (SIGINT), SIGTERM or SIGHUP during a build: the step's container (which runs under
+/// its own monitor and would outlive us) and the other containers this build made are
+/// removed, then we exit 130 as an interrupted command does. Completed steps stay cached.
+fn on_interrupt_remove_build_containers(cli: &Cli) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    INTERRUPT_PIPE.store(fds[1], std::sync::atomic::Ordering::Relaxed);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only writes to a pipe; exec resets it in children.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    let root = cli.root.clone();
+    let runtime = cli.runtime.clone();
+    let read_fd = fds[0];
+    std::thread::spawn(move || {
+        let mut b = 0u8;
+        // SAFETY: reading one byte into our buffer from our pipe.
+        let n = unsafe { libc::read(read_fd, (&mut b as *mut u8).cast(), 1) };
+        if n != 1 {
+            return;
+        }
+        eprintln!("\nERROR: interrupted: removing the build's containers");
+        let pid = std::process::id().to_string();
+        if let (Ok(rt), Ok(exe)) = (
+            berth_engine::locate_runtime(runtime.as_deref()),
+            std::env::current_exe(),
+        ) && let Ok(e) = berth_engine::Engine::new(&root, &rt, &exe)
+            && let Ok(list) = e.list()
+        {
+            for c in list {
+                if c.record.config.labels.get(berth_build::BUILD_LABEL) == Some(&pid) {
+                    let _ = e.remove(&c.record.id, true, true);
+                }
+            }
+        }
+        std::process::exit(130);
+    });
 }
