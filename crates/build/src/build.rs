@@ -1105,8 +1105,9 @@ impl Builder<'_> {
                 "Labels": {BUILD_LABEL: std::process::id().to_string()},
                 "HostConfig": host,
             });
-            let req: ContainerCreate = serde_json::from_value(req)
+            let mut req: ContainerCreate = serde_json::from_value(req)
                 .map_err(|e| BuildError::Other(format!("RUN container request: {e}")))?;
+            req.skip_image_volumes = true;
             let id = self.engine.create(&req)?;
             let out = self.run_container(&id, v, t0);
             let layer = match out {
@@ -1360,8 +1361,9 @@ impl Builder<'_> {
             "Labels": {BUILD_LABEL: std::process::id().to_string()},
             "HostConfig": {"NetworkMode": "none"},
         });
-        let req: ContainerCreate = serde_json::from_value(req)
+        let mut req: ContainerCreate = serde_json::from_value(req)
             .map_err(|e| BuildError::Other(format!("container request: {e}")))?;
+        req.skip_image_volumes = true;
         Ok(self.engine.create(&req)?)
     }
 

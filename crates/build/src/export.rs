@@ -153,8 +153,9 @@ fn rootfs_tar(engine: &Engine, manifest: &Digest, w: &mut dyn Write) -> Result<(
         "Labels": {BUILD_LABEL: std::process::id().to_string()},
         "HostConfig": {"NetworkMode": "none"},
     });
-    let req: berth_engine::ContainerCreate = serde_json::from_value(req)
+    let mut req: berth_engine::ContainerCreate = serde_json::from_value(req)
         .map_err(|e| BuildError::Other(format!("container request: {e}")))?;
+    req.skip_image_volumes = true;
     let id = engine.create(&req)?;
     let res = engine.export(&id, w);
     let _ = engine.remove(&id, true, true);

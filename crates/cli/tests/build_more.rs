@@ -515,3 +515,39 @@ fn interrupt_context_on_stdin_and_platform() {
     );
     build_ok(&b, ctx.path(), &[]);
 }
+
+#[test]
+fn image_volumes_become_anonymous_volumes() {
+    let b = Berth::new();
+    let ctx = context(
+        &format!(
+            "FROM {IMAGE}\nRUN mkdir /seed && echo seeded > /seed/f\nVOLUME /seed\nRUN echo kept > /seed/g\n"
+        ),
+        &[],
+    );
+    build_ok(&b, ctx.path(), &["-t", "vol:1"]);
+    let id = b.ok(&[
+        "create",
+        "--network",
+        "none",
+        "vol:1",
+        "cat",
+        "/seed/f",
+        "/seed/g",
+    ]);
+    let id = id.trim();
+    let mounts = b.inspect(id)["Mounts"].clone();
+    let m = mounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/seed")
+        .unwrap_or_else(|| panic!("no volume at /seed: {mounts}"));
+    assert_eq!(m["Type"], "volume");
+    let name = m["Name"].as_str().unwrap().to_string();
+    assert!(b.ok(&["volume", "ls", "-q"]).lines().any(|l| l == name));
+    // Filled from the image, with what a RUN after VOLUME wrote (kept, as BuildKit keeps it).
+    assert_eq!(b.ok(&["start", "-a", id]), "seeded\nkept\n");
+    b.ok(&["rm", "-v", id]);
+    assert!(!b.ok(&["volume", "ls", "-q"]).lines().any(|l| l == name));
+}

@@ -249,7 +249,19 @@ fn make_record(
             ));
         }
     }
+    // The image's VOLUMEs are the container's too (each an anonymous volume, filled from the
+    // image at create, unless something else is mounted there), as Docker does.
     c.volumes = u.volumes.clone();
+    if let Some(iv) = ic["Volumes"]
+        .as_object()
+        .filter(|_| !req.skip_image_volumes)
+    {
+        for k in iv.keys() {
+            c.volumes
+                .entry(k.clone())
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        }
+    }
 
     let mut hc = req.host_config.clone();
     let mut networking = NetworkingConfig::default();

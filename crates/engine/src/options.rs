@@ -19,6 +19,10 @@ pub struct ContainerCreate {
     /// `--platform` (the API's `?platform=`): `os/arch[/variant]` the image must be.
     #[serde(skip)]
     pub platform: Option<String>,
+    /// The image's `VOLUME`s are not mounted (no anonymous volumes for them): the builder's
+    /// `RUN` steps write into the image there, as BuildKit's do. Not part of the API.
+    #[serde(skip)]
+    pub skip_image_volumes: bool,
     /// What runs.
     #[serde(flatten)]
     pub config: Config,

@@ -422,6 +422,7 @@ impl CreateFlags {
         Ok(ContainerCreate {
             name: self.name.clone(),
             platform: self.platform.clone(),
+            skip_image_volumes: false,
             config,
             host_config,
             networking,
