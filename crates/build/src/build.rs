@@ -40,6 +40,9 @@ use crate::state::{ImageState, LAYER_TAR, host_arch};
 /// containers are recognised and removed by the next one.
 pub const BUILD_LABEL: &str = "io.berth.build.pid";
 
+/// The PATH an image without one gets (BuildKit's, for Linux).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Arguments every build has without an `ARG` (proxies: usable, never recorded).
 const PROXY_ARGS: &[&str] = &[
     "HTTP_PROXY",
@@ -84,7 +87,16 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<u64>,
     /// `--secret id=ID,src=PATH|env=VAR`: `(id, content)`.
     pub secrets: BTreeMap<String, Vec<u8>>,
+    /// `--cache-from IMAGE`: images whose inline cache (below) may provide steps' layers.
+    pub cache_from: Vec<String>,
+    /// `--cache-to type=inline` / `BUILDKIT_INLINE_CACHE=1`: record in the result's config
+    /// which step made which layer ([`INLINE_CACHE`]), for `--cache-from` elsewhere.
+    pub inline_cache: bool,
 }
+
+/// The config field where an inline cache is kept: `[{"key", "layer", "history"}]`, the cache
+/// key of each step that made a layer, with the indexes of that layer and its history entry.
+pub const INLINE_CACHE: &str = "berth.build.cache.v0";
 
 /// What a build made.
 #[derive(Clone, Debug)]
@@ -206,6 +218,7 @@ pub fn build(
         results: Mutex::new(HashMap::new()),
         ran: Mutex::new(0),
         cached: Mutex::new(0),
+        cache_from: load_cache_from(engine, &opts.cache_from)?,
     };
     let target = match &opts.target {
         Some(t) => df.stage(t).ok_or_else(|| BuildError::NoTarget(t.clone()))?,
@@ -215,8 +228,90 @@ pub fn build(
             .ok_or_else(|| BuildError::Other("the Dockerfile has no FROM".into()))?,
     };
     b.build_needed(target.index)?;
-    let mut state = b.result(target.index).expect("built above");
+    let (mut state, inline) = b
+        .results
+        .lock()
+        .unwrap()
+        .get(&target.index)
+        .cloned()
+        .expect("built above");
+    if opts.inline_cache {
+        state.config[INLINE_CACHE] = Value::Array(inline);
+    } else if let Some(o) = state.config.as_object_mut() {
+        o.remove(INLINE_CACHE);
+    }
     b.finish(&mut state)
+}
+
+/// The inline caches of the `--cache-from` images (pulled if missing; one that cannot be had
+/// is skipped, as BuildKit does, with no cache from it).
+fn load_cache_from(
+    engine: &Engine,
+    images: &[String],
+) -> Result<HashMap<String, (Value, Digest, Value)>> {
+    let mut out = HashMap::new();
+    let store = engine.images();
+    for name in images {
+        let image = match store.find_image_loaded(name) {
+            Ok(i) => i,
+            Err(_) => {
+                let Ok(r) = Reference::parse(name) else {
+                    continue;
+                };
+                let opts = berth_image::registry::PullOptions::default();
+                if engine
+                    .image_pull(&r, &opts, &berth_image::registry::NoProgress)
+                    .is_err()
+                {
+                    continue;
+                }
+                match store.find_image_loaded(&r.to_string()) {
+                    Ok(i) => i,
+                    Err(_) => continue,
+                }
+            }
+        };
+        let Ok(st) = ImageState::load(store, &image) else {
+            continue;
+        };
+        let history = st.config["history"].as_array().cloned().unwrap_or_default();
+        let diff_ids = st.config["rootfs"]["diff_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for e in st.config[INLINE_CACHE].as_array().into_iter().flatten() {
+            let (Some(key), Some(layer), Some(hist)) = (
+                e["key"].as_str(),
+                e["layer"].as_u64().map(|n| n as usize),
+                e["history"].as_u64().map(|n| n as usize),
+            ) else {
+                continue;
+            };
+            let diff = diff_ids
+                .get(layer)
+                .and_then(|d| d.as_str())
+                .and_then(|d| Digest::parse(d).ok());
+            let (Some(desc), Some(entry), Some(diff)) =
+                (st.layers.get(layer), history.get(hist), diff)
+            else {
+                continue;
+            };
+            out.insert(key.to_string(), (desc.clone(), diff, entry.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// Records the step that made the state's last layer in the inline cache.
+fn record_inline(scope: &mut Scope) {
+    let layers = scope.state.layers.len();
+    let history = scope.state.config["history"].as_array().map_or(0, Vec::len);
+    if layers == 0 || history == 0 {
+        return;
+    }
+    scope
+        .inline
+        .push(json!({"key": scope.key, "layer": layers - 1, "history": history - 1}));
 }
 
 /// Removes the containers of builds whose process is gone (killed mid-step).
@@ -245,9 +340,11 @@ struct Builder<'a> {
     context: PathBuf,
     ignore: Option<Matcher>,
     progress: Progress,
-    results: Mutex<HashMap<usize, ImageState>>,
+    results: Mutex<HashMap<usize, (ImageState, Vec<Value>)>>,
     ran: Mutex<usize>,
     cached: Mutex<usize>,
+    /// From `--cache-from`: a step's key -> its layer descriptor, diff ID and history entry.
+    cache_from: HashMap<String, (Value, Digest, Value)>,
 }
 
 /// A stage's scope while it is built.
@@ -261,11 +358,17 @@ struct Scope {
     /// A `CMD` was given in this stage (an `ENTRYPOINT` then keeps it).
     cmd_set: bool,
     step: usize,
+    /// The inline cache entries of the layers so far ([`INLINE_CACHE`]).
+    inline: Vec<Value>,
 }
 
 impl Builder<'_> {
     fn result(&self, stage: usize) -> Option<ImageState> {
-        self.results.lock().unwrap().get(&stage).cloned()
+        self.results
+            .lock()
+            .unwrap()
+            .get(&stage)
+            .map(|r| r.0.clone())
     }
 
     /// The meta arguments (before the first FROM) with their values.
@@ -429,6 +532,7 @@ impl Builder<'_> {
         };
         let v = self.progress.vertex();
         let t0 = Instant::now();
+        let mut inline = Vec::new();
         let (state, key) = if stage.from.is_scratch() {
             self.progress
                 .line(&format!("#{v} {} FROM scratch", prefix(1)));
@@ -436,7 +540,14 @@ impl Builder<'_> {
         } else if let Some(i) = self.stage_ref(&base_name, index) {
             self.progress
                 .line(&format!("#{v} {} FROM {}", prefix(1), base_name));
-            let st = self.result(i).expect("dependencies are built first");
+            let (st, parent_inline) = self
+                .results
+                .lock()
+                .unwrap()
+                .get(&i)
+                .cloned()
+                .expect("dependencies are built first");
+            inline = parent_inline;
             let (manifest, _) = st.commit(self.engine.images())?;
             (st, sha_hex(format!("FROM {manifest}").as_bytes()))
         } else {
@@ -472,7 +583,12 @@ impl Builder<'_> {
             no_cache,
             cmd_set: false,
             step: 1,
+            inline,
         };
+        // As BuildKit: an image without PATH gets the default one (no step of its own).
+        if !scope.state.env().iter().any(|(k, _)| k == "PATH") {
+            scope.state.set_env("PATH", DEFAULT_PATH);
+        }
         // The base's ONBUILD triggers run first, then are gone from the image.
         let triggers = scope.state.get_list("OnBuild");
         if !triggers.is_empty() {
@@ -496,7 +612,10 @@ impl Builder<'_> {
             let pre = prefix(scope.step);
             self.step(&mut scope, ins, &meta, &pre)?;
         }
-        self.results.lock().unwrap().insert(index, scope.state);
+        self.results
+            .lock()
+            .unwrap()
+            .insert(index, (scope.state, scope.inline));
         Ok(())
     }
 
@@ -934,9 +1053,7 @@ impl Builder<'_> {
         };
         self.progress
             .line(&format!("#{v} {prefix} {}", one_line(&text)));
-        if let Some(st) = self.cached(scope, &key) {
-            scope.state = st;
-            scope.key = key;
+        if self.layer_from_cache(scope, &key)? {
             self.progress.line(&format!("#{v} CACHED"));
             return Ok(());
         }
@@ -1007,9 +1124,39 @@ impl Builder<'_> {
             .state
             .push_history(&self.now(), &created_by, Some((desc, diff_id)));
         self.save(scope, key)?;
+        record_inline(scope);
         self.progress
             .line(&format!("#{v} DONE {:.1}s", t0.elapsed().as_secs_f64()));
         Ok(())
+    }
+
+    /// A layer step's result from the cache: this store's (a pinned step), else an
+    /// image of `--cache-from` that recorded the key. `true` when taken.
+    fn layer_from_cache(&self, scope: &mut Scope, key: &str) -> Result<bool> {
+        if let Some(st) = self.cached(scope, key) {
+            scope.state = st;
+            scope.key = key.to_string();
+            record_inline(scope);
+            return Ok(true);
+        }
+        if scope.no_cache {
+            return Ok(false);
+        }
+        let Some((desc, diff_id, entry)) = self.cache_from.get(key) else {
+            return Ok(false);
+        };
+        let digest = desc["digest"].as_str().and_then(|d| Digest::parse(d).ok());
+        if !digest.is_some_and(|d| self.engine.images().has(&d)) {
+            return Ok(false);
+        }
+        scope
+            .state
+            .push_entry(entry.clone(), desc.clone(), diff_id.clone());
+        self.save(scope, key.to_string())?;
+        *self.ran.lock().unwrap() -= 1;
+        *self.cached.lock().unwrap() += 1;
+        record_inline(scope);
+        Ok(true)
     }
 
     /// Adds a `RUN --mount` to the container's host config.
@@ -1290,6 +1437,7 @@ impl Builder<'_> {
         for s in sources {
             srcs.push(self.expand(ins, s, &env)?.value);
         }
+        let shown_sources = srcs.clone();
         let dest = self.expand(ins, dest, &env)?.value;
         let chown = match chown {
             Some(c) => Some(self.expand(ins, c, &env)?.value),
@@ -1306,13 +1454,45 @@ impl Builder<'_> {
         for e in excludes {
             ex.push(self.expand(ins, e, &env)?.value);
         }
-        if srcs
-            .iter()
-            .any(|s| s.starts_with("http://") || s.starts_with("https://"))
-        {
-            return Err(self.err(ins, "ADD from a URL is not supported by berth build yet"));
-        }
-        let _ = checksum;
+        let checksum = match checksum {
+            Some(c) => Some(self.expand(ins, &c, &env)?.value),
+            None => None,
+        };
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        // ADD URL...: the files downloaded first (into a directory of their own, which is then
+        // the source), checked against --checksum, never extracted, 0600 unless --chmod.
+        let url_dir = if srcs.iter().any(is_url) {
+            if !srcs.iter().all(is_url) {
+                return Err(self.err(
+                    ins,
+                    "ADD with both URLs and local sources: give them in two ADDs",
+                ));
+            }
+            let dir = tempfile::Builder::new()
+                .prefix("berth-build-add")
+                .tempdir()
+                .map_err(|e| BuildError::Other(format!("ADD download directory: {e}")))?;
+            let mut names = Vec::new();
+            for url in &srcs {
+                names.push(
+                    crate::fetch::download(url, dir.path(), checksum.as_deref())
+                        .map_err(|e| self.err(ins, e))?,
+                );
+            }
+            srcs = names;
+            Some(dir)
+        } else {
+            if checksum.is_some() {
+                return Err(self.err(ins, "ADD --checksum needs a URL source"));
+            }
+            None
+        };
+        let chmod = if url_dir.is_some() && chmod.is_none() {
+            Some(0o600)
+        } else {
+            chmod
+        };
+        let add = add && url_dir.is_none();
         let wd = scope.state.get_str("WorkingDir");
         let mut spec = CopySpec {
             sources: srcs.clone(),
@@ -1323,13 +1503,16 @@ impl Builder<'_> {
             excludes: ex,
             parents,
             add,
+            // BuildKit keeps the owners of a stage's or image's files, not the context's.
+            preserve_owners: from.is_some(),
         };
         let text = one_line(&format!(
             "{keyword} {}{}{}",
             from.as_ref()
                 .map(|f| format!("--from={f} "))
                 .unwrap_or_default(),
-            srcs.iter()
+            shown_sources
+                .iter()
                 .chain(heredocs.iter().map(|h| &h.name))
                 .map(|s| format!("{s} "))
                 .collect::<String>(),
@@ -1359,9 +1542,10 @@ impl Builder<'_> {
                 }
                 (heredoc_dir.path().to_path_buf(), None)
             } else {
-                match &from {
-                    Some(f) => (self.source_root(ins, f, &mut containers)?, None),
-                    None => (self.context.clone(), self.ignore.as_ref()),
+                match (&from, &url_dir) {
+                    (_, Some(d)) => (d.path().to_path_buf(), None),
+                    (Some(f), None) => (self.source_root(ins, f, &mut containers)?, None),
+                    (None, None) => (self.context.clone(), self.ignore.as_ref()),
                 }
             };
             let digest =
@@ -1379,8 +1563,17 @@ impl Builder<'_> {
                 )
                 .as_bytes(),
             );
-            if let Some(st) = self.cached(scope, &key) {
-                return Ok((st, key, true));
+            let mut probe = Scope {
+                state: scope.state.clone(),
+                key: scope.key.clone(),
+                args: Vec::new(),
+                no_cache: scope.no_cache,
+                cmd_set: scope.cmd_set,
+                step: scope.step,
+                inline: Vec::new(),
+            };
+            if self.layer_from_cache(&mut probe, &key)? {
+                return Ok((probe.state, key, true));
             }
             let (manifest, _) = scope.state.commit(self.engine.images())?;
             let id = self.scratch_container(&manifest)?;
@@ -1413,6 +1606,7 @@ impl Builder<'_> {
             self.progress
                 .line(&format!("#{v} DONE {:.1}s", t0.elapsed().as_secs_f64()));
         }
+        record_inline(scope);
         Ok(())
     }
 

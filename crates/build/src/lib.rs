@@ -13,6 +13,8 @@ mod build;
 pub mod copy;
 pub mod dockerfile;
 mod error;
+pub mod export;
+mod fetch;
 pub mod ignore;
 mod state;
 

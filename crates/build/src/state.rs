@@ -140,6 +140,24 @@ impl ImageState {
         self.config["created"] = json!(created);
     }
 
+    /// Appends a layer with the history entry another build recorded for it (`--cache-from`).
+    pub fn push_entry(&mut self, entry: Value, desc: Value, diff_id: Digest) {
+        self.layers.push(desc);
+        match self.config["rootfs"]["diff_ids"].as_array_mut() {
+            Some(ids) => ids.push(json!(diff_id.to_string())),
+            None => {
+                self.config["rootfs"] = json!({"type": "layers", "diff_ids": [diff_id.to_string()]})
+            }
+        }
+        if let Some(c) = entry["created"].as_str() {
+            self.config["created"] = json!(c);
+        }
+        match self.config["history"].as_array_mut() {
+            Some(h) => h.push(entry),
+            None => self.config["history"] = json!([entry]),
+        }
+    }
+
     /// Writes the config and manifest into the store (no name); returns (manifest digest,
     /// config digest = the image ID).
     pub fn commit(&self, store: &Store) -> Result<(Digest, Digest)> {

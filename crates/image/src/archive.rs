@@ -326,6 +326,20 @@ fn load_docker(
 /// `blobs/sha256/`) and a `docker save` archive (`manifest.json` pointing into `blobs/`), as
 /// Docker 25+ does.
 pub fn save(store: &Store, names: &[Reference], writer: impl Write) -> Result<()> {
+    let mut images = Vec::new();
+    for name in names {
+        images.push((Image::by_name(store, name)?, Some(name.clone())));
+    }
+    save_images(store, &images, writer)
+}
+
+/// [`save`] of images given as loaded, each with the name to record (none: an unnamed image,
+/// as a build's result exported without a tag).
+pub fn save_images(
+    store: &Store,
+    images: &[(Image, Option<Reference>)],
+    writer: impl Write,
+) -> Result<()> {
     let mut tar = tar::Builder::new(writer);
     tar.mode(tar::HeaderMode::Deterministic);
     let mut written: Vec<Digest> = Vec::new();
@@ -338,8 +352,7 @@ pub fn save(store: &Store, names: &[Reference], writer: impl Write) -> Result<()
     };
     add_dir(&mut tar, "blobs/").map_err(werr)?;
     add_dir(&mut tar, "blobs/sha256/").map_err(werr)?;
-    for name in names {
-        let image = Image::by_name(store, name)?;
+    for (image, name) in images {
         for d in image.blobs() {
             if written.contains(&d) {
                 continue;
@@ -354,10 +367,15 @@ pub fn save(store: &Store, names: &[Reference], writer: impl Write) -> Result<()
                 .map_err(werr)?;
             written.push(d);
         }
-        index_entries.push(crate::layout::index_descriptor(store, &image, name)?);
+        index_entries.push(crate::layout::index_descriptor(
+            store,
+            image,
+            name.as_ref(),
+        )?);
         let tag = name
-            .tag()
-            .map(|_| familiar_name(&name_without_digest(name)));
+            .as_ref()
+            .filter(|n| n.tag().is_some())
+            .map(|n| familiar_name(&name_without_digest(n)));
         match docker
             .iter_mut()
             .find(|e| e.config == format!("blobs/sha256/{}", image.config_digest.hex()))

@@ -235,19 +235,21 @@ fn name_of(desc: &Descriptor) -> Result<Option<Reference>> {
 pub(crate) fn index_descriptor(
     store: &Store,
     image: &Image,
-    name: &Reference,
+    name: Option<&Reference>,
 ) -> Result<Descriptor> {
-    let mut ann = HashMap::new();
-    if let Some(tag) = name.tag() {
-        ann.insert(REF_NAME.to_string(), tag.to_string());
-    }
-    ann.insert(CONTAINERD_NAME.to_string(), name.to_string());
     let mut desc = Descriptor::new(
         MediaType::from(image.manifest_media_type.as_str()),
         store.size(&image.manifest_digest)?,
         image.manifest_digest.to_oci(),
     );
-    desc.set_annotations(Some(ann));
+    if let Some(name) = name {
+        let mut ann = HashMap::new();
+        if let Some(tag) = name.tag() {
+            ann.insert(REF_NAME.to_string(), tag.to_string());
+        }
+        ann.insert(CONTAINERD_NAME.to_string(), name.to_string());
+        desc.set_annotations(Some(ann));
+    }
     Ok(desc)
 }
 
@@ -273,7 +275,7 @@ pub fn export_layout(store: &Store, names: &[Reference], dir: &Path) -> Result<(
             out.sync_all().map_err(io_err("fsync", &tmp))?;
             fs::rename(&tmp, &dest).map_err(io_err("rename", &dest))?;
         }
-        descriptors.push(index_descriptor(store, &image, name)?);
+        descriptors.push(index_descriptor(store, &image, Some(name))?);
     }
     let index = serde_json::json!({
         "schemaVersion": 2,

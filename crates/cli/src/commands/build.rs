@@ -2,9 +2,10 @@
 //! Docker's flags, BuildKit's plain progress on stderr, the image ID with `-q`.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use berth_build::{BuildOptions, ProgressSink};
@@ -54,6 +55,17 @@ pub struct BuildArgs {
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     pub secrets: Vec<String>,
+    /// Write the result out as well: `type=local,dest=DIR` (or just `DIR`), `type=tar,dest=FILE`
+    /// (`-`: stdout), `type=oci|docker,dest=FILE[,name=NAME]`.
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub output: Vec<String>,
+    /// Take cached steps from this image's inline cache (built with `--cache-to type=inline`
+    /// or `--build-arg BUILDKIT_INLINE_CACHE=1`); pulled if missing.
+    #[arg(long = "cache-from", value_name = "IMAGE")]
+    pub cache_from: Vec<String>,
+    /// `type=inline`: record the build cache in the image, for `--cache-from` elsewhere.
+    #[arg(long = "cache-to", value_name = "type=inline")]
+    pub cache_to: Vec<String>,
     /// Set the target platform (only this machine's, `linux/amd64` here).
     #[arg(long)]
     pub platform: Option<String>,
@@ -159,6 +171,37 @@ pub fn build(cli: &Cli, a: &BuildArgs) -> Result<u8> {
         opts.labels.insert(k.to_string(), v.to_string());
     }
     opts.secrets = secrets(&a.secrets)?;
+    opts.cache_from = a
+        .cache_from
+        .iter()
+        .map(|c| {
+            // `type=registry,ref=IMAGE` as buildx writes it, or the image itself.
+            c.split(',')
+                .find_map(|p| p.strip_prefix("ref="))
+                .unwrap_or(c)
+                .to_string()
+        })
+        .collect();
+    for c in &a.cache_to {
+        match c.as_str() {
+            "type=inline" | "inline" => opts.inline_cache = true,
+            other => bail!(
+                "--cache-to {other:?} is not supported: berth keeps its cache in its store; use type=inline"
+            ),
+        }
+    }
+    if opts
+        .build_args
+        .get("BUILDKIT_INLINE_CACHE")
+        .is_some_and(|v| v == "1" || v == "true")
+    {
+        opts.inline_cache = true;
+    }
+    let outputs = a
+        .output
+        .iter()
+        .map(|o| berth_build::export::Output::parse(o))
+        .collect::<Result<Vec<_>, _>>()?;
     let epoch = opts
         .build_args
         .get("SOURCE_DATE_EPOCH")
@@ -170,25 +213,52 @@ pub fn build(cli: &Cli, a: &BuildArgs) -> Result<u8> {
                 .with_context(|| format!("invalid SOURCE_DATE_EPOCH {e:?}: seconds since 1970"))?,
         );
     }
+    let tty = match a.progress.as_str() {
+        "tty" => true,
+        "auto" => io::stderr().is_terminal(),
+        _ => false,
+    };
+    let live = (!quiet && tty).then(LiveView::start);
     let sink: Option<ProgressSink> = if quiet {
         None
+    } else if let Some(l) = &live {
+        let w: Box<dyn Write + Send> = Box::new(l.writer());
+        Some(Arc::new(Mutex::new(w)))
     } else {
         let w: Box<dyn Write + Send> = Box::new(io::stderr());
         Some(Arc::new(Mutex::new(w)))
     };
     // A failed build exits 1, as `docker build` (125 stays for berth's own errors before).
-    let built = match berth_build::build(&engine, &opts, sink) {
+    let result = berth_build::build(&engine, &opts, sink);
+    if let Some(l) = live {
+        l.finish();
+    }
+    let built = match result {
         Ok(b) => b,
         Err(e) => {
             eprintln!("ERROR: {e}");
             return Ok(1);
         }
     };
+    for o in &outputs {
+        let mut out = io::stdout().lock();
+        berth_build::export::export(&engine, &built.manifest, o, &mut out)?;
+        out.flush()?;
+    }
     if let Some(f) = &a.iidfile {
         std::fs::write(f, built.id.to_string())
             .with_context(|| format!("write {}", f.display()))?;
     }
-    if quiet {
+    // With -q the ID goes to stdout, unless an output already does.
+    if quiet
+        && !outputs.iter().any(|o| {
+            use berth_build::export::Output;
+            matches!(
+                o,
+                Output::Tar(None) | Output::Oci(None, _) | Output::Docker(None, _)
+            )
+        })
+    {
         println!("{}", built.id);
     }
     Ok(0)
@@ -260,5 +330,126 @@ fn host_arch() -> &'static str {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         other => other,
+    }
+}
+
+/// The progress on a terminal: the steps as they come (a step's output indented under it),
+/// and a status line at the bottom, `[+] Building 1.2s (3/7)`, redrawn as time passes.
+struct LiveView {
+    state: Arc<Mutex<LiveState>>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+struct LiveState {
+    start: Instant,
+    steps: usize,
+    finished: usize,
+    partial: Vec<u8>,
+    stop: bool,
+}
+
+impl LiveState {
+    fn status(&self) -> String {
+        format!(
+            "\x1b[1m[+] Building {:.1}s ({}/{})\x1b[0m",
+            self.start.elapsed().as_secs_f64(),
+            self.finished,
+            self.steps
+        )
+    }
+
+    /// One progress line: printed above the status line.
+    fn line(&mut self, line: &str) {
+        let mut err = io::stderr().lock();
+        let shown = match line.split_once(' ') {
+            Some((num, rest)) if num.starts_with('#') => {
+                if rest.starts_with('[') {
+                    self.steps += 1;
+                    format!("\x1b[34m=> {rest}\x1b[0m")
+                } else if rest == "CACHED" || rest.starts_with("DONE") {
+                    self.finished += 1;
+                    return self.redraw(&mut err);
+                } else if rest.starts_with("exporting") {
+                    self.steps += 1;
+                    format!("=> {rest}")
+                } else if rest.starts_with("writing") || rest.starts_with("naming") {
+                    format!("=> {rest}")
+                } else {
+                    // A step's output: `#N 0.123 text`.
+                    let text = rest.split_once(' ').map_or(rest, |(_, t)| t);
+                    format!("\x1b[2m   {text}\x1b[0m")
+                }
+            }
+            _ => line.to_string(),
+        };
+        let _ = write!(err, "\r\x1b[K{shown}\n{}", self.status());
+        let _ = err.flush();
+    }
+
+    fn redraw(&self, err: &mut io::StderrLock) {
+        let _ = write!(err, "\r\x1b[K{}", self.status());
+        let _ = err.flush();
+    }
+}
+
+impl LiveView {
+    fn start() -> LiveView {
+        let state = Arc::new(Mutex::new(LiveState {
+            start: Instant::now(),
+            steps: 0,
+            finished: 0,
+            partial: Vec::new(),
+            stop: false,
+        }));
+        let s = state.clone();
+        let ticker = std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(100));
+                let st = s.lock().unwrap();
+                if st.stop {
+                    break;
+                }
+                st.redraw(&mut io::stderr().lock());
+            }
+        });
+        LiveView {
+            state,
+            ticker: Some(ticker),
+        }
+    }
+
+    fn writer(&self) -> LiveWriter {
+        LiveWriter(self.state.clone())
+    }
+
+    fn finish(mut self) {
+        let mut st = self.state.lock().unwrap();
+        st.stop = true;
+        let mut err = io::stderr().lock();
+        let _ = writeln!(err, "\r\x1b[K{}", st.status());
+        drop(st);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the builder writes into: split into lines for [`LiveState::line`].
+struct LiveWriter(Arc<Mutex<LiveState>>);
+
+impl Write for LiveWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut st = self.0.lock().unwrap();
+        st.partial.extend_from_slice(buf);
+        while let Some(i) = st.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = st.partial.drain(..=i).collect();
+            let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            st.line(&text);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

@@ -45,7 +45,7 @@ pub enum ImageCommand {
     /// Log out from a registry.
     Logout(LogoutArgs),
     /// Build an image from a Dockerfile.
-    Build(super::build::BuildArgs),
+    Build(Box<super::build::BuildArgs>),
     /// Docker Buildx's command group (`buildx build`).
     #[command(subcommand)]
     Buildx(BuildxSub),
@@ -61,7 +61,7 @@ pub enum ImageCommand {
 #[derive(Subcommand, Debug)]
 pub enum BuildxSub {
     /// Build an image from a Dockerfile (as `berth build`).
-    Build(super::build::BuildArgs),
+    Build(Box<super::build::BuildArgs>),
     /// Remove the build cache (as `berth builder prune`).
     Prune(super::build::BuilderPruneArgs),
 }
@@ -70,7 +70,7 @@ pub enum BuildxSub {
 #[derive(Subcommand, Debug)]
 pub enum ImageSub {
     /// Build an image from a Dockerfile (as `berth build`).
-    Build(super::build::BuildArgs),
+    Build(Box<super::build::BuildArgs>),
     /// Display detailed information on one or more images.
     /// Show the history of an image (as `berth history`).
     History(super::system::HistoryArgs),
