@@ -33,6 +33,7 @@ for f in $FILES; do
 done
 cargo build -q --release -p berth-cli
 cargo build-runtime   # the static berth-runtime, as shipped (.cargo/config.toml)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 TMP=$(mktemp -d /tmp/berth-buildbench.XXXXXX)
 BERTH="$PWD/target/release/berth --root $TMP/berth --runtime $PWD/target/release/berth-runtime"
 BUILDAH="buildah --root $TMP/buildah/root --runroot $TMP/buildah/run --storage-driver overlay"
@@ -193,7 +194,7 @@ out=docs/build-benchmark.md
 {
     echo "# Building images: \`berth build\`, BuildKit and buildah"
     echo
-    echo "Produced by \`bench/build.sh\` on $(date -u +%Y-%m-%d) ($(uname -r), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), load average $(cut -d' ' -f1-3 /proc/loadavg));"
+    echo "Produced by \`bench/build.sh\` on $(date -u +%Y-%m-%d) ($(uname -r), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end, $load_start at the start);"
     echo "berth $(git rev-parse --short HEAD), hyperfine $(hyperfine --version | awk '{print $2}'), $RUNS runs after 1 warm-up, each Dockerfile in one run, side by side."
     echo "The base image \`benchbase\` is a busybox-static rootfs imported into berth and \`berth save\`d,"
     echo "then \`buildah pull docker-archive:\` and \`docker load\`ed: the same image ID (${base_id:7:12}) in each."
