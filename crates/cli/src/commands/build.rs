@@ -313,9 +313,14 @@ pub fn builder_prune(cli: &Cli, _a: &BuilderPruneArgs) -> Result<u8> {
     let mut reclaimed_mounts = 0;
     if let Ok(rd) = std::fs::read_dir(&mounts) {
         for e in rd.flatten() {
-            std::fs::remove_dir_all(e.path())
-                .with_context(|| format!("remove {}", e.path().display()))?;
-            reclaimed_mounts += 1;
+            let p = e.path();
+            // A directory per cache mount, and its lock file.
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p).with_context(|| format!("remove {}", p.display()))?;
+                reclaimed_mounts += 1;
+            } else {
+                std::fs::remove_file(&p).with_context(|| format!("remove {}", p.display()))?;
+            }
         }
     }
     let report = store.prune()?;
