@@ -1045,7 +1045,15 @@ impl Builder<'_> {
         }
         let shown = argv.join(" ");
         let build_args: Vec<String> = scope.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mount_text: Vec<&str> = mounts.iter().map(|m| m.spec.as_str()).collect();
+        let mut mount_text: Vec<String> = Vec::new();
+        for m in &mounts {
+            mount_text.push(m.spec.clone());
+            // What a bind mount shows is an input of the step: the stage's image, or a
+            // digest of the context files (as COPY's).
+            if m.kind == MountType::Bind {
+                mount_text.push(self.bind_input(ins, m)?);
+            }
+        }
         let key = sha_hex(
             format!(
                 "{}\nRUN {}\nargs {}\nmounts {}\nnetwork {network}",
@@ -1057,12 +1065,8 @@ impl Builder<'_> {
             .as_bytes(),
         );
         let v = self.progress.vertex();
-        let text = match &run.command {
-            CommandLine::Exec(v) => format!("RUN {}", json!(v)),
-            CommandLine::Shell(s) => format!("RUN {s}"),
-        };
         self.progress
-            .line(&format!("#{v} {prefix} {}", one_line(&text)));
+            .line(&format!("#{v} {prefix} {}", display(ins)));
         if self.layer_from_cache(scope, &key)? {
             self.progress.line(&format!("#{v} CACHED"));
             return Ok(());
@@ -1173,6 +1177,36 @@ impl Builder<'_> {
         *self.cached.lock().unwrap() += 1;
         record_inline(scope);
         Ok(true)
+    }
+
+    /// The content a `RUN --mount=type=bind` shows, as text for the step's key.
+    fn bind_input(&self, ins: &Instruction, m: &dockerfile::Mount) -> Result<String> {
+        let src = m.source.clone().unwrap_or_else(|| "/".into());
+        match &m.from {
+            Some(f) => match self.stage_ref(f, usize::MAX.min(self.df.stages.len())) {
+                Some(i) => {
+                    let st = self.result(i).ok_or_else(|| {
+                        self.err(ins, format!("stage {f} is not built before this one"))
+                    })?;
+                    Ok(format!("stage {}", st.commit(self.engine.images())?.0))
+                }
+                None => Ok(format!(
+                    "image {}",
+                    self.base_image(ins, f)?.manifest_digest
+                )),
+            },
+            None => {
+                let spec = CopySpec {
+                    sources: vec![src],
+                    dest: "/".into(),
+                    workdir: "/".into(),
+                    ..Default::default()
+                };
+                let d = copy::sources_digest(&self.context, &spec, self.ignore.as_ref())
+                    .map_err(|e| self.err(ins, e.to_string()))?;
+                Ok(format!("context {d}"))
+            }
+        }
     }
 
     /// Adds a `RUN --mount` to the container's host config.
@@ -1576,7 +1610,8 @@ impl Builder<'_> {
             dest
         ));
         let v = self.progress.vertex();
-        self.progress.line(&format!("#{v} {prefix} {text}"));
+        self.progress
+            .line(&format!("#{v} {prefix} {}", display(ins)));
         let t0 = Instant::now();
         let mut containers = Vec::new();
         let res = (|| -> Result<(ImageState, String, bool)> {
@@ -1910,6 +1945,21 @@ fn resolve_chown(rootfs: &Path, spec: &str) -> std::result::Result<(u32, u32), S
         },
     };
     Ok((uid, gid))
+}
+
+/// An instruction as the progress shows it: as written (flags included), white space
+/// collapsed, its first line only (heredoc bodies and continuations are not shown).
+fn display(ins: &Instruction) -> String {
+    let first = ins.original.lines().next().unwrap_or_default();
+    let text: Vec<&str> = first.split_whitespace().collect();
+    let mut out = text.join(" ");
+    if let Some(rest) = out.strip_suffix('\\') {
+        out = rest.trim_end().to_string();
+    }
+    if ins.original.lines().count() > 1 && !out.contains("<<") {
+        out.push_str(" ...");
+    }
+    out
 }
 
 fn one_line(s: &str) -> String {

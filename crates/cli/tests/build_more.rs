@@ -551,3 +551,74 @@ fn image_volumes_become_anonymous_volumes() {
     b.ok(&["rm", "-v", id]);
     assert!(!b.ok(&["volume", "ls", "-q"]).lines().any(|l| l == name));
 }
+
+#[test]
+fn scratch_heredoc_copy_bind_mounts_and_cache_filters() {
+    let b = Berth::new();
+    let df = format!(
+        "FROM {IMAGE} AS tools\n\
+         RUN echo from-tools > /tool.txt && date +%N > /nonce\n\
+         FROM {IMAGE} AS user\n\
+         ARG GREETING=hi\n\
+         COPY <<EOF /etc/greeting\n\
+         $GREETING there\n\
+         EOF\n\
+         COPY <<'EOT' /raw.txt\n\
+         $NOT_EXPANDED\n\
+         EOT\n\
+         RUN --mount=type=bind,source=ctx.txt,target=/mnt/ctx.txt cat /mnt/ctx.txt > /from-ctx && ! touch /mnt/ctx.txt 2>/dev/null\n\
+         RUN --mount=type=bind,from=tools,source=/tool.txt,target=/t cat /t > /from-stage\n\
+         RUN --network=host cat /proc/net/dev | grep -q lo\n\
+         FROM scratch\n\
+         COPY --from=user /etc/greeting /raw.txt /from-ctx /from-stage /\n"
+    );
+    let ctx = context(&df, &[("ctx.txt", "context file\n")]);
+    build_ok(&b, ctx.path(), &["-t", "scratchy:1"]);
+    let files = image_files(&b, "scratchy:1");
+    let content = |p: &str| format!("{:x}", sha2::Sha256::digest(p.as_bytes()));
+    assert_eq!(files["greeting"].4, content("hi there\n"));
+    assert_eq!(files["raw.txt"].4, content("$NOT_EXPANDED\n"));
+    assert_eq!(files["from-ctx"].4, content("context file\n"));
+    assert_eq!(files["from-stage"].4, content("from-tools\n"));
+    assert!(
+        !files.contains_key("bin/busybox"),
+        "FROM scratch has nothing of busybox"
+    );
+    let img = b.inspect_image("scratchy:1");
+    assert_eq!(
+        img["Config"]["Env"],
+        serde_json::json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+    );
+
+    // --no-cache-filter runs that stage's steps again; the other stage's steps that do not
+    // read from it stay cached, the one that mounts it runs again (its input changed).
+    let progress = build_ok(&b, ctx.path(), &["--no-cache-filter", "tools"]);
+    let state = |needle: &str| {
+        let line = progress
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{progress}"));
+        let n = line.split(' ').next().unwrap();
+        if progress.contains(&format!("{n} CACHED")) {
+            "CACHED"
+        } else {
+            "DONE"
+        }
+    };
+    assert_eq!(state("RUN echo from-tools"), "DONE", "{progress}");
+    assert_eq!(state("COPY <<EOF"), "CACHED", "{progress}");
+    assert_eq!(state("source=ctx.txt"), "CACHED", "{progress}");
+    assert_eq!(state("from=tools"), "DONE", "{progress}");
+
+    // A bind-mounted context file is an input of its step: changing it runs the step again.
+    fs::write(ctx.path().join("ctx.txt"), "changed\n").unwrap();
+    let progress = build_ok(&b, ctx.path(), &["-t", "scratchy:2"]);
+    let line = progress
+        .lines()
+        .find(|l| l.contains("source=ctx.txt"))
+        .unwrap();
+    let n = line.split(' ').next().unwrap();
+    assert!(progress.contains(&format!("{n} DONE")), "{progress}");
+    let files = image_files(&b, "scratchy:2");
+    assert_eq!(files["from-ctx"].4, content("changed\n"));
+}

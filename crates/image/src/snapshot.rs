@@ -304,6 +304,11 @@ impl Snapshotter {
                     let upper = tmp.join("upper");
                     fs::create_dir(&upper).map_err(io_err("create", &upper))?;
                     create_private_dir(&tmp.join("work"))?;
+                    // overlayfs needs a lower directory: an image with no layers (a build
+                    // `FROM scratch`) gets an empty one.
+                    if layers.is_empty() {
+                        create_private_dir(&tmp.join("empty"))?;
+                    }
                     // The upper dir becomes the container's /: give it the root's metadata.
                     if let Some(top) = layers.last() {
                         copy_owner_mode(top, &tmp.join("upper"))?;
@@ -355,12 +360,15 @@ impl Snapshotter {
         let meta = read_meta(&dir, key)?;
         match meta.mode {
             SnapshotMode::Overlay => {
-                let lower: Vec<String> = meta
+                let mut lower: Vec<String> = meta
                     .chain
                     .iter()
                     .rev()
                     .map(|c| self.layer_dir(c).display().to_string())
                     .collect();
+                if lower.is_empty() {
+                    lower.push(dir.join("empty").display().to_string());
+                }
                 let upper = dir.join("upper").display().to_string();
                 let work = dir.join("work").display().to_string();
                 for p in lower.iter().chain([&upper, &work]) {
