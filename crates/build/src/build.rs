@@ -1183,7 +1183,7 @@ impl Builder<'_> {
     fn bind_input(&self, ins: &Instruction, m: &dockerfile::Mount) -> Result<String> {
         let src = m.source.clone().unwrap_or_else(|| "/".into());
         match &m.from {
-            Some(f) => match self.stage_ref(f, usize::MAX.min(self.df.stages.len())) {
+            Some(f) => match self.stage_ref(f, self.df.stages.len()) {
                 Some(i) => {
                     let st = self.result(i).ok_or_else(|| {
                         self.err(ins, format!("stage {f} is not built before this one"))
