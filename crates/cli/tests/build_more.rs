@@ -622,3 +622,152 @@ fn scratch_heredoc_copy_bind_mounts_and_cache_filters() {
     let files = image_files(&b, "scratchy:2");
     assert_eq!(files["from-ctx"].4, content("changed\n"));
 }
+
+/// A Debian bookworm (minbase) image, `berth-test/debian:bookworm`: debootstrap runs once per
+/// machine (its tarball is kept in /var/tmp/berth-test, made under a lock, renamed into place).
+fn debian_image(b: &Berth) -> &'static str {
+    const NAME: &str = "berth-test/debian:bookworm";
+    let dir = Path::new("/var/tmp/berth-test");
+    fs::create_dir_all(dir).unwrap();
+    let tarball = dir.join("debian-bookworm-minbase.tar");
+    {
+        let lock = fs::File::create(dir.join("debian.lock")).unwrap();
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on our own descriptor.
+        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+        if !tarball.is_file() {
+            let root = dir.join("debian-rootfs.tmp");
+            let _ = fs::remove_dir_all(&root);
+            let o = Command::new("debootstrap")
+                .args(["--variant=minbase", "bookworm"])
+                .arg(&root)
+                .output()
+                .expect("debootstrap (scripts/test.sh installs it)");
+            assert!(
+                o.status.success(),
+                "debootstrap: {}",
+                String::from_utf8_lossy(&o.stdout)
+            );
+            let tmp = dir.join("debian.tar.tmp");
+            let st = Command::new("tar")
+                .args(["--numeric-owner", "-C"])
+                .arg(&root)
+                .args(["-cf"])
+                .arg(&tmp)
+                .arg(".")
+                .status()
+                .unwrap();
+            assert!(st.success());
+            fs::rename(&tmp, &tarball).unwrap();
+            let _ = fs::remove_dir_all(&root);
+        }
+    }
+    b.ok(&["import", &tarball.display().to_string(), NAME]);
+    NAME
+}
+
+#[test]
+fn debian_image_builds_as_buildah_builds_it() {
+    let b = Berth::new();
+    let debian = debian_image(&b);
+    let df = format!(
+        "FROM {debian}\n\
+         RUN useradd -m -u 1234 -s /bin/bash app && dpkg -s coreutils >/dev/null && apt-get --version >/dev/null\n\
+         COPY --chown=app:app app.txt /home/app/\n\
+         WORKDIR /home/app\n\
+         USER app\n\
+         RUN id -un > whoami && cat app.txt >> whoami && ls -l app.txt | cut -d' ' -f3,4 >> whoami\n\
+         CMD [\"cat\", \"/home/app/whoami\"]\n"
+    );
+    let ctx = context(&df, &[("app.txt", "payload\n")]);
+    build_ok(&b, ctx.path(), &["-t", "deb/berth:1"]);
+    assert_eq!(
+        b.ok(&["run", "--rm", "deb/berth:1"]),
+        "app\npayload\napp app\n"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.tar");
+    b.ok(&["save", "-o", &base.display().to_string(), debian]);
+    let buildah = |args: &[&str]| -> Output {
+        let o = Command::new("buildah")
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--runroot")
+            .arg(dir.path().join("run"))
+            .args(["--storage-driver", "overlay"])
+            .args(args)
+            .output()
+            .expect("buildah (scripts/test.sh installs it)");
+        assert!(
+            o.status.success(),
+            "buildah {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    };
+    buildah(&["pull", &format!("docker-archive:{}", base.display())]);
+    buildah(&["tag", debian, debian]);
+    buildah(&[
+        "bud",
+        "--layers",
+        "--runtime",
+        "runc",
+        "-t",
+        "deb/buildah:1",
+        &ctx.path().display().to_string(),
+    ]);
+    let out = dir.path().join("out.tar");
+    buildah(&[
+        "push",
+        "deb/buildah:1",
+        &format!("oci-archive:{}:deb/buildah:1", out.display()),
+    ]);
+    let _ = Command::new("umount")
+        .args(["-R", &dir.path().join("root").display().to_string()])
+        .stderr(std::process::Stdio::null())
+        .status();
+    b.ok(&["load", "-i", &out.display().to_string()]);
+    let mine = image_files(&b, "deb/berth:1");
+    let theirs = image_files(&b, "deb/buildah:1");
+    let runtime_debris = [
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "etc/hosts",
+        "etc/hostname",
+        "etc/resolv.conf",
+    ];
+    let mut differ = Vec::new();
+    for (path, meta) in &theirs {
+        if !runtime_debris.contains(&path.as_str()) && mine.get(path) != Some(meta) {
+            differ.push(format!(
+                "{path}: buildah {meta:?}, berth {:?}",
+                mine.get(path)
+            ));
+        }
+    }
+    for path in mine.keys() {
+        if !theirs.contains_key(path) {
+            differ.push(format!("{path}: only in berth's"));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "the trees differ:\n{}",
+        differ.join("\n")
+    );
+    let config = |img: &str| {
+        let mut c = b.inspect_image(img)["Config"].clone();
+        if let Some(l) = c["Labels"].as_object_mut() {
+            l.remove("io.buildah.version");
+            // buildah's label was all there was: no labels, as in berth's.
+            if l.is_empty() {
+                c["Labels"] = serde_json::Value::Null;
+            }
+        }
+        c
+    };
+    assert_eq!(config("deb/berth:1"), config("deb/buildah:1"));
+}
