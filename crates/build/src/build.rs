@@ -639,10 +639,26 @@ impl Builder<'_> {
         }
         let reference = Reference::parse(name).map_err(|e| self.err(ins, e.to_string()))?;
         let opts = berth_image::registry::PullOptions::default();
-        match self
-            .engine
-            .image_pull(&reference, &opts, &berth_image::registry::NoProgress)
-        {
+        let v = self.progress.vertex();
+        self.progress
+            .line(&format!("#{v} [internal] pull {reference}"));
+        let t0 = Instant::now();
+        let pulled = self.engine.image_pull(
+            &reference,
+            &opts,
+            &PullProgress {
+                progress: &self.progress,
+                vertex: v,
+                sizes: Mutex::new(HashMap::new()),
+            },
+        );
+        match &pulled {
+            Ok(_) => self
+                .progress
+                .line(&format!("#{v} DONE {:.1}s", t0.elapsed().as_secs_f64())),
+            Err(e) => self.progress.line(&format!("#{v} ERROR: {e}")),
+        }
+        match pulled {
             Ok(_) => {}
             Err(e) => {
                 // With --pull, an image that is present but cannot be pulled is still used.
@@ -1023,6 +1039,12 @@ impl Builder<'_> {
                 argv
             }
         };
+        if run.security == dockerfile::Security::Insecure {
+            return Err(self.err(
+                ins,
+                "RUN --security=insecure is refused: berth build runs every step with Docker's default privileges",
+            ));
+        }
         let network = match run.network {
             Network::Default => self.opts.network.clone().unwrap_or_else(|| "bridge".into()),
             Network::None => "none".into(),
@@ -1841,6 +1863,40 @@ fn args_prefix(args: &[(String, String)]) -> String {
     }
     let list: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("|{} {} ", args.len(), list.join(" "))
+}
+
+/// A base image's pull as progress lines of its step (`#N sha256:... 2.1MB done`).
+struct PullProgress<'a> {
+    progress: &'a Progress,
+    vertex: usize,
+    sizes: Mutex<HashMap<Digest, u64>>,
+}
+
+impl berth_image::registry::Progress for PullProgress<'_> {
+    fn resolved(&self, reference: &Reference, digest: &Digest) {
+        self.progress.line(&format!(
+            "#{} resolve {reference}@{digest} done",
+            self.vertex
+        ));
+    }
+    fn start(&self, blob: &Digest, size: u64, _transfer: berth_image::registry::Transfer) {
+        self.sizes.lock().unwrap().insert(blob.clone(), size);
+    }
+    fn finish(&self, blob: &Digest, outcome: &berth_image::registry::Outcome) {
+        let size = self.sizes.lock().unwrap().get(blob).copied().unwrap_or(0);
+        let what = match outcome {
+            berth_image::registry::Outcome::Exists => "already exists".to_string(),
+            _ => format!("{:.2}MB done", size as f64 / 1e6),
+        };
+        self.progress.line(&format!(
+            "#{} {} {what}",
+            self.vertex,
+            &blob.to_string()[..19]
+        ));
+    }
+    fn note(&self, message: &str) {
+        self.progress.line(&format!("#{} {message}", self.vertex));
+    }
 }
 
 /// Whether BuildKit shows the instruction as a step of its own.

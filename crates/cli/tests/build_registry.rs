@@ -64,6 +64,9 @@ fn from_pulls_pull_refreshes_cache_from_a_registry() {
         err.contains("CACHED"),
         "the RUN came from the registry's inline cache:\n{err}"
     );
+    // The pull of the base shows as its own step, blob by blob.
+    assert!(err.contains(&format!("[internal] pull {base}")), "{err}");
+    assert!(err.contains("MB done"), "{err}");
     assert_eq!(
         b.ok(&["run", "--rm", "local/app:1", "cat", "/built"]),
         "built\n"
