@@ -124,7 +124,7 @@ fn main() -> ExitCode {
 }
 
 /// The monitor's command line exactly as the engine writes it (`--root R --runtime RT
-/// __monitor [--ready-fd N] [--wait-attach] ID`), read without building the whole CLI: a
+/// __monitor [--ready-fd N] [--wait-attach] ID|--id-fd N`), read without building the whole CLI: a
 /// monitor starts for every container start, and clap's command tree of every berth command
 /// costs about a millisecond to build. Any other shape (a human typing `berth __monitor
 /// --help`) goes through clap as usual.
@@ -136,15 +136,19 @@ fn monitor_fast_path() -> Option<ExitCode> {
     if root_flag != "--root" || rt_flag != "--runtime" || cmd != berth_engine::MONITOR_COMMAND {
         return None;
     }
-    let (mut ready_fd, mut wait_attach, mut id) = (None, false, None);
+    let (mut ready_fd, mut wait_attach, mut id_fd, mut id) = (None, false, None, None);
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         match a.to_str()? {
             "--ready-fd" => ready_fd = Some(it.next()?.to_str()?.parse().ok()?),
+            "--id-fd" => id_fd = Some(it.next()?.to_str()?.parse().ok()?),
             "--wait-attach" => wait_attach = true,
             s if !s.starts_with('-') && id.is_none() => id = Some(s.to_string()),
             _ => return None,
         }
+    }
+    if id.is_none() && id_fd.is_none() {
+        return None;
     }
     let cli = Cli {
         root: root.into(),
@@ -153,7 +157,8 @@ fn monitor_fast_path() -> Option<ExitCode> {
         command: Command::Container(commands::container::ContainerCommand::Monitor {
             ready_fd,
             wait_attach,
-            id: id?,
+            id_fd,
+            id,
         }),
     };
     init_logging(&cli);

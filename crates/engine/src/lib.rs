@@ -73,7 +73,7 @@ pub use lists::{
     SummaryNetworkSettings, human_duration,
 };
 pub use logs::{LogEntry, LogOptions};
-pub use monitor::Starting;
+pub use monitor::{EarlyMonitor, Starting};
 pub use network::{ConfigReference, Ipam, IpamConfig, NetworkContainer, NetworkInspect};
 pub use ops::{ContainerInfo, Stats};
 pub use options::ContainerCreate;
@@ -91,7 +91,8 @@ pub use util::{parse_duration, parse_rfc3339, parse_signal};
 pub use volumes::{Volume, VolumeCreate, VolumePrune};
 
 /// The hidden subcommand of the `berth` binary that runs a monitor:
-/// `berth --root R --runtime RT __monitor [--wait-attach] [--ready-fd N] ID`.
+/// `berth --root R --runtime RT __monitor [--wait-attach] [--ready-fd N] ID`, or with
+/// `--id-fd N` instead of the ID ([`Engine::spawn_monitor_early`]).
 pub const MONITOR_COMMAND: &str = "__monitor";
 
 /// The engine over one root directory.
@@ -118,10 +119,7 @@ impl Engine {
         Ok(Self {
             images: berth_image::Store::new(&root)?,
             containers: store::Store::new(&root)?,
-            runtime: runtime::Runtime {
-                bin: runtime.to_path_buf(),
-                root: root.join("runtime"),
-            },
+            runtime: runtime::Runtime::new(runtime.to_path_buf(), root.join("runtime")),
             monitor_exe: monitor_exe.to_path_buf(),
             networks: berth_network::Networks::new(&root, monitor_exe),
             events: events::EventLog::new(&root),

@@ -826,22 +826,95 @@ fn parse_error(l: &str) -> Error {
     }
 }
 
+/// A monitor spawned before its container exists, so that its start (exec, loading) overlaps
+/// the container's creation; it waits for the container's ID on a pipe. Dropped without
+/// [`EarlyMonitor::begin`] (the creation failed), it exits without doing anything.
+pub struct EarlyMonitor {
+    id: File,
+    ready: std::io::BufReader<File>,
+    child: std::process::Child,
+}
+
+impl EarlyMonitor {
+    /// Gives the monitor its container (created, [`Engine::prepare_start`] done), which it
+    /// starts now, as [`Engine::start_monitor`]'s does.
+    pub fn begin(mut self, id: &str) -> Result<Starting> {
+        writeln!(self.id, "{id}").map_err(io_err("write", "monitor pipe"))?;
+        Ok(Starting {
+            ready: self.ready,
+            child: self.child,
+        })
+    }
+}
+
 impl Engine {
-    /// Spawns the container's monitor (`berth __monitor`), which starts the container.
-    pub fn start_monitor(&self, id: &str, wait_attach: bool) -> Result<Starting> {
-        let dir = self.containers.dir(id);
+    /// Spawns a monitor for a container about to be created: see [`EarlyMonitor`].
+    pub fn spawn_monitor_early(&self, wait_attach: bool) -> Result<EarlyMonitor> {
         let (r, w) = pipe()?;
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("monitor.log"))
-            .map_err(io_err("open", dir.join("monitor.log")))?;
+        let (id_r, id_w) = pipe()?;
+        let mut cmd = self.monitor_command(wait_attach);
+        cmd.arg("--id-fd")
+            .arg("4")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let (wfd, idfd) = (w.as_raw_fd(), id_r.as_raw_fd());
+        // SAFETY: between fork and exec only async-signal-safe calls (dup2).
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::dup2(wfd, 3) < 0 || libc::dup2(idfd, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| {
+            Error::Other(format!("start monitor {}: {e}", self.monitor_exe.display()))
+        })?;
+        drop(w);
+        drop(id_r);
+        Ok(EarlyMonitor {
+            id: id_w,
+            ready: std::io::BufReader::new(r),
+            child,
+        })
+    }
+
+    /// The monitor of an [`EarlyMonitor`]: reads its container's ID from `id_fd` (nothing: the
+    /// creation failed, and it exits 0), sends its stderr to the container's `monitor.log`,
+    /// then is [`Engine::run_monitor`].
+    pub fn run_monitor_waiting(
+        &self,
+        id_fd: RawFd,
+        wait_attach: bool,
+        ready_fd: Option<RawFd>,
+    ) -> i32 {
+        // SAFETY: id_fd was given to us by our parent, for us alone.
+        let mut f = std::io::BufReader::new(unsafe { File::from_raw_fd(id_fd) });
+        let mut id = String::new();
+        if f.read_line(&mut id).is_err() {
+            return 0;
+        }
+        drop(f);
+        let id = id.trim();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return 0;
+        }
+        let p = self.containers.dir(id).join("monitor.log");
+        if let Ok(log) = fs::OpenOptions::new().create(true).append(true).open(&p) {
+            // SAFETY: dup2 onto our own stderr.
+            unsafe { libc::dup2(log.as_raw_fd(), 2) };
+        }
+        self.run_monitor(id, wait_attach, ready_fd)
+    }
+
+    /// `berth --root R --runtime RT __monitor --ready-fd 3 [--wait-attach]`, the ID to add.
+    fn monitor_command(&self, wait_attach: bool) -> Command {
         let mut cmd = Command::new(&self.monitor_exe);
         if tracing::enabled!(tracing::Level::DEBUG) {
             // The command was run with -D: so is its monitor (into monitor.log).
             cmd.env("BERTH_LOG", "debug");
         }
-        tracing::debug!(container = id, wait_attach, "start monitor");
         cmd.arg("--root")
             .arg(&self.root)
             .arg("--runtime")
@@ -852,6 +925,20 @@ impl Engine {
         if wait_attach {
             cmd.arg("--wait-attach");
         }
+        cmd
+    }
+
+    /// Spawns the container's monitor (`berth __monitor`), which starts the container.
+    pub fn start_monitor(&self, id: &str, wait_attach: bool) -> Result<Starting> {
+        let dir = self.containers.dir(id);
+        let (r, w) = pipe()?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("monitor.log"))
+            .map_err(io_err("open", dir.join("monitor.log")))?;
+        tracing::debug!(container = id, wait_attach, "start monitor");
+        let mut cmd = self.monitor_command(wait_attach);
         cmd.arg(id)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

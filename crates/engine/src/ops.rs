@@ -405,7 +405,18 @@ impl Engine {
     pub(crate) fn remove_made(&self, record: &Record, volumes: bool) -> Result<()> {
         let id = &record.id;
         let dir = self.containers.dir(id);
-        self.runtime.delete(id)?;
+        // The runtime's delete (its state, the cgroup) runs while the rootfs is unmounted and
+        // its snapshot removed: they do not touch each other, unless the bundle has hooks
+        // (poststop hooks may read the rootfs), then one after the other.
+        let hooks = fs::read(dir.join("bundle/config.json"))
+            .map(|c| c.windows(8).any(|w| w == b"\"hooks\""))
+            .unwrap_or(true);
+        let mut deleting = None;
+        if hooks {
+            self.runtime.delete(id)?;
+        } else {
+            deleting = self.runtime.spawn_delete(id)?;
+        }
         self.release_network(id)?;
         // The rootfs, and the /dev/shm tmpfs of an `--ipc shareable` container.
         for m in [dir.join("rootfs"), dir.join("shm")] {
@@ -420,6 +431,10 @@ impl Engine {
         match snap.remove(id) {
             Ok(()) | Err(berth_image::Error::SnapshotNotFound(_)) => {}
             Err(e) => return Err(e.into()),
+        }
+        // Before the container's directory goes: a failed delete leaves it for `rm` again.
+        if let Some(d) = deleting {
+            d.wait()?;
         }
         if volumes {
             self.remove_anonymous_volumes(record)?;

@@ -1,7 +1,11 @@
 //! Driving `berth-runtime` through its command line, as containerd drives runc.
 
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 
@@ -10,12 +14,38 @@ use crate::error::{Error, Result};
 pub(crate) struct Runtime {
     pub(crate) bin: PathBuf,
     pub(crate) root: PathBuf,
+    /// A read-only detached clone of `bin`, made at the first command: the runtime exec'd
+    /// from it finds itself protected (CVE-2019-5736) and skips re-executing itself from a
+    /// copy before `create` and `exec` (one exec less per container start). `None` where it
+    /// cannot be made (no CAP_SYS_ADMIN, old kernel): the runtime protects itself.
+    pub(crate) protected: Arc<OnceLock<Option<OwnedFd>>>,
 }
 
 impl Runtime {
+    pub(crate) fn new(bin: PathBuf, root: PathBuf) -> Self {
+        Runtime {
+            bin,
+            root,
+            protected: Arc::new(OnceLock::new()),
+        }
+    }
+
     /// A command `berth-runtime --root ROOT <args>`.
     pub(crate) fn command(&self) -> Command {
-        let mut c = Command::new(&self.bin);
+        let protected = self.protected.get_or_init(|| {
+            let c = std::ffi::CString::new(self.bin.as_os_str().as_bytes()).ok()?;
+            berth_sys::exe::readonly_clone(&c).ok()
+        });
+        let mut c = match protected {
+            Some(fd) => {
+                // The child resolves the path in its own (inherited) descriptor table before
+                // exec closes the descriptor; argv[0] stays the binary's path.
+                let mut c = Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+                c.arg0(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         c.arg("--root").arg(&self.root);
         c
     }
@@ -57,12 +87,53 @@ impl Runtime {
         }
     }
 
+    /// `delete --force ID` started, not waited for (see [`Deleting::wait`]), so that the
+    /// caller's own cleanup runs meanwhile; `None` when the runtime does not know `id`.
+    pub(crate) fn spawn_delete(&self, id: &str) -> Result<Option<Deleting>> {
+        if !self.root.join(id).exists() {
+            return Ok(None);
+        }
+        let child = self
+            .command()
+            .args(["delete", "--force", id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Runtime {
+                verb: "delete".into(),
+                message: format!("run {}: {e}", self.bin.display()),
+            })?;
+        Ok(Some(Deleting(child)))
+    }
+
     /// `delete --force ID`; a container the runtime does not know is fine.
     pub(crate) fn delete(&self, id: &str) -> Result<()> {
         if !self.root.join(id).exists() {
             return Ok(());
         }
         self.run("delete", &["--force", id]).map(drop)
+    }
+}
+
+/// A `berth-runtime delete` under way.
+pub(crate) struct Deleting(std::process::Child);
+
+impl Deleting {
+    /// Waits for it; its failure carries its stderr.
+    pub(crate) fn wait(self) -> Result<()> {
+        let out = self.0.wait_with_output().map_err(|e| Error::Runtime {
+            verb: "delete".into(),
+            message: e.to_string(),
+        })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(runtime_error(
+                "delete",
+                &String::from_utf8_lossy(&out.stderr),
+            ))
+        }
     }
 }
 

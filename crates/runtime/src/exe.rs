@@ -38,29 +38,7 @@ fn running_from_protected_binary() -> bool {
 
 /// A detached, read-only bind mount of our binary.
 fn readonly_mount() -> io::Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    let path = c"/proc/self/exe";
-    // SAFETY: a valid C string; open_tree returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: open_tree returned a new descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    crate::sys::mount_setattr(
-        fd.as_raw_fd(),
-        c"",
-        libc::AT_EMPTY_PATH as libc::c_uint,
-        libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
-    )?;
-    Ok(fd)
+    berth_sys::exe::readonly_clone(c"/proc/self/exe")
 }
 
 fn sealed_copy() -> io::Result<OwnedFd> {

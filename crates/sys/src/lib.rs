@@ -1,8 +1,8 @@
 //! berth's shared low-level helpers, one copy for every crate: atomic file writes
 //! ([`write_atomic`]), directory fsync ([`sync_dir`]), private directories ([`private_dir`]),
 //! flock guards ([`Flock`]), RFC 3339 time stamps ([`time`]), `/proc/self/mountinfo`
-//! ([`mountinfo`]), process identity by pid and start time ([`proc`]) and descriptor passing
-//! over unix sockets ([`fdpass`]).
+//! ([`mountinfo`]), process identity by pid and start time ([`proc`]), descriptor passing
+//! over unix sockets ([`fdpass`]) and read-only clones of executables ([`exe`]).
 //!
 //! The crate depends on std, libc and humantime only, and starts no threads: `berth-runtime`
 //! (lean, single-threaded, linked statically) uses it as the engine does.
@@ -14,6 +14,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+pub mod exe;
 pub mod fdpass;
 mod fs;
 mod lock;

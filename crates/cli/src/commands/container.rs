@@ -245,8 +245,12 @@ pub enum ContainerCommand {
         /// Start only once a client is attached.
         #[arg(long)]
         wait_attach: bool,
+        /// Read the container ID from this descriptor (a monitor started before its container).
+        #[arg(long)]
+        id_fd: Option<i32>,
         /// Container ID.
-        id: String,
+        #[arg(required_unless_present = "id_fd")]
+        id: Option<String>,
     },
 }
 
@@ -322,11 +326,17 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
     if let ContainerCommand::Monitor {
         ready_fd,
         wait_attach,
+        id_fd,
         id,
     } = cmd
     {
         let e = engine(cli)?;
-        return Ok(e.run_monitor(id, *wait_attach, *ready_fd) as u8);
+        let code = match (id_fd, id) {
+            (Some(fd), _) => e.run_monitor_waiting(*fd, *wait_attach, *ready_fd),
+            (None, Some(id)) => e.run_monitor(id, *wait_attach, *ready_fd),
+            (None, None) => 125,
+        };
+        return Ok(code as u8);
     }
     let e = engine(cli)?;
     match cmd {
@@ -348,7 +358,7 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
                 if let Some(code) = no_tty(*interactive, e.record(&id)?.config.tty) {
                     return Ok(code);
                 }
-                return start_attached(&e, &id, *interactive, true, detach_keys.clone());
+                return start_attached(&e, &id, *interactive, true, detach_keys.clone(), None);
             }
             each(containers, |c| {
                 let id = e.lookup(c)?;
@@ -607,9 +617,12 @@ fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
     {
         return Ok(code);
     }
+    // The monitor starts (exec, loading) while the container is made, and waits for it.
+    let early = e.spawn_monitor_early(!a.detach)?;
     let (id, req) = create_container(e, &a.create)?;
     if a.detach {
-        if let Err(err) = e.start_monitor(&id, false)?.wait_started() {
+        e.prepare_start(&id)?;
+        if let Err(err) = early.begin(&id)?.wait_started() {
             return command_status(err);
         }
         println!("{id}");
@@ -621,6 +634,7 @@ fn run_container(e: &Engine, a: &RunArgs) -> anyhow::Result<u8> {
         req.config.open_stdin,
         a.sig_proxy,
         a.detach_keys.clone(),
+        Some(early),
     )
 }
 
@@ -737,12 +751,16 @@ fn start_attached(
     stdin: bool,
     sig_proxy: bool,
     detach_keys: Option<String>,
+    early: Option<berth_engine::EarlyMonitor>,
 ) -> anyhow::Result<u8> {
     let r = e.record(id)?;
     let tty = r.config.tty;
     let stdin = stdin && r.config.open_stdin;
     e.prepare_start(id)?;
-    let mut starting = e.start_monitor(id, true)?;
+    let mut starting = match early {
+        Some(m) => m.begin(id)?,
+        None => e.start_monitor(id, true)?,
+    };
     starting.wait_listening()?;
     // Before the attach starts its threads, so that none of them takes these signals.
     let signals = term::Signals::block(sig_proxy && !tty);
