@@ -36,9 +36,10 @@ use crate::error::{BuildError, Result};
 use crate::ignore::Matcher;
 use crate::state::{ImageState, LAYER_TAR, host_arch};
 
-/// Label on the containers a build runs (its process ID), so that an interrupted build's
-/// containers are recognised and removed by the next one.
-pub const BUILD_LABEL: &str = "io.berth.build.pid";
+/// Label on the containers a build makes (its process ID): the engine's owner label, so that
+/// a started step's container goes with a killed build (its monitor sees the build exit), and
+/// one only created is recognised and removed by the next build.
+pub const BUILD_LABEL: &str = berth_engine::OWNER_PID_LABEL;
 
 /// The PATH an image without one gets (BuildKit's, for Linux).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -376,8 +376,20 @@ fn an_interrupted_build_leaves_nothing_behind() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
-    // The next build removes what the killed one left (its container outlives it, under
-    // its monitor); completed steps stay cached.
+    // Killed with SIGKILL, the build cleans nothing itself: the step's container goes with
+    // it all the same (its monitor sees its owner exit), mounts and all.
+    b.wait_for(20, "the killed build's container to go", || {
+        b.ok(&["ps", "-aq"]).is_empty()
+    });
+    let root = b.root.path().display().to_string();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts
+            .lines()
+            .any(|l| l.contains(&format!("{root}/containers/"))),
+        "a container mount is left:\n{mounts}"
+    );
+    // Completed steps stay cached; the next build works.
     let ctx2 = context(&format!("FROM {IMAGE}\nRUN true\n"), &[]);
     build_ok(&b, ctx2.path(), &[]);
     assert_eq!(b.ok(&["ps", "-aq"]), "");

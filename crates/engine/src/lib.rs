@@ -95,6 +95,10 @@ pub use volumes::{Volume, VolumeCreate, VolumePrune};
 /// `--id-fd N` instead of the ID ([`Engine::spawn_monitor_early`]).
 pub const MONITOR_COMMAND: &str = "__monitor";
 
+/// A container label naming the process that owns it (a pid): when that process exits, even
+/// killed, the container's monitor kills and removes the container (a build's `RUN` step).
+pub const OWNER_PID_LABEL: &str = "io.berth.owner.pid";
+
 /// The engine over one root directory.
 #[derive(Clone, Debug)]
 pub struct Engine {

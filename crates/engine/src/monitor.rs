@@ -399,6 +399,23 @@ impl Engine {
             let _ = rx.recv_timeout(Duration::from_secs(30));
         }
 
+        // A container whose owner process is named (`io.berth.owner.pid`: a build's step)
+        // goes when that process does, even killed with SIGKILL: killed, then removed.
+        let owner_gone = Arc::new(AtomicBool::new(false));
+        if let Some(pid) = record
+            .config
+            .labels
+            .get(crate::OWNER_PID_LABEL)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            let (rt, cid, gone) = (self.runtime.clone(), id.to_string(), owner_gone.clone());
+            std::thread::spawn(move || {
+                wait_for_exit(pid);
+                tracing::info!(owner = pid, "the container's owner is gone: killing it");
+                gone.store(true, Ordering::SeqCst);
+                let _ = rt.kill(&cid, libc::SIGKILL, true);
+            });
+        }
         let mut backoff = Duration::from_millis(100);
         loop {
             let began = Instant::now();
@@ -481,7 +498,7 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(10));
         }
         // As Docker: a --rm container takes its anonymous volumes with it.
-        if record.host_config.auto_remove {
+        if record.host_config.auto_remove || owner_gone.load(Ordering::SeqCst) {
             self.remove_stopped(id, true)?;
         }
         Ok(())
@@ -839,6 +856,10 @@ impl EarlyMonitor {
     /// Gives the monitor its container (created, [`Engine::prepare_start`] done), which it
     /// starts now, as [`Engine::start_monitor`]'s does.
     pub fn begin(mut self, id: &str) -> Result<Starting> {
+        tracing::debug!(
+            container = id,
+            "start monitor (spawned early, given its container)"
+        );
         writeln!(self.id, "{id}").map_err(io_err("write", "monitor pipe"))?;
         Ok(Starting {
             ready: self.ready,
@@ -961,5 +982,30 @@ impl Engine {
             ready: std::io::BufReader::new(r),
             child,
         })
+    }
+}
+
+/// Blocks until process `pid` has exited (at once if it is gone already).
+fn wait_for_exit(pid: i32) {
+    // SAFETY: pidfd_open has no memory arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: the descriptor is new and ours.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    loop {
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, -1) };
+        if n > 0
+            || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted)
+        {
+            return;
+        }
     }
 }
