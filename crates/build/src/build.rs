@@ -1411,17 +1411,7 @@ impl Builder<'_> {
 
     /// A container that is only created, for its mounted root.
     fn scratch_container(&self, manifest: &Digest) -> Result<String> {
-        let req = json!({
-            "Image": manifest.to_string(),
-            "Cmd": ["/"],
-            "Entrypoint": [""],
-            "Labels": {BUILD_LABEL: std::process::id().to_string()},
-            "HostConfig": {"NetworkMode": "none"},
-        });
-        let mut req: ContainerCreate = serde_json::from_value(req)
-            .map_err(|e| BuildError::Other(format!("container request: {e}")))?;
-        req.skip_image_volumes = true;
-        Ok(self.engine.create(&req)?)
+        scratch_container(self.engine, manifest)
     }
 
     /// Starts a created container with its output streamed as progress; returns its exit code
@@ -1898,6 +1888,22 @@ impl berth_image::registry::Progress for PullProgress<'_> {
     fn note(&self, message: &str) {
         self.progress.line(&format!("#{} {message}", self.vertex));
     }
+}
+
+/// A container of the image `manifest` that is only created (never started), for its mounted
+/// root; labelled as the build's.
+pub(crate) fn scratch_container(engine: &Engine, manifest: &Digest) -> Result<String> {
+    let req = json!({
+        "Image": manifest.to_string(),
+        "Cmd": ["/"],
+        "Entrypoint": [""],
+        "Labels": {BUILD_LABEL: std::process::id().to_string()},
+        "HostConfig": {"NetworkMode": "none"},
+    });
+    let mut req: ContainerCreate = serde_json::from_value(req)
+        .map_err(|e| BuildError::Other(format!("container request: {e}")))?;
+    req.skip_image_volumes = true;
+    Ok(engine.create(&req)?)
 }
 
 /// Whether BuildKit shows the instruction as a step of its own.

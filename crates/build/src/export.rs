@@ -7,9 +7,7 @@ use std::path::Path;
 
 use berth_engine::Engine;
 use berth_image::{Digest, Image, Reference};
-use serde_json::json;
 
-use crate::build::BUILD_LABEL;
 use crate::error::{BuildError, Result};
 
 /// Where `--output` goes.
@@ -146,17 +144,7 @@ fn with_dest(
 
 /// The image's files as a tar, through a container that is only created.
 fn rootfs_tar(engine: &Engine, manifest: &Digest, w: &mut dyn Write) -> Result<()> {
-    let req = json!({
-        "Image": manifest.to_string(),
-        "Cmd": ["/"],
-        "Entrypoint": [""],
-        "Labels": {BUILD_LABEL: std::process::id().to_string()},
-        "HostConfig": {"NetworkMode": "none"},
-    });
-    let mut req: berth_engine::ContainerCreate = serde_json::from_value(req)
-        .map_err(|e| BuildError::Other(format!("container request: {e}")))?;
-    req.skip_image_volumes = true;
-    let id = engine.create(&req)?;
+    let id = crate::build::scratch_container(engine, manifest)?;
     let res = engine.export(&id, w);
     let _ = engine.remove(&id, true, true);
     Ok(res?)

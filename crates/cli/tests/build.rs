@@ -7,19 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use common::{Berth, IMAGE};
-
-/// A context directory with a Dockerfile and files.
-fn context(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-    for (name, content) in files {
-        let p = dir.path().join(name);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    }
-    dir
-}
+use common::{Berth, IMAGE, build_context as context};
 
 fn build(b: &Berth, ctx: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["build"];

@@ -10,19 +10,8 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Berth, IMAGE};
+use common::{Berth, IMAGE, build_context as context};
 use sha2::Digest as _;
-
-fn context(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-    for (name, content) in files {
-        let p = dir.path().join(name);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    }
-    dir
-}
 
 fn build(b: &Berth, ctx: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["build".to_string()];
@@ -332,83 +321,8 @@ fn the_same_tree_and_config_as_buildah() {
     }
     build_ok(&b, ctx.path(), &["-t", "cmp/berth:1"]);
 
-    // buildah, with its own storage, from the same base image.
-    let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("base.tar");
-    b.ok(&["save", "-o", &base.display().to_string(), IMAGE]);
-    let buildah = |args: &[&str]| -> Output {
-        let mut c = Command::new("buildah");
-        c.arg("--root")
-            .arg(dir.path().join("root"))
-            .arg("--runroot")
-            .arg(dir.path().join("run"))
-            .args(["--storage-driver", "overlay"])
-            .args(args);
-        let o = c.output().expect("buildah (scripts/test.sh installs it)");
-        assert!(
-            o.status.success(),
-            "buildah {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    };
-    buildah(&["pull", &format!("docker-archive:{}", base.display())]);
-    buildah(&["tag", "berth-test/busybox:latest", IMAGE]);
-    buildah(&[
-        "bud",
-        "--layers",
-        "--runtime",
-        "runc",
-        "-t",
-        "cmp/buildah:1",
-        &ctx.path().display().to_string(),
-    ]);
-    let out = dir.path().join("out.tar");
-    buildah(&[
-        "push",
-        "cmp/buildah:1",
-        &format!("oci-archive:{}:cmp/buildah:1", out.display()),
-    ]);
-    // Umount what buildah left mounted below its root before the temp dir goes.
-    let _ = Command::new("umount")
-        .args(["-R", &dir.path().join("root").display().to_string()])
-        .stderr(std::process::Stdio::null())
-        .status();
-    b.ok(&["load", "-i", &out.display().to_string()]);
-
-    let mine = image_files(&b, "cmp/berth:1");
-    let theirs = image_files(&b, "cmp/buildah:1");
-    // buildah keeps the mount points its runtime made in the RUN layer; BuildKit and berth
-    // leave them out.
-    let runtime_debris = [
-        "dev",
-        "proc",
-        "sys",
-        "run",
-        "etc/hosts",
-        "etc/hostname",
-        "etc/resolv.conf",
-    ];
-    for (path, meta) in &theirs {
-        if runtime_debris.contains(&path.as_str()) {
-            continue;
-        }
-        assert_eq!(mine.get(path), Some(meta), "{path} differs from buildah's");
-    }
-    for path in mine.keys() {
-        assert!(
-            theirs.contains_key(path),
-            "{path} is not in buildah's image"
-        );
-    }
-    let config = |img: &str| {
-        let mut c = b.inspect_image(img)["Config"].clone();
-        if let Some(l) = c["Labels"].as_object_mut() {
-            l.remove("io.buildah.version");
-        }
-        c
-    };
-    assert_eq!(config("cmp/berth:1"), config("cmp/buildah:1"));
+    buildah_build(&b, IMAGE, ctx.path(), "cmp/buildah:1");
+    assert_same_image(&b, "cmp/berth:1", "cmp/buildah:1");
 }
 
 #[test]
@@ -686,10 +600,18 @@ fn debian_image_builds_as_buildah_builds_it() {
         "app\npayload\napp app\n"
     );
 
+    buildah_build(&b, debian, ctx.path(), "deb/buildah:1");
+    assert_same_image(&b, "deb/berth:1", "deb/buildah:1");
+}
+
+/// Builds `ctx` with buildah (its own storage in a temp dir, runc, `bud --layers`) from the
+/// same base image as berth's (`base`, saved from berth), and loads the result into berth as
+/// `tag`.
+fn buildah_build(b: &Berth, base: &str, ctx: &Path, tag: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("base.tar");
-    b.ok(&["save", "-o", &base.display().to_string(), debian]);
-    let buildah = |args: &[&str]| -> Output {
+    let archive = dir.path().join("base.tar");
+    b.ok(&["save", "-o", &archive.display().to_string(), base]);
+    let buildah = |args: &[&str]| {
         let o = Command::new("buildah")
             .arg("--root")
             .arg(dir.path().join("root"))
@@ -704,32 +626,32 @@ fn debian_image_builds_as_buildah_builds_it() {
             "buildah {args:?}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        o
     };
-    buildah(&["pull", &format!("docker-archive:{}", base.display())]);
-    buildah(&["tag", debian, debian]);
+    buildah(&["pull", &format!("docker-archive:{}", archive.display())]);
+    buildah(&["tag", base, base]);
     buildah(&[
         "bud",
         "--layers",
         "--runtime",
         "runc",
         "-t",
-        "deb/buildah:1",
-        &ctx.path().display().to_string(),
+        tag,
+        &ctx.display().to_string(),
     ]);
     let out = dir.path().join("out.tar");
-    buildah(&[
-        "push",
-        "deb/buildah:1",
-        &format!("oci-archive:{}:deb/buildah:1", out.display()),
-    ]);
+    buildah(&["push", tag, &format!("oci-archive:{}:{tag}", out.display())]);
+    // What buildah left mounted below its root goes before the temp dir does.
     let _ = Command::new("umount")
         .args(["-R", &dir.path().join("root").display().to_string()])
         .stderr(std::process::Stdio::null())
         .status();
     b.ok(&["load", "-i", &out.display().to_string()]);
-    let mine = image_files(&b, "deb/berth:1");
-    let theirs = image_files(&b, "deb/buildah:1");
+}
+
+/// berth's image `mine` has buildah's `theirs` file tree (paths, types, modes, owners,
+/// contents) and config, but for what buildah adds: the mount points its runtime made in the
+/// RUN layers (BuildKit and berth leave them out) and its version label.
+fn assert_same_image(b: &Berth, mine: &str, theirs: &str) {
     let runtime_debris = [
         "dev",
         "proc",
@@ -739,17 +661,15 @@ fn debian_image_builds_as_buildah_builds_it() {
         "etc/hostname",
         "etc/resolv.conf",
     ];
+    let (m, t) = (image_files(b, mine), image_files(b, theirs));
     let mut differ = Vec::new();
-    for (path, meta) in &theirs {
-        if !runtime_debris.contains(&path.as_str()) && mine.get(path) != Some(meta) {
-            differ.push(format!(
-                "{path}: buildah {meta:?}, berth {:?}",
-                mine.get(path)
-            ));
+    for (path, meta) in &t {
+        if !runtime_debris.contains(&path.as_str()) && m.get(path) != Some(meta) {
+            differ.push(format!("{path}: buildah {meta:?}, berth {:?}", m.get(path)));
         }
     }
-    for path in mine.keys() {
-        if !theirs.contains_key(path) {
+    for path in m.keys() {
+        if !t.contains_key(path) {
             differ.push(format!("{path}: only in berth's"));
         }
     }
@@ -769,5 +689,5 @@ fn debian_image_builds_as_buildah_builds_it() {
         }
         c
     };
-    assert_eq!(config("deb/berth:1"), config("deb/buildah:1"));
+    assert_eq!(config(mine), config(theirs));
 }

@@ -879,19 +879,7 @@ impl Engine {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let (wfd, idfd) = (w.as_raw_fd(), id_r.as_raw_fd());
-        // SAFETY: between fork and exec only async-signal-safe calls (dup2).
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                if libc::dup2(wfd, 3) < 0 || libc::dup2(idfd, 4) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(|e| {
-            Error::Other(format!("start monitor {}: {e}", self.monitor_exe.display()))
-        })?;
+        let child = self.spawn_monitor(cmd, &[w.as_raw_fd(), id_r.as_raw_fd()])?;
         drop(w);
         drop(id_r);
         Ok(EarlyMonitor {
@@ -929,6 +917,24 @@ impl Engine {
         self.run_monitor(id, wait_attach, ready_fd)
     }
 
+    /// Spawns a monitor command with `fds` as its descriptors 3, 4, ...
+    fn spawn_monitor(&self, mut cmd: Command, fds: &[RawFd]) -> Result<std::process::Child> {
+        let fds = fds.to_vec();
+        // SAFETY: between fork and exec only async-signal-safe calls (dup2).
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                for (i, fd) in fds.iter().enumerate() {
+                    if libc::dup2(*fd, 3 + i as i32) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn()
+            .map_err(|e| Error::Other(format!("start monitor {}: {e}", self.monitor_exe.display())))
+    }
+
     /// `berth --root R --runtime RT __monitor --ready-fd 3 [--wait-attach]`, the ID to add.
     fn monitor_command(&self, wait_attach: bool) -> Command {
         let mut cmd = Command::new(&self.monitor_exe);
@@ -964,19 +970,7 @@ impl Engine {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        let wfd = w.as_raw_fd();
-        // SAFETY: between fork and exec only async-signal-safe calls (dup2).
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                if libc::dup2(wfd, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(|e| {
-            Error::Other(format!("start monitor {}: {e}", self.monitor_exe.display()))
-        })?;
+        let child = self.spawn_monitor(cmd, &[w.as_raw_fd()])?;
         drop(w);
         Ok(Starting {
             ready: std::io::BufReader::new(r),

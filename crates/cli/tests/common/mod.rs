@@ -400,3 +400,17 @@ pub fn rootfs_tar(dir: &Path) -> PathBuf {
     assert!(st.success());
     tar
 }
+
+/// A build context: a temp directory with `dockerfile` as its Dockerfile and `files` (path,
+/// content) beside it.
+#[allow(dead_code)]
+pub fn build_context(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    for (name, content) in files {
+        let p = dir.path().join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+    dir
+}
