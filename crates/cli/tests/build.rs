@@ -382,3 +382,42 @@ fn an_interrupted_build_leaves_nothing_behind() {
     build_ok(&b, ctx2.path(), &[]);
     assert_eq!(b.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn a_build_killed_during_copy_leaves_no_container() {
+    let b = Berth::new();
+    // A big file, so that the COPY step's container (created, never started) is there a
+    // while: the build is killed then, and its reaper removes the container.
+    let ctx = context(&format!("FROM {IMAGE}\nCOPY big /big\n"), &[]);
+    {
+        use std::io::Write;
+        let mut f = fs::File::create(ctx.path().join("big")).unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..300 {
+            f.write_all(&chunk).unwrap();
+        }
+    }
+    let mut child = b
+        .cmd()
+        .args(["build", "-q", &ctx.path().display().to_string()])
+        .spawn()
+        .unwrap();
+    b.wait_for(60, "the COPY step's container", || {
+        !b.ok(&["ps", "-aq"]).trim().is_empty()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    b.wait_for(
+        20,
+        "the killed build's reaper to remove its container",
+        || b.ok(&["ps", "-aq"]).trim().is_empty(),
+    );
+    let root = b.root.path().display().to_string();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts
+            .lines()
+            .any(|l| l.contains(&format!("{root}/containers/"))),
+        "a container mount is left:\n{mounts}"
+    );
+}

@@ -79,6 +79,12 @@ pub struct BuildArgs {
 pub enum BuilderSub {
     /// Remove the build cache (steps kept for later builds, and RUN cache mounts).
     Prune(BuilderPruneArgs),
+    /// Remove a build's containers once its process is gone (internal: started by build).
+    #[command(name = "__reaper", hide = true)]
+    Reaper {
+        /// The build's process ID.
+        pid: i32,
+    },
 }
 
 /// `builder prune`.
@@ -230,6 +236,7 @@ pub fn build(cli: &Cli, a: &BuildArgs) -> Result<u8> {
     };
     // A failed build exits 1, as `docker build` (125 stays for berth's own errors before).
     on_interrupt_remove_build_containers(cli);
+    spawn_reaper(cli);
     let result = berth_build::build(&engine, &opts, sink);
     if let Some(l) = live {
         l.finish();
@@ -509,4 +516,63 @@ fn on_interrupt_remove_build_containers(cli: &Cli) {
         }
         std::process::exit(130);
     });
+}
+
+/// A process of its own (its own session: Ctrl-C does not reach it) that waits for this build
+/// to end, however it ends (SIGKILL included), then removes any container the build left: a
+/// step's container that was only created (COPY), or one whose monitor had not started yet.
+fn spawn_reaper(cli: &Cli) {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--root").arg(&cli.root);
+    if let Some(rt) = &cli.runtime {
+        cmd.arg("--runtime").arg(rt);
+    }
+    cmd.args(["builder", "__reaper", &std::process::id().to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    // Not waited for: it outlives us by design (PID 1 or a subreaper reaps it).
+    let _ = cmd.spawn();
+}
+
+/// Runs `builder __reaper PID`.
+pub fn reaper(cli: &Cli, pid: i32) -> Result<u8> {
+    // SAFETY: pidfd_open has no memory arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if fd >= 0 {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; then our descriptor closed.
+        unsafe {
+            while libc::poll(&mut p, 1, -1) < 0
+                && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+            {}
+            libc::close(fd);
+        }
+    }
+    // A root removed meanwhile (a test's, gone with it) is not made again.
+    if !cli.root.join("containers").is_dir() {
+        return Ok(0);
+    }
+    let engine = super::container::engine(cli)?;
+    let pid = pid.to_string();
+    for c in engine.list()? {
+        if c.record.config.labels.get(berth_build::BUILD_LABEL) == Some(&pid) {
+            let _ = engine.remove(&c.record.id, true, true);
+        }
+    }
+    Ok(0)
 }

@@ -299,6 +299,9 @@ pub fn run(cli: &Cli, cmd: &ImageCommand) -> Result<u8> {
         | ImageCommand::Image(ImageSub::Build(a)) => super::build::build(cli, a),
         ImageCommand::Builder(super::build::BuilderSub::Prune(a))
         | ImageCommand::Buildx(BuildxSub::Prune(a)) => super::build::builder_prune(cli, a),
+        ImageCommand::Builder(super::build::BuilderSub::Reaper { pid }) => {
+            super::build::reaper(cli, *pid)
+        }
         ImageCommand::Login(a) => login(a),
         ImageCommand::Logout(a) => logout(a),
     }
