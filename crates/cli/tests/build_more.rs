@@ -471,7 +471,7 @@ fn scratch_heredoc_copy_bind_mounts_and_cache_filters() {
     let b = Berth::new();
     let df = format!(
         "FROM {IMAGE} AS tools\n\
-         RUN echo from-tools > /tool.txt && date +%N > /nonce\n\
+         RUN echo from-tools > /tool.txt && cat /proc/sys/kernel/random/uuid > /nonce\n\
          FROM {IMAGE} AS user\n\
          ARG GREETING=hi\n\
          COPY <<EOF /etc/greeting\n\
