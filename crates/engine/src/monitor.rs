@@ -182,36 +182,6 @@ fn oom_killed(id: &str) -> bool {
         ) > 0
 }
 
-/// Brings `lo` up in the network namespace of `pid` (Docker does this for every container).
-fn loopback_up(pid: i32) {
-    let path = format!("/proc/{pid}/ns/net");
-    let _ = std::thread::spawn(move || {
-        let Ok(ns) = File::open(&path) else { return };
-        // SAFETY: setns on this thread only (the thread ends right after).
-        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return;
-        }
-        // SAFETY: a plain socket for the ioctl.
-        let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if s < 0 {
-            return;
-        }
-        // SAFETY: ifreq is plain data; the name is NUL-terminated within IFNAMSIZ.
-        unsafe {
-            let mut ifr: libc::ifreq = std::mem::zeroed();
-            for (i, b) in b"lo\0".iter().enumerate() {
-                ifr.ifr_name[i] = *b as libc::c_char;
-            }
-            if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) == 0 {
-                ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-                libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr);
-            }
-            libc::close(s);
-        }
-    })
-    .join();
-}
-
 fn pump(
     shared: Arc<Shared>,
     mut from: File,
@@ -526,7 +496,10 @@ impl Engine {
             .arg(&rtlog)
             .arg("--log-format")
             .arg("json")
-            .arg("create")
+            // Created and started in one runtime process (its init is ours, as a subreaper,
+            // either way): one exec less than `create` then `start`.
+            .arg("run")
+            .arg("--detach")
             .arg("--bundle")
             .arg(dir.join("bundle"))
             .arg("--pid-file")
@@ -572,7 +545,7 @@ impl Engine {
         if !status.success() {
             let _ = fs::remove_file(dir.join("console.sock"));
             let _ = self.runtime.delete(id);
-            return Err(runtime_error("create", &runtime_log_error(&rtlog)));
+            return Err(runtime_error("run", &runtime_log_error(&rtlog)));
         }
         if let Some(l) = console {
             l.set_nonblocking(true).ok();
@@ -607,17 +580,12 @@ impl Engine {
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| Error::Other(format!("no pid in {}", pidfile.display())))?;
         let pid_start = pid_start_time(pid).unwrap_or(0);
-        if r.host_config.network_mode != "host" {
-            loopback_up(pid);
-        }
+        // The loopback is up: in a network namespace the runtime made (berth-runtime does it
+        // as runc and crun do), and in one berth made (the network's setup).
         let pumps: Vec<_> = outputs
             .into_iter()
             .map(|(f, stream, kind)| pump(shared.clone(), f, stream, kind))
             .collect();
-        if let Err(e) = self.runtime.run("start", &[id]) {
-            let _ = self.runtime.delete(id);
-            return Err(e);
-        }
         if let Some(f) = stdin {
             shared.open_stdin(f);
         }

@@ -241,6 +241,20 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
         sys::check(unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) })
             .with_context(|| format!("hostname: sethostname {h:?}"))?;
     }
+    // As runc: a network namespace made for the container has its loopback up, before the
+    // container's process can want it.
+    let new_netns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Network && n.path().is_none()
+            })
+        });
+    if new_netns {
+        loopback_up();
+    }
     if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
         // SAFETY: a valid buffer of the given length.
         sys::check(unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) })
@@ -685,4 +699,25 @@ fn set_rlimit(t: PosixRlimitType, soft: u64, hard: u64) -> Result<()> {
         return Err(e).context("setrlimit");
     }
     Ok(())
+}
+
+/// Sets `lo` up in our network namespace (best effort: without CAP_NET_ADMIN it stays down).
+fn loopback_up() {
+    // SAFETY: a plain socket for the ioctl.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return;
+    }
+    // SAFETY: ifreq is plain data; the name is NUL-terminated within IFNAMSIZ.
+    unsafe {
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            ifr.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) == 0 {
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr);
+        }
+        libc::close(s);
+    }
 }
