@@ -39,9 +39,7 @@ fn debug_logs_to_stderr_and_monitors_to_their_log() {
     assert!(log.contains("container exited code=0"), "{log}");
     // The monitor of a -D command logs at debug: each berth-runtime call with its time.
     assert!(
-        log.contains("berth-runtime")
-            && log.contains("verb=\"start\"")
-            && log.contains("elapsed_ms"),
+        log.contains("berth-runtime") && log.contains("verb=\"run\"") && log.contains("elapsed_ms"),
         "{log}"
     );
 }

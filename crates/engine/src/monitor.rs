@@ -538,10 +538,19 @@ impl Engine {
             None
         };
         cmd.arg(id);
+        let began = Instant::now();
         let status = cmd
             .status()
             .map_err(|e| Error::Other(format!("run {}: {e}", self.runtime.bin.display())))?;
         drop(cmd);
+        tracing::debug!(
+            runtime = %self.runtime.bin.display(),
+            verb = "run",
+            args = "--detach",
+            status = status.code(),
+            elapsed_ms = began.elapsed().as_secs_f64() * 1e3,
+            "berth-runtime"
+        );
         if !status.success() {
             let _ = fs::remove_file(dir.join("console.sock"));
             let _ = self.runtime.delete(id);
