@@ -73,7 +73,7 @@ pub use lists::{
     SummaryNetworkSettings, human_duration,
 };
 pub use logs::{LogEntry, LogOptions};
-pub use monitor::{EarlyMonitor, Starting};
+pub use monitor::{EarlyMonitor, Starting, wait_process_exit};
 pub use network::{ConfigReference, Ipam, IpamConfig, NetworkContainer, NetworkInspect};
 pub use ops::{ContainerInfo, Stats};
 pub use options::ContainerCreate;

@@ -775,6 +775,11 @@ pub struct Starting {
 }
 
 impl Starting {
+    /// The monitor's process ID (a child of this process).
+    pub fn monitor_pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     fn line(&mut self) -> Result<String> {
         let mut l = String::new();
         self.ready
@@ -958,25 +963,44 @@ impl Engine {
 
 /// Blocks until process `pid` has exited (at once if it is gone already).
 fn wait_for_exit(pid: i32) {
+    wait_process_exit(pid, None);
+}
+
+/// Waits until process `pid` has exited (through a pidfd: no polling), at most `timeout`;
+/// `true` if it has (or was gone already). A monitor this process spawned exits once its `--rm`
+/// container is removed: `run --rm` waits on it, then finds the container gone at once.
+pub fn wait_process_exit(pid: i32, timeout: Option<Duration>) -> bool {
     // SAFETY: pidfd_open has no memory arguments.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
     if fd < 0 {
-        return;
+        return true;
     }
     // SAFETY: the descriptor is new and ours.
     let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let until = timeout.map(|t| Instant::now() + t);
     loop {
         let mut p = libc::pollfd {
             fd: fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
+        let ms = match until {
+            Some(u) => u
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32,
+            None => -1,
+        };
         // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut p, 1, -1) };
-        if n > 0
-            || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted)
-        {
-            return;
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n > 0 {
+            return true;
+        }
+        if n == 0 {
+            return false;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return true;
         }
     }
 }

@@ -767,6 +767,7 @@ fn start_attached(
     // Attached before the container starts (the monitor waits for it): no output is lost,
     // and the container's terminal has our size from the start.
     let att = e.attach(id, stdio(stdin, tty, detach_keys))?;
+    let monitor = starting.monitor_pid();
     if let Err(err) = starting.wait_started() {
         if r.host_config.auto_remove {
             e.wait_removed(id, Duration::from_secs(10));
@@ -783,6 +784,8 @@ fn start_attached(
         AttachEnd::Lost => e.wait(id).unwrap_or(255),
     };
     if r.host_config.auto_remove {
+        // The monitor exits once it has removed the container: wait for that, not poll.
+        berth_engine::wait_process_exit(monitor, Some(Duration::from_secs(10)));
         e.wait_removed(id, Duration::from_secs(10));
     }
     Ok((code & 0xff) as u8)
