@@ -349,6 +349,7 @@ struct Builder<'a> {
 }
 
 /// A stage's scope while it is built.
+#[derive(Clone)]
 struct Scope {
     state: ImageState,
     key: String,
@@ -709,11 +710,10 @@ impl Builder<'_> {
                         scope.args.push((a.name.clone(), v));
                     }
                 }
-                // ARG changes no image; what it sets reaches the keys of the steps that
-                // use it.
+                // No layer, a history entry (as BuildKit records it); what it sets reaches
+                // the keys of the steps that use it.
                 let text = format!("ARG {}", self.arg_text(args, &scope.args));
-                scope.key = sha_hex(format!("{}\n{text}", scope.key).as_bytes());
-                Ok(())
+                self.meta_step(scope, prefix, &text, &now)
             }
             Kind::Env { pairs } => {
                 let mut text = Vec::new();
@@ -1668,15 +1668,7 @@ impl Builder<'_> {
                 )
                 .as_bytes(),
             );
-            let mut probe = Scope {
-                state: scope.state.clone(),
-                key: scope.key.clone(),
-                args: Vec::new(),
-                no_cache: scope.no_cache,
-                cmd_set: scope.cmd_set,
-                step: scope.step,
-                inline: Vec::new(),
-            };
+            let mut probe = scope.clone();
             if self.layer_from_cache(&mut probe, &key)? {
                 return Ok((probe.state, key, true));
             }

@@ -158,6 +158,7 @@ CMD ["cat /out/file /out/who"]
         "{hist}"
     );
     assert!(hist.contains("ENV GREETING=hello EMPTY=|0B"), "{hist}");
+    assert!(hist.contains("ARG WHO=world|0B"), "{hist}");
 
     // Nothing changed: nothing runs, same image.
     let (again, progress) = build_ok(&b, ctx.path(), &[]);
