@@ -140,6 +140,28 @@ fn outputs_local_tar_and_oci() {
         2,
         "{manifest}"
     );
+    // type=docker: the archive `docker load` reads, with the name given.
+    let docker = out.path().join("docker.tar");
+    build_ok(
+        &b,
+        ctx.path(),
+        &[
+            "-o",
+            &format!(
+                "type=docker,dest={},name=example.com/dock:2",
+                docker.display()
+            ),
+        ],
+    );
+    let mut manifest = String::new();
+    let mut ar = tar::Archive::new(fs::File::open(&docker).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some("manifest.json") {
+            e.read_to_string(&mut manifest).unwrap();
+        }
+    }
+    assert!(manifest.contains("example.com/dock:2"), "{manifest}");
     // `-o -` is the files as a tar on stdout.
     let o = build(&b, ctx.path(), &["-q", "-o", "-"]);
     assert!(o.status.success());
@@ -484,9 +506,17 @@ fn scratch_heredoc_copy_bind_mounts_and_cache_filters() {
          RUN --mount=type=bind,from=tools,source=/tool.txt,target=/t cat /t > /from-stage\n\
          RUN --network=host cat /proc/net/dev | grep -q lo\n\
          FROM scratch\n\
-         COPY --from=user /etc/greeting /raw.txt /from-ctx /from-stage /\n"
+         COPY --from=user /etc/greeting /raw.txt /from-ctx /from-stage /\n\
+         COPY --parents deep/*/file.txt /kept/\n"
     );
-    let ctx = context(&df, &[("ctx.txt", "context file\n")]);
+    let ctx = context(
+        &df,
+        &[
+            ("ctx.txt", "context file\n"),
+            ("deep/a/file.txt", "a\n"),
+            ("deep/b/file.txt", "b\n"),
+        ],
+    );
     build_ok(&b, ctx.path(), &["-t", "scratchy:1"]);
     let files = image_files(&b, "scratchy:1");
     let content = |p: &str| format!("{:x}", sha2::Sha256::digest(p.as_bytes()));
@@ -498,6 +528,9 @@ fn scratch_heredoc_copy_bind_mounts_and_cache_filters() {
         !files.contains_key("bin/busybox"),
         "FROM scratch has nothing of busybox"
     );
+    // --parents keeps the sources' paths below the destination.
+    assert_eq!(files["kept/deep/a/file.txt"].4, content("a\n"));
+    assert_eq!(files["kept/deep/b/file.txt"].4, content("b\n"));
     let img = b.inspect_image("scratchy:1");
     assert_eq!(
         img["Config"]["Env"],
