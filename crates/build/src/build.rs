@@ -1914,7 +1914,7 @@ fn push_bind(host: &mut Value, bind: String) {
 
 /// The predefined platform arguments (global scope; a stage needs `ARG NAME` to use them).
 fn predefined_args() -> Vec<(String, String)> {
-    let arch = host_arch().to_string();
+    let arch = host_arch();
     vec![
         ("TARGETPLATFORM".into(), format!("linux/{arch}")),
         ("TARGETOS".into(), "linux".into()),

@@ -175,13 +175,7 @@ impl ImageState {
     }
 }
 
-/// This machine's architecture as OCI names it.
-pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
+/// This machine's architecture as OCI names it (`amd64`, `arm64`, ...).
+pub fn host_arch() -> String {
+    berth_image::Platform::host().architecture
 }

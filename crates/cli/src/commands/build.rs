@@ -102,7 +102,7 @@ pub struct BuilderPruneArgs {
 pub fn build(cli: &Cli, a: &BuildArgs) -> Result<u8> {
     let engine = super::container::engine(cli)?;
     if let Some(p) = &a.platform {
-        let host = format!("linux/{}", host_arch());
+        let host = format!("linux/{}", berth_image::Platform::host().architecture);
         if p != &host && p != "linux" {
             bail!("platform {p} is not supported: berth builds for this machine ({host}) only");
         }
@@ -336,14 +336,6 @@ pub fn builder_prune(cli: &Cli, _a: &BuilderPruneArgs) -> Result<u8> {
         super::container::format::human_size(report.reclaimed)
     );
     Ok(0)
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
 }
 
 /// The progress on a terminal: the steps as they come (a step's output indented under it),
