@@ -315,6 +315,19 @@ fn record_inline(scope: &mut Scope) {
         .push(json!({"key": scope.key, "layer": layers - 1, "history": history - 1}));
 }
 
+/// Removes the containers build `pid` made (its reaper and its Ctrl-C handler call this once
+/// it is over); errors are the caller's to ignore, one container's removal failing does not
+/// stop the others'.
+pub fn remove_build_containers(engine: &Engine, pid: u32) -> Result<()> {
+    let pid = pid.to_string();
+    for c in engine.list()? {
+        if c.record.config.labels.get(BUILD_LABEL) == Some(&pid) {
+            let _ = engine.remove(&c.record.id, true, true);
+        }
+    }
+    Ok(())
+}
+
 /// Removes the containers of builds whose process is gone (killed mid-step).
 fn remove_stale_build_containers(engine: &Engine) {
     let Ok(list) = engine.list() else {

@@ -18,5 +18,5 @@ mod fetch;
 pub mod ignore;
 mod state;
 
-pub use build::{BUILD_LABEL, BuildOptions, Built, ProgressSink, build};
+pub use build::{BUILD_LABEL, BuildOptions, Built, ProgressSink, build, remove_build_containers};
 pub use error::{BuildError, Result};

@@ -493,18 +493,12 @@ fn on_interrupt_remove_build_containers(cli: &Cli) {
             return;
         }
         eprintln!("\nERROR: interrupted: removing the build's containers");
-        let pid = std::process::id().to_string();
         if let (Ok(rt), Ok(exe)) = (
             berth_engine::locate_runtime(runtime.as_deref()),
             std::env::current_exe(),
         ) && let Ok(e) = berth_engine::Engine::new(&root, &rt, &exe)
-            && let Ok(list) = e.list()
         {
-            for c in list {
-                if c.record.config.labels.get(berth_build::BUILD_LABEL) == Some(&pid) {
-                    let _ = e.remove(&c.record.id, true, true);
-                }
-            }
+            let _ = berth_build::remove_build_containers(&e, std::process::id());
         }
         std::process::exit(130);
     });
@@ -560,11 +554,6 @@ pub fn reaper(cli: &Cli, pid: i32) -> Result<u8> {
         return Ok(0);
     }
     let engine = super::container::engine(cli)?;
-    let pid = pid.to_string();
-    for c in engine.list()? {
-        if c.record.config.labels.get(berth_build::BUILD_LABEL) == Some(&pid) {
-            let _ = engine.remove(&c.record.id, true, true);
-        }
-    }
+    berth_build::remove_build_containers(&engine, pid as u32)?;
     Ok(0)
 }
