@@ -12,11 +12,12 @@ fi
 # What the tests use, installed on a fresh Debian machine: a static busybox for the test images,
 # libseccomp (linked statically), a registry, skopeo/podman/docker/runc as peers, nftables and
 # iptables for the network tests, wrk, jq, buildah (the builder's tests compare with its images), debootstrap (a Debian
-# image for them).
+# image for them), docker-compose 1.29 and python3-docker (clients of `berth serve`).
 export DEBIAN_FRONTEND=noninteractive
 need=()
 for p in busybox-static jq libseccomp-dev pkg-config docker-registry apache2-utils skopeo \
-    nftables iproute2 iptables wrk podman runc docker.io buildah debootstrap; do
+    nftables iproute2 iptables wrk podman runc docker.io buildah debootstrap docker-compose \
+    python3-docker; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -65,6 +65,8 @@ pub enum Command {
     /// System commands (system boot, events, container prune).
     #[command(flatten)]
     System(commands::system::SystemCommand),
+    /// Serve the Docker Engine API (docker CLI, compose, docker-py) on a unix socket or TLS.
+    Serve(commands::serve::ServeArgs),
 }
 
 /// Logging through `tracing` to stderr: `-D` is debug, else `BERTH_LOG` (an env-filter such
@@ -113,6 +115,7 @@ fn main() -> ExitCode {
         Command::Network(c) => commands::network::run(&cli, c),
         Command::Volume(c) => commands::volume::run(&cli, c),
         Command::System(c) => commands::system::run(&cli, c),
+        Command::Serve(a) => commands::serve::run(&cli, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

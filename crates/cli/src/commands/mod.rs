@@ -5,6 +5,7 @@ pub mod build;
 pub mod container;
 pub mod image;
 pub mod network;
+pub mod serve;
 pub mod system;
 pub mod template;
 pub mod volume;

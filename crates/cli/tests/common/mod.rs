@@ -414,3 +414,4 @@ pub fn build_context(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::Temp
     }
     dir
 }
+pub mod serve;

@@ -1,0 +1,132 @@
+//! A `berth serve` of a test's own (its root is the [`Berth`]'s, its socket in that root),
+//! killed on drop, and the real docker CLI pointed at it.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Berth, berth_bin, runtime_bin};
+
+/// A running `berth serve` over `berth`'s root.
+pub struct Server {
+    /// The berth whose root it serves (its CLI sees the same containers).
+    pub berth: Berth,
+    /// The unix socket.
+    pub sock: PathBuf,
+    child: Child,
+}
+
+impl Server {
+    /// Starts `berth serve -H unix://ROOT/api.sock` (plus `extra` flags) and waits until
+    /// `_ping` answers.
+    pub fn start(extra: &[&str]) -> Self {
+        let berth = Berth::new();
+        let sock = berth.root.path().join("api.sock");
+        let log = std::fs::File::create(berth.root.path().join("serve.log")).unwrap();
+        let child = Command::new(berth_bin())
+            .arg("--root")
+            .arg(berth.root.path())
+            .arg("--runtime")
+            .arg(runtime_bin())
+            .args(["-D", "serve", "--no-boot", "-H"])
+            .arg(format!("unix://{}", sock.display()))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start berth serve");
+        let s = Server { berth, sock, child };
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::os::unix::net::UnixStream::connect(&s.sock).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "berth serve did not listen: {}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    /// `unix://SOCK`, for DOCKER_HOST.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.berth.root.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// A command for `program` (docker, docker.io's docker, docker-compose, python3) with
+    /// DOCKER_HOST set to this server and a private client config directory.
+    pub fn client(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        let config = self.berth.root.path().join("docker-config");
+        std::fs::create_dir_all(&config).unwrap();
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", &config)
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// The docker CLI 28 (`docker` on PATH) with `args`.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.client("docker").args(args).output().unwrap()
+    }
+
+    /// The docker CLI, asserting success; stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({:?}):\nstdout: {}\nstderr: {}\nserver log:\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            tail(&self.log(), 40)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Server {
+    /// Stops the server with SIGTERM (SIGKILL after 10 s) and waits for it; returns whether
+    /// it exited by itself.
+    pub fn stop(&mut self) -> bool {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return true;
+        }
+        // SAFETY: kill has no memory arguments; the pid is our child's.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
