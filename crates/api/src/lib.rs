@@ -13,14 +13,17 @@
 //!
 //! Layout: `listen` (unix sockets, TCP with mutual TLS, socket activation), `http` (requests,
 //! errors, bodies, query parsing), `router` (version prefixes, dispatch), then one module per
-//! group of endpoints.
+//! group of endpoints: `containers` (create, list, lifecycle), `streams` (attach, logs, exec,
+//! events), `container_data` (top, stats, changes, export, archive, system df), `images`
+//! (pull, push, list, tag, delete, save/load, auth), `build`, `networks`, `volumes`, `system`
+//! (ping, version, info).
 
 // Helpers used by endpoint modules still being filled in.
 #![allow(dead_code)]
 
 mod build;
+mod container_data;
 mod containers;
-mod exec;
 mod http;
 mod images;
 mod listen;

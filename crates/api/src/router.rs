@@ -111,7 +111,7 @@ async fn route(
     let first = req.segments.first().map(String::as_str).unwrap_or("");
     match first {
         "containers" => crate::containers::route(&state, req).await,
-        "exec" => crate::exec::route(&state, req).await,
+        "exec" => crate::streams::exec_route(&state, req).await,
         "images" | "distribution" => crate::images::route(&state, req).await,
         "build" => crate::build::route(&state, req).await,
         "networks" => crate::networks::route(&state, req).await,

@@ -18,6 +18,9 @@ pub(crate) async fn route(state: &Arc<State>, req: Request) -> Result {
             let info = blocking(move || Ok(engine.system_info()?)).await?;
             json(&info)
         }
+        (&Method::GET, ["events"]) => crate::streams::events(state, req).await,
+        (&Method::GET, ["system", "df"]) => crate::container_data::system_df(state, req).await,
+        (&Method::POST, ["auth"]) => crate::images::auth(state, req).await,
         _ => Err(crate::router::no_route(&req)),
     }
 }
