@@ -64,6 +64,9 @@ pub(crate) struct State {
     pub berth_exe: PathBuf,
     /// Terminals of execs started through this server, to resize by exec ID.
     pub exec_resizers: std::sync::Mutex<std::collections::HashMap<String, berth_engine::Resizer>>,
+    /// The output streams (`AttachStdout`, `AttachStderr`) each exec created through this
+    /// server asked for, until it is started.
+    pub exec_outputs: std::sync::Mutex<std::collections::HashMap<String, (bool, bool)>>,
 }
 
 /// Errors that stop the server.
@@ -97,6 +100,7 @@ pub fn serve(
         engine,
         berth_exe,
         exec_resizers: Default::default(),
+        exec_outputs: Default::default(),
     });
     rt.block_on(async move {
         let listeners = listen::bind_all(&opts).await?;

@@ -26,6 +26,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::Engine;
 use crate::error::{Error, Result, invalid, io_err};
@@ -253,6 +254,24 @@ impl Resizer {
     }
 }
 
+/// Detaches an attach or an attached exec from another thread (a server whose client went
+/// away): [`Attachment::wait`] or [`crate::ExecHandle::wait`] then returns
+/// [`AttachEnd::Detached`], and the process keeps running. Cheap to clone and `Send`.
+#[derive(Clone, Debug)]
+pub struct Detacher {
+    writer: Arc<Mutex<UnixStream>>,
+    detached: Arc<AtomicBool>,
+}
+
+impl Detacher {
+    /// Stops the copying; the process keeps running.
+    pub fn detach(&self) {
+        self.detached.store(true, Ordering::SeqCst);
+        let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = w.shutdown(std::net::Shutdown::Both);
+    }
+}
+
 /// The client side of one connection: a thread copies the caller's stdin into STDIN frames
 /// (watching for the detach keys), another the STDOUT/STDERR frames to the caller's writers
 /// until EXIT.
@@ -345,10 +364,15 @@ impl Session {
         Resizer(self.writer.clone())
     }
 
+    pub(crate) fn detacher(&self) -> Detacher {
+        Detacher {
+            writer: self.writer.clone(),
+            detached: self.detached.clone(),
+        }
+    }
+
     pub(crate) fn detach(&self) {
-        self.detached.store(true, Ordering::SeqCst);
-        let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = w.shutdown(std::net::Shutdown::Both);
+        self.detacher().detach();
     }
 
     pub(crate) fn wait(self) -> AttachEnd {
@@ -386,6 +410,11 @@ impl Attachment {
     /// A handle that resizes the container's terminal from another thread.
     pub fn resizer(&self) -> Option<Resizer> {
         self.session.as_ref().map(Session::resizer)
+    }
+
+    /// A handle that detaches from another thread (none without `stream`).
+    pub fn detacher(&self) -> Option<Detacher> {
+        self.session.as_ref().map(Session::detacher)
     }
 
     /// Detaches: the copying stops and [`Attachment::wait`] returns [`AttachEnd::Detached`];
@@ -457,6 +486,82 @@ impl Engine {
         let path = self.containers.dir(id).join("attach.sock");
         let mut sock = connect(&path).map_err(io_err("connect", &path))?;
         write_frame(&mut sock, RESIZE, &size_data(rows, cols)).map_err(io_err("write", &path))
+    }
+
+    /// Registers a client that waits for a container that is not running to start, to attach
+    /// from its first moment (Docker's attach to a created container, which `docker run` and
+    /// `docker start -a` do before the start). While the returned [`AttachWait`] lives, an
+    /// [`Engine::start`] (from any process) starts the container only once this client is
+    /// attached, so no output is lost: the waiter holds a shared flock on the container's
+    /// `attach.wait`, which `start` probes.
+    pub fn attach_wait(&self, id: &str) -> Result<AttachWait> {
+        let lock = crate::util::Flock::shared(&wait_lock(&self.containers.dir(id)))
+            .map_err(|e| Error::Other(format!("register the attach to {id}: {e}")))?;
+        let s = self.containers.state(id)?;
+        Ok(AttachWait {
+            engine: self.clone(),
+            id: id.to_string(),
+            monitor: (s.monitor_pid, s.monitor_start),
+            _lock: lock,
+        })
+    }
+
+    /// Whether a client waits to attach to the container's next start ([`Engine::attach_wait`]).
+    pub(crate) fn attach_waiting(&self, id: &str) -> bool {
+        matches!(
+            crate::util::Flock::try_exclusive(&wait_lock(&self.containers.dir(id))),
+            Ok(None)
+        )
+    }
+}
+
+fn wait_lock(dir: &Path) -> std::path::PathBuf {
+    dir.join("attach.wait")
+}
+
+/// A client waiting for a container to start (from [`Engine::attach_wait`]).
+pub struct AttachWait {
+    engine: Engine,
+    id: String,
+    /// The monitor recorded when the wait began (an old one, or none).
+    monitor: (i32, u64),
+    _lock: crate::util::Flock,
+}
+
+impl std::fmt::Debug for AttachWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachWait").field("id", &self.id).finish()
+    }
+}
+
+impl AttachWait {
+    /// Waits until a new monitor of the container listens (or it runs), then attaches as
+    /// [`Engine::attach`] does. `None` if `stop()` turns true first, or the container is
+    /// removed while we wait.
+    pub fn attach(self, io: AttachIo, stop: &dyn Fn() -> bool) -> Result<Option<Attachment>> {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if stop() {
+                return Ok(None);
+            }
+            let s = match self.engine.state(&self.id) {
+                Ok(s) => s,
+                Err(Error::NoSuchContainer(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let new_monitor =
+                s.monitor_pid != 0 && (s.monitor_pid, s.monitor_start) != self.monitor;
+            if new_monitor || matches!(s.status, crate::Status::Running) {
+                match self.engine.attach(&self.id, io) {
+                    // Its monitor went between our look and the connect: the container
+                    // exited already (a run of no output); nothing more to wait for.
+                    Err(Error::WrongState { .. }) if new_monitor => return Ok(None),
+                    r => return r.map(Some),
+                }
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
 }
 

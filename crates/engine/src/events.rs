@@ -17,6 +17,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -81,6 +83,27 @@ impl Event {
     pub fn when(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_nanos(self.time_nano.max(0) as u64)
     }
+
+    /// The message as the Engine API before v1.52 sends it: with the deprecated `status`
+    /// (the action), `id` (the actor's ID) for container and image events, and `from` (the
+    /// image) for container events.
+    pub fn with_legacy_fields(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("an event serialises");
+        if self.kind == "container" || self.kind == "image" {
+            v["status"] = self.action.clone().into();
+            v["id"] = self.actor.id.clone().into();
+        }
+        if self.kind == "container" {
+            v["from"] = self
+                .actor
+                .attributes
+                .get("image")
+                .cloned()
+                .unwrap_or_default()
+                .into();
+        }
+        v
+    }
 }
 
 /// Which events [`EventLog::read`] returns.
@@ -92,6 +115,8 @@ pub struct EventQuery {
     pub until: Option<SystemTime>,
     /// Wait for new events (until `until`, or until the callback fails).
     pub follow: bool,
+    /// Set from another thread to stop following (a server whose client went away).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// The event log of one root.
@@ -175,7 +200,9 @@ impl EventLog {
             return Ok(());
         }
         loop {
-            if q.until.is_some_and(|u| SystemTime::now() >= u) {
+            if q.until.is_some_and(|u| SystemTime::now() >= u)
+                || q.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst))
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -392,6 +419,7 @@ mod tests {
             since: Some(SystemTime::now()),
             until: Some(SystemTime::now() + Duration::from_secs(3)),
             follow: true,
+            ..Default::default()
         };
         let mut got = Vec::new();
         log.read(&q, &|e| e.kind == "volume", &mut |e| {

@@ -319,6 +319,11 @@ impl ExecHandle {
         self.session.as_ref().map(Session::resizer)
     }
 
+    /// A handle that detaches from another thread (none for a detached exec).
+    pub fn detacher(&self) -> Option<attach::Detacher> {
+        self.session.as_ref().map(Session::detacher)
+    }
+
     /// The process, to signal it.
     pub fn process(&self) -> ExecProcess {
         ExecProcess {

@@ -47,7 +47,8 @@ mod volumes;
 use std::path::{Path, PathBuf};
 
 pub use attach::{
-    AttachEnd, AttachIo, Attachment, DEFAULT_DETACH_KEYS, Resizer, parse_detach_keys,
+    AttachEnd, AttachIo, AttachWait, Attachment, DEFAULT_DETACH_KEYS, Detacher, Resizer,
+    parse_detach_keys,
 };
 pub use berth_network::{
     CreateOptions as NetworkCreateOptions, DEFAULT_NETWORK, DNS_COMMAND, Endpoint, Network,

@@ -5,6 +5,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -100,6 +102,19 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     /// Only entries at or after this time (`--since`).
     pub since: Option<SystemTime>,
+    /// Only entries before this time (`--until`); following stops once it has passed.
+    pub until: Option<SystemTime>,
+    /// Set from another thread to stop following (a server whose client went away).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl LogOptions {
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+            || self.until.is_some_and(|u| SystemTime::now() >= u)
+    }
 }
 
 fn files(path: &Path) -> Vec<PathBuf> {
@@ -114,12 +129,20 @@ fn files(path: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn parse_line(line: &str, since: Option<SystemTime>) -> Option<LogEntry> {
+fn parse_line(line: &str, opts: &LogOptions) -> Option<LogEntry> {
     let e: LogEntry = serde_json::from_str(line).ok()?;
-    if let Some(s) = since
-        && crate::util::parse_rfc3339(&e.time).is_some_and(|t| t < s)
-    {
-        return None;
+    if opts.since.is_some() || opts.until.is_some() {
+        let t = crate::util::parse_rfc3339(&e.time);
+        if let (Some(s), Some(t)) = (opts.since, t)
+            && t < s
+        {
+            return None;
+        }
+        if let (Some(u), Some(t)) = (opts.until, t)
+            && t >= u
+        {
+            return None;
+        }
     }
     Some(e)
 }
@@ -136,7 +159,7 @@ pub(crate) fn read(
     for f in files(path) {
         let Ok(file) = File::open(&f) else { continue };
         for line in BufReader::new(file).lines() {
-            if let Some(e) = parse_line(&line?, opts.since) {
+            if let Some(e) = parse_line(&line?, opts) {
                 entries.push(e);
             }
         }
@@ -145,7 +168,7 @@ pub(crate) fn read(
     for e in &entries[skip..] {
         out(e)?;
     }
-    if !opts.follow {
+    if !opts.follow || opts.cancelled() {
         return Ok(());
     }
     // Follow: from the end of the current file; reopen when it is rotated.
@@ -167,14 +190,17 @@ pub(crate) fn read(
             got = true;
             partial.push_str(&line);
             if partial.ends_with('\n') {
-                if let Some(e) = parse_line(partial.trim_end(), opts.since) {
+                if let Some(e) = parse_line(partial.trim_end(), opts) {
                     out(&e)?;
                 }
                 partial.clear();
             }
         }
-        if got {
+        if got && !opts.cancelled() {
             continue;
+        }
+        if got {
+            return Ok(());
         }
         if let Ok(f) = File::open(path)
             && file_ino(&f) != ino
@@ -184,7 +210,7 @@ pub(crate) fn read(
             pos = 0;
             continue;
         }
-        if !running() {
+        if !running() || opts.cancelled() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));

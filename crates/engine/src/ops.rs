@@ -239,13 +239,20 @@ impl Engine {
     }
 
     /// Starts a created or exited container with its monitor, not attached (`start`).
-    /// Does nothing if it already runs.
+    /// Does nothing if it already runs. When a client waits to attach to it
+    /// ([`Engine::attach_wait`]: `docker run` attaches before it starts), the container starts
+    /// once that client is attached, so that it sees all of the output.
     pub fn start(&self, id: &str) -> Result<()> {
         if is_active(self.state(id)?.status) {
             return Ok(());
         }
         self.prepare_start(id)?;
-        self.start_monitor(id, false)?.wait_started().map(drop)
+        let waiting = self.attach_waiting(id);
+        let mut starting = self.start_monitor(id, waiting)?;
+        if waiting {
+            starting.wait_listening()?;
+        }
+        starting.wait_started().map(drop)
     }
 
     /// Resets what a new start must not inherit (the manual-stop flag, the last error);

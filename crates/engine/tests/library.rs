@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use berth_engine::{
     AttachEnd, AttachIo, ContainerCreate, Engine, Error, EventQuery, ExecConfig, ExecIo, Filters,
-    ImageListOptions, ListOptions, MONITOR_COMMAND,
+    ImageListOptions, ListOptions, LogOptions, MONITOR_COMMAND,
 };
 
 const IMAGE: &str = "berth-engine-test/busybox:latest";
@@ -40,6 +40,10 @@ fn main() {
             nothing_is_written_to_our_stdio,
         ),
         ("lists_are_the_api_shapes", lists_are_the_api_shapes),
+        (
+            "attach_before_start_detach_and_log_bounds",
+            attach_before_start_detach_and_log_bounds,
+        ),
     ];
     let mut failed = Vec::new();
     let mut ran = 0;
@@ -257,6 +261,7 @@ fn actions(e: &Engine, id: &str, t0: SystemTime) -> Vec<String> {
         since: Some(t0),
         until: Some(SystemTime::now() + Duration::from_millis(1)),
         follow: false,
+        cancel: None,
     };
     let mut out = Vec::new();
     e.events()
@@ -528,4 +533,104 @@ fn lists_are_the_api_shapes() {
         e.image_inspect("nosuch:1"),
         Err(Error::Image(berth_image::Error::ImageNotFound(_)))
     ));
+}
+
+/// A client waiting for a container to start (a server's attach to a created container, as
+/// `docker run` does before its start) sees its output from the first byte: `start` waits for
+/// it. A detacher ends an attach from another thread; logs stop at `until` and a follow at
+/// its cancel flag.
+fn attach_before_start_detach_and_log_bounds() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let root = Root::new();
+    let e = &root.engine;
+    let id = create(
+        e,
+        "early",
+        &["sh", "-c", "echo first; read l; echo got:$l; exit 6"],
+    );
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    ours.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let waiter = e.attach_wait(&id).unwrap();
+    let io = AttachIo {
+        stdin: Some(Box::new(theirs.try_clone().unwrap())),
+        stdout: Some(Box::new(theirs.try_clone().unwrap())),
+        stderr: Some(Box::new(theirs)),
+        ..Default::default()
+    };
+    // A plain start, as another process's `berth start` or a server's start endpoint; the
+    // client is slow to attach (without the wait, the container would have printed already).
+    let starter = {
+        let (e, id) = (e.clone(), id.clone());
+        std::thread::spawn(move || e.start(&id))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let t = std::thread::spawn(move || {
+        waiter
+            .attach(io, &|| false)
+            .unwrap()
+            .expect("attached at the start")
+            .wait()
+    });
+    starter.join().unwrap().unwrap();
+    ours.write_all(b"x\n").unwrap();
+    let got = read_until(&mut ours, "got:x\n");
+    assert_eq!(got, "first\ngot:x\n", "nothing before the attach is lost");
+    assert_eq!(t.join().unwrap(), AttachEnd::Exited(6));
+    assert_eq!(e.wait(&id).unwrap(), 6);
+
+    // A waiter that is told to stop gives up; a container removed under it ends the wait.
+    let w = e.attach_wait(&id).unwrap();
+    assert!(w.attach(AttachIo::default(), &|| true).unwrap().is_none());
+
+    // Logs before a time only.
+    let mut all = Vec::new();
+    e.logs(&id, &LogOptions::default(), &mut |l| {
+        all.push(l.clone());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    let second = berth_engine::parse_rfc3339(&all[1].time).unwrap();
+    let mut before = Vec::new();
+    let opts = LogOptions {
+        until: Some(second),
+        ..Default::default()
+    };
+    e.logs(&id, &opts, &mut |l| {
+        before.push(l.log.clone());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(before, ["first\n"]);
+    e.remove(&id, true, true).unwrap();
+
+    // A running container: an attach detached from another thread, a follow cancelled.
+    let id = create(e, "long", &["sleep", "60"]);
+    e.start(&id).unwrap();
+    let att = e.attach(&id, AttachIo::default()).unwrap();
+    let d = att.detacher().expect("a streaming attach");
+    let t = std::thread::spawn(move || att.wait());
+    d.detach();
+    assert_eq!(t.join().unwrap(), AttachEnd::Detached);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let opts = LogOptions {
+        follow: true,
+        cancel: Some(cancel.clone()),
+        ..Default::default()
+    };
+    let c = cancel.clone();
+    let setter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        c.store(true, Ordering::SeqCst);
+    });
+    e.logs(&id, &opts, &mut |_| Ok(())).unwrap();
+    assert!(
+        cancel.load(Ordering::SeqCst),
+        "the follow ended by its cancel"
+    );
+    setter.join().unwrap();
+    assert_eq!(e.state(&id).unwrap().status, berth_engine::Status::Running);
+    e.remove(&id, true, true).unwrap();
 }

@@ -900,6 +900,7 @@ fn logs(
         since: since
             .map(|s| parse_time(s).context("--since"))
             .transpose()?,
+        ..LogOptions::default()
     };
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();

@@ -236,6 +236,7 @@ fn events(e: &berth_engine::Engine, a: &EventsArgs) -> anyhow::Result<u8> {
         since: Some(since.unwrap_or_else(std::time::SystemTime::now)),
         until,
         follow: until.is_none_or(|u| u > std::time::SystemTime::now()),
+        cancel: None,
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -253,7 +254,7 @@ fn events(e: &berth_engine::Engine, a: &EventsArgs) -> anyhow::Result<u8> {
             (None, Some(_)) => writeln!(
                 out,
                 "{}",
-                serde_json::to_string(&with_legacy_fields(ev)).expect("an event serialises")
+                serde_json::to_string(&ev.with_legacy_fields()).expect("an event serialises")
             )?,
             (None, None) => writeln!(out, "{}", default_line(ev))?,
         }
@@ -286,19 +287,6 @@ fn default_line(ev: &berth_engine::Event) -> String {
         line.push_str(&format!(" ({})", attrs.join(", ")));
     }
     line
-}
-
-/// The message as the Engine API sends it, with the deprecated `status`, `id` and `from`.
-fn with_legacy_fields(ev: &berth_engine::Event) -> serde_json::Value {
-    let mut v = serde_json::to_value(ev).expect("an event serialises");
-    if ev.kind == "container" || ev.kind == "image" {
-        v["status"] = ev.action.clone().into();
-        v["id"] = ev.actor.id.clone().into();
-        if let Some(img) = ev.actor.attributes.get("image") {
-            v["from"] = img.clone().into();
-        }
-    }
-    v
 }
 
 /// The fields a template sees, by their Go names (`.Type`, `.Action`, `.Actor.ID`,
