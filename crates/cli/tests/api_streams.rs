@@ -1,0 +1,714 @@
+//! `berth serve`'s streams, driven by the real docker CLI (28, and Debian's 20.10 for exec):
+//! logs (follow, tail, timestamps, since/until), exec (exit codes, piped stdin, a terminal
+//! through a real pty, resized), attach to a running container (and its detach keys), and
+//! events (since/until, filters, and a follow that sees new events). Containers are made
+//! with the berth CLI on the server's root. Error paths by hand with curl.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::IMAGE;
+use common::serve::{Server, tail};
+
+/// `berth run -d --network none ARGS...`: the container's ID.
+fn run_d(s: &Server, args: &[&str]) -> String {
+    let mut a = vec!["run", "-d", "--network", "none"];
+    a.extend_from_slice(args);
+    s.berth.ok(&a).trim().to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A docker command's output, with the server's log on failure of `what`.
+fn explain(s: &Server, o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}\nserver log:\n{}",
+        o.status,
+        stdout(o),
+        stderr(o),
+        tail(&s.log(), 30)
+    )
+}
+
+/// Runs `client` with `args` and `input` on its stdin (then closed).
+fn with_input(s: &Server, client: &str, args: &[&str], input: &[u8]) -> Output {
+    let mut c = s.client(client);
+    c.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A child's stdout as it comes, read by a thread.
+struct Lines {
+    rx: mpsc::Receiver<Vec<u8>>,
+    seen: String,
+}
+
+impl Lines {
+    fn of(child: &mut Child) -> Self {
+        let mut out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: String::new(),
+        }
+    }
+
+    /// Waits until what was read contains `want` (at most 30 s); returns all of it so far.
+    fn until(&mut self, want: &str, s: &Server) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.seen.contains(want) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(b) => self.seen.push_str(&String::from_utf8_lossy(&b)),
+                Err(e) => panic!(
+                    "{want:?} never came ({e}); got {:?}\nserver log:\n{}",
+                    self.seen,
+                    tail(&s.log(), 30)
+                ),
+            }
+        }
+        self.seen.clone()
+    }
+}
+
+/// Drives `argv` (a docker command, with DOCKER_HOST set) on a real terminal: a pty of 30x100
+/// made by Python, then the steps: `["expect", text]` (in what the terminal shows, after the
+/// last match), `["send", text]`, `["resize", rows, cols]` (the pty's size: the kernel sends
+/// SIGWINCH to the CLI), `["retry", text, want]` (sends `text` every half second until `want`
+/// shows). Returns the command's exit code and everything the terminal showed.
+fn on_a_pty(s: &Server, argv: &[&str], steps: serde_json::Value) -> (i32, String) {
+    const DRIVER: &str = r#"
+import fcntl, json, os, select, struct, subprocess, sys, termios, time
+steps = json.loads(sys.argv[1])
+argv = sys.argv[2:]
+m, sl = os.openpty()
+def size(r, c):
+    fcntl.ioctl(m, termios.TIOCSWINSZ, struct.pack("HHHH", r, c, 0, 0))
+size(30, 100)
+def setup():
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+p = subprocess.Popen(argv, stdin=sl, stdout=sl, stderr=sl, preexec_fn=setup, close_fds=True)
+os.close(sl)
+seen = b""
+pos = 0
+def read_some(t):
+    global seen
+    r, _, _ = select.select([m], [], [], t)
+    if not r:
+        return True
+    try:
+        d = os.read(m, 4096)
+    except OSError:
+        return False
+    if not d:
+        return False
+    seen += d
+    return True
+def fail(why):
+    p.kill()
+    print(json.dumps({"code": -1, "seen": seen.decode(errors="replace"), "failed": why}))
+    sys.exit(0)
+for st in steps:
+    deadline = time.time() + 30
+    if st[0] == "expect" or st[0] == "retry":
+        want = st[-1].encode()
+        last_send = 0
+        while want not in seen[pos:]:
+            if time.time() > deadline:
+                fail("no %r" % st)
+            if st[0] == "retry" and time.time() - last_send > 0.5:
+                os.write(m, st[1].encode())
+                last_send = time.time()
+            if not read_some(0.1):
+                fail("the terminal closed before %r" % st)
+        pos = seen.index(want, pos) + len(want)
+    elif st[0] == "send":
+        os.write(m, st[1].encode())
+    elif st[0] == "resize":
+        size(st[1], st[2])
+deadline = time.time() + 30
+while read_some(0.1):
+    if p.poll() is not None and not select.select([m], [], [], 0.2)[0]:
+        break
+    if time.time() > deadline:
+        fail("the command did not end")
+print(json.dumps({"code": p.wait(), "seen": seen.decode(errors="replace")}))
+"#;
+    let driver = s.berth.root.path().join("pty-driver.py");
+    std::fs::write(&driver, DRIVER).unwrap();
+    let mut c = s.client("python3");
+    c.arg(&driver).arg(steps.to_string()).args(argv);
+    let o = c.output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("the pty driver: {e}: {}", explain(s, &o)));
+    let seen = v["seen"].as_str().unwrap_or_default().to_string();
+    if let Some(why) = v.get("failed") {
+        panic!(
+            "on a pty, {argv:?}: {why}; the terminal showed {seen:?}\nserver log:\n{}",
+            tail(&s.log(), 30)
+        );
+    }
+    (v["code"].as_i64().unwrap() as i32, seen)
+}
+
+/// `curl --unix-socket` to the server: the status line's code and the body.
+fn curl(s: &Server, args: &[&str]) -> (u16, String) {
+    let o = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
+        .arg(&s.sock)
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = stdout(&o);
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn logs_tail_timestamps_since_until_and_a_tty() {
+    let s = Server::start(&[]);
+    let id = run_d(
+        &s,
+        &[
+            "--name",
+            "lg",
+            IMAGE,
+            "sh",
+            "-c",
+            // The second line written apart (a write of its own, with a time of its own).
+            "echo out1; echo err1 >&2; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo out2",
+        ],
+    );
+    s.berth.wait_for(30, "the first lines", || {
+        s.berth.ok(&["logs", &id]).contains("out1")
+    });
+    s.berth.ok(&["exec", &id, "touch", "/tmp/go"]);
+    assert_eq!(s.berth.ok(&["wait", &id]).trim(), "0");
+    // stdout and stderr apart (stdcopy frames: no terminal).
+    let o = s.docker(&["logs", "lg"]);
+    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "out1\nout2\n");
+    assert_eq!(stderr(&o), "err1\n");
+    let o = s.docker(&["logs", "--tail", "1", "lg"]);
+    assert_eq!(stdout(&o), "out2\n", "{}", explain(&s, &o));
+    assert_eq!(stderr(&o), "");
+    // Timestamps: RFC 3339 with nanoseconds, then the line.
+    let ts = s.docker_ok(&["logs", "--timestamps", &id]);
+    let lines: Vec<(&str, &str)> = ts.lines().map(|l| l.split_once(' ').unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{ts}");
+    assert_eq!(lines[0].1, "out1");
+    assert_eq!(lines[1].1, "out2");
+    for (t, _) in &lines {
+        assert!(
+            t.len() == 30 && t.ends_with('Z') && t.as_bytes()[19] == b'.',
+            "{t}"
+        );
+    }
+    // --since the second line's time: only it (the CLI sends it as a Unix timestamp); --until
+    // it: the lines before.
+    let o = s.docker(&["logs", "--since", lines[1].0, "lg"]);
+    assert_eq!(stdout(&o), "out2\n", "{}", explain(&s, &o));
+    let o = s.docker(&["logs", "--until", lines[1].0, "lg"]);
+    assert_eq!(stdout(&o), "out1\n", "{}", explain(&s, &o));
+    assert_eq!(stderr(&o), "err1\n");
+    // With a terminal: one raw stream, as the terminal wrote it.
+    let t = run_d(
+        &s,
+        &["-t", IMAGE, "sh", "-c", "echo on-tty; echo to-err >&2"],
+    );
+    s.berth.ok(&["wait", &t]);
+    let o = s.docker(&["logs", &t]);
+    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "on-tty\r\nto-err\r\n");
+    assert_eq!(stderr(&o), "");
+    let o = s.docker(&["logs", "no-such-container"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("No such container: no-such-container"),
+        "{}",
+        explain(&s, &o)
+    );
+}
+
+#[test]
+fn logs_follow_until_the_container_exits() {
+    let s = Server::start(&[]);
+    run_d(
+        &s,
+        &[
+            "--name",
+            "fl",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo one; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo two >&2; echo three",
+        ],
+    );
+    let mut child = s
+        .client("docker")
+        .args(["logs", "-f", "fl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut child);
+    lines.until("one\n", &s);
+    // A line written after the follow began comes through it, and the follow ends with the
+    // container.
+    s.berth.ok(&["exec", "fl", "touch", "/tmp/go"]);
+    lines.until("three\n", &s);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert_eq!(lines.seen, "one\nthree\n");
+    assert_eq!(stderr(&o), "two\n");
+}
+
+#[test]
+fn exec_exit_codes_stdin_options_and_detach() {
+    let s = Server::start(&[]);
+    run_d(&s, &["--name", "ex", IMAGE, "sleep", "600"]);
+    let o = s.docker(&["exec", "ex", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+    // Piped stdin: the client's half-close ends the process's stdin.
+    let o = with_input(&s, "docker", &["exec", "-i", "ex", "cat"], b"hi\n");
+    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "hi\n");
+    let big: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let o = with_input(&s, "docker", &["exec", "-i", "ex", "wc", "-c"], &big);
+    assert_eq!(stdout(&o).trim(), "200000", "{}", explain(&s, &o));
+    // The user, environment and directory asked for.
+    let o = s.docker_ok(&[
+        "exec",
+        "-u",
+        "1000",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "ex",
+        "sh",
+        "-c",
+        "echo $(id -u) $FOO $(pwd)",
+    ]);
+    assert_eq!(o, "1000 bar /tmp\n");
+    // A command that cannot be run: Docker's 127, with the reason.
+    let o = s.docker(&["exec", "ex", "no-such-command"]);
+    assert_eq!(o.status.code(), Some(127), "{}", explain(&s, &o));
+    assert!(
+        format!("{}{}", stdout(&o), stderr(&o)).contains("no-such-command"),
+        "{}",
+        explain(&s, &o)
+    );
+    // Detached: it runs on its own.
+    s.docker_ok(&["exec", "-d", "ex", "sh", "-c", "echo done > /tmp/detached"]);
+    s.berth.wait_for(30, "the detached exec", || {
+        s.berth
+            .run(&["exec", "ex", "cat", "/tmp/detached"])
+            .stdout
+            .starts_with(b"done")
+    });
+    // Debian's docker 20.10 (API 1.41: no multiplexed content type, same frames).
+    let o = s
+        .client("/usr/bin/docker")
+        .args([
+            "exec",
+            "ex",
+            "sh",
+            "-c",
+            "echo old; echo old-err >&2; exit 5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "old\n");
+    assert_eq!(stderr(&o), "old-err\n");
+    let o = with_input(
+        &s,
+        "/usr/bin/docker",
+        &["exec", "-i", "ex", "cat"],
+        b"x\ny\n",
+    );
+    assert_eq!(stdout(&o), "x\ny\n", "{}", explain(&s, &o));
+    // Not running: refused.
+    s.berth.ok(&["stop", "-t", "0", "ex"]);
+    let o = s.docker(&["exec", "ex", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("is not running") || stderr(&o).contains("exited"),
+        "{}",
+        explain(&s, &o)
+    );
+}
+
+#[test]
+fn exec_with_a_terminal_through_a_pty_and_resized() {
+    let s = Server::start(&[]);
+    run_d(&s, &["--name", "tt", IMAGE, "sleep", "600"]);
+    let steps = serde_json::json!([
+        // The size of our terminal from the start (ConsoleSize), then what the CLI sends
+        // on SIGWINCH (POST /exec/{id}/resize).
+        ["send", "stty size; tty\r"],
+        ["expect", "30 100"],
+        ["expect", "/dev/pts/"],
+        ["resize", 40, 120],
+        ["retry", "stty size\r", "40 120"],
+        ["send", "echo typed-$((40+2)); exit 4\r"],
+        ["expect", "typed-42"],
+    ]);
+    let (code, seen) = on_a_pty(&s, &["docker", "exec", "-it", "tt", "sh"], steps);
+    assert_eq!(code, 4, "{seen:?}");
+    // Debian's 20.10: no ConsoleSize; its first resize gives the size.
+    let steps = serde_json::json!([["retry", "stty size\r", "30 100"], ["send", "exit 6\r"],]);
+    let (code, seen) = on_a_pty(&s, &["/usr/bin/docker", "exec", "-it", "tt", "sh"], steps);
+    assert_eq!(code, 6, "{seen:?}");
+}
+
+#[test]
+fn attach_to_a_running_container() {
+    let s = Server::start(&[]);
+    run_d(
+        &s,
+        &[
+            "-i",
+            "--name",
+            "at",
+            IMAGE,
+            "sh",
+            "-c",
+            "while read l; do echo got:$l; echo err:$l >&2; [ \"$l\" = quit ] && exit 5; done",
+        ],
+    );
+    let mut child = s
+        .client("docker")
+        .args(["attach", "at"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut lines = Lines::of(&mut child);
+    // The attach is live once what we type comes back (typed again until it does: the CLI
+    // may not be attached yet when the first line goes).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lines.seen.contains("got:hello") {
+        assert!(Instant::now() < deadline, "no echo: {:?}", lines.seen);
+        input.write_all(b"hello\n").unwrap();
+        if let Ok(b) = lines.rx.recv_timeout(Duration::from_millis(500)) {
+            lines.seen.push_str(&String::from_utf8_lossy(&b));
+        }
+    }
+    input.write_all(b"quit\n").unwrap();
+    lines.until("got:quit\n", &s);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", explain(&s, &o));
+    assert!(stderr(&o).contains("err:quit"), "{}", explain(&s, &o));
+    // With a terminal, through a pty: raw bytes both ways, and the detach keys leave it
+    // running.
+    run_d(&s, &["-it", "--name", "att", IMAGE, "sh"]);
+    let steps = serde_json::json!([
+        ["retry", "echo seen-$((1+2))\r", "seen-3"],
+        ["send", "\u{10}\u{11}"],
+    ]);
+    let (code, seen) = on_a_pty(&s, &["docker", "attach", "att"], steps);
+    // The CLI's own status for a detach (its escape proxy's error).
+    assert_eq!(code, 1, "{seen:?}");
+    assert!(seen.contains("read escape sequence"), "{seen:?}");
+    assert_eq!(
+        s.berth
+            .ok(&["inspect", "-f", "{{.State.Status}}", "att"])
+            .trim(),
+        "running"
+    );
+}
+
+#[test]
+fn events_since_until_filters_and_follow() {
+    let s = Server::start(&[]);
+    let since = unix_time(-1);
+    let a = run_d(&s, &["--name", "ev-a", IMAGE, "true"]);
+    s.berth.ok(&["wait", &a]);
+    run_d(&s, &["--name", "ev-b", IMAGE, "true"]);
+    let until = unix_time(0);
+    // Past events only: the stream ends by itself.
+    let o = s.docker_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=ev-a",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{.Status}}",
+    ]);
+    let got: Vec<&str> = o.lines().collect();
+    assert!(got.contains(&"container create ev-a create"), "{o}");
+    assert!(got.contains(&"container start ev-a start"), "{o}");
+    assert!(got.contains(&"container die ev-a die"), "{o}");
+    assert!(!o.contains("ev-b"), "{o}");
+    let o = s.docker_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=start",
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ]);
+    let mut names: Vec<&str> = o.lines().collect();
+    names.sort();
+    assert_eq!(names, ["ev-a", "ev-b"], "{o}");
+    // The JSON messages: Docker's fields, with the deprecated status/id/from.
+    let o = s.docker_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=ev-a",
+        "--filter",
+        "event=create",
+        "--format",
+        "{{json .}}",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(o.lines().next().unwrap()).unwrap();
+    assert_eq!(v["Type"], "container", "{v}");
+    assert_eq!(v["Actor"]["ID"], a.as_str(), "{v}");
+    assert_eq!(v["status"], "create", "{v}");
+    assert_eq!(v["id"], a.as_str(), "{v}");
+    assert_eq!(v["from"], IMAGE, "{v}");
+    assert_eq!(v["scope"], "local", "{v}");
+    assert!(v["timeNano"].as_i64().unwrap() > 0);
+    // Debian's 20.10 reads the same stream.
+    let o = s
+        .client("/usr/bin/docker")
+        .args([
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=die",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert!(
+        stdout(&o).contains("container die") && stdout(&o).contains("name=ev-a"),
+        "{}",
+        explain(&s, &o)
+    );
+    // Following: a container created now shows; then its start, which happens after the
+    // follow is known to be live.
+    s.berth.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "ev-c",
+        IMAGE,
+        "true",
+    ]);
+    let mut child = s
+        .client("docker")
+        .args([
+            "events",
+            "--since",
+            &since,
+            "--filter",
+            "container=ev-c",
+            "--format",
+            "{{.Action}}",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut child);
+    lines.until("create\n", &s);
+    s.berth.ok(&["start", "ev-c"]);
+    let seen = lines.until("die\n", &s);
+    assert_eq!(seen, "create\nstart\ndie\n");
+    // SAFETY: kill has no memory arguments; the pid is our child's.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    // A bad filter: 400 naming it.
+    let (code, body) = curl(
+        &s,
+        &["http://x/events?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D"],
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("bogus"), "{body}");
+}
+
+/// Now plus `secs`, as a Unix timestamp with nanoseconds (what `--since`/`--until` take).
+fn unix_time(secs: i64) -> String {
+    let now = std::time::SystemTime::now();
+    let t = if secs < 0 {
+        now - Duration::from_secs(secs.unsigned_abs())
+    } else {
+        now + Duration::from_secs(secs as u64)
+    };
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+#[test]
+fn error_paths_by_hand() {
+    let s = Server::start(&[]);
+    run_d(&s, &["--name", "er", IMAGE, "sleep", "600"]);
+    // A malformed exec body: 400 naming the field.
+    let (code, body) = curl(
+        &s,
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"Cmd":["true"],"Tty":"yes"}"#,
+            "http://x/v1.44/containers/er/exec",
+        ],
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("Tty"), "{body}");
+    let (code, body) = curl(
+        &s,
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"Cmd":[]}"#,
+            "http://x/containers/er/exec",
+        ],
+    );
+    assert_eq!(
+        (code, body.trim()),
+        (400, r#"{"message":"No exec command specified"}"#)
+    );
+    let (code, _) = curl(
+        &s,
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"Cmd":["true"]}"#,
+            "http://x/containers/nope/exec",
+        ],
+    );
+    assert_eq!(code, 404);
+    // Create, inspect before the start, start, inspect after.
+    let (code, body) = curl(
+        &s,
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"Cmd":["sh","-c","exit 9"],"AttachStdout":true}"#,
+            "http://x/containers/er/exec",
+        ],
+    );
+    assert_eq!(code, 201, "{body}");
+    let exec: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let exec = exec["Id"].as_str().unwrap().to_string();
+    let (code, body) = curl(&s, &[&format!("http://x/exec/{exec}/json")]);
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Running"], false);
+    assert_eq!(v["ProcessConfig"]["entrypoint"], "sh");
+    let (code, _) = curl(
+        &s,
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"Detach":true}"#,
+            &format!("http://x/exec/{exec}/start"),
+        ],
+    );
+    assert_eq!(code, 200);
+    s.berth.wait_for(30, "the detached exec's exit", || {
+        let (_, body) = curl(&s, &[&format!("http://x/exec/{exec}/json")]);
+        body.contains(r#""ExitCode":9"#)
+    });
+    // Started once only.
+    let (code, _) = curl(
+        &s,
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"Detach":true}"#,
+            &format!("http://x/exec/{exec}/start"),
+        ],
+    );
+    assert_eq!(code, 409);
+    let (code, _) = curl(&s, &["-X", "POST", "http://x/exec/nope/start"]);
+    assert_eq!(code, 404);
+    let (code, _) = curl(&s, &["http://x/exec/nope/json"]);
+    assert_eq!(code, 404);
+    // Logs need a stream; resizes need both numbers; a bad time is a 400.
+    let (code, body) = curl(&s, &["http://x/containers/er/logs"]);
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = curl(&s, &["-X", "POST", "http://x/containers/er/resize?h=10"]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("width"), "{body}");
+    let (code, _) = curl(
+        &s,
+        &["-X", "POST", "http://x/containers/er/resize?h=10&w=20"],
+    );
+    assert_eq!(code, 200);
+    let (code, body) = curl(
+        &s,
+        &["http://x/containers/er/logs?stdout=1&since=yesterday"],
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("since"), "{body}");
+    // Attach with bad detach keys: 400 before anything is hijacked.
+    let (code, body) = curl(
+        &s,
+        &[
+            "-X",
+            "POST",
+            "http://x/containers/er/attach?stream=1&stdout=1&detachKeys=ctrl-xy",
+        ],
+    );
+    assert_eq!(code, 400, "{body}");
+    s.berth.ok(&["stop", "-t", "0", "er"]);
+    let (code, body) = curl(
+        &s,
+        &["-X", "POST", "http://x/containers/er/resize?h=10&w=20"],
+    );
+    assert_eq!(code, 409, "{body}");
+}
