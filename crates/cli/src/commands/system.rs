@@ -439,7 +439,7 @@ pub fn history_command(cli: &Cli, a: &HistoryArgs) -> anyhow::Result<u8> {
 }
 
 fn history(e: &berth_engine::Engine, a: &HistoryArgs) -> anyhow::Result<u8> {
-    use super::container::format::{human_duration, human_size, since};
+    use super::container::format::{human_duration, human_size3, since};
     use super::template::print_rows as print_table;
     let store = e.images();
     let image = match store.find_image_loaded(&a.image) {
@@ -484,7 +484,7 @@ fn history(e: &berth_engine::Engine, a: &HistoryArgs) -> anyhow::Result<u8> {
     };
     let size = |n: u64| {
         if a.human {
-            human_size(n)
+            human_size3(n)
         } else {
             n.to_string()
         }
@@ -531,7 +531,7 @@ fn percent(part: u64, whole: u64) -> String {
 }
 
 fn df(e: &berth_engine::Engine, a: &DfArgs) -> anyhow::Result<u8> {
-    use super::container::format::{human_duration, human_size, since};
+    use super::container::format::{human_duration, human_size, human_size3, since};
     use super::template::print_rows as print_table;
     let u = e.disk_usage()?;
     let kinds = [
@@ -623,9 +623,9 @@ fn df(e: &berth_engine::Engine, a: &DfArgs) -> anyhow::Result<u8> {
                 tag,
                 short.clone(),
                 created.clone(),
-                human_size(i.size),
-                human_size(i.shared_size),
-                human_size(i.size - i.shared_size),
+                human_size3(i.size),
+                human_size3(i.shared_size),
+                human_size3(i.size - i.shared_size),
                 i.containers.to_string(),
             ]);
         }
@@ -653,7 +653,7 @@ fn df(e: &berth_engine::Engine, a: &DfArgs) -> anyhow::Result<u8> {
             c.image.clone(),
             cmd,
             c.local_volumes.to_string(),
-            human_size(c.size_rw),
+            human_size3(c.size_rw),
             format!("{} ago", human_duration(since(&c.created))),
             c.state.clone(),
             c.name.clone(),
