@@ -181,6 +181,7 @@ fn classic_build_tags_args_target_cache_quiet() {
     let out = classic_ok(
         &s,
         &[
+            "--compress",
             "--target",
             "other",
             "-t",
@@ -443,4 +444,39 @@ fn hostile_contexts_and_bad_parameters_are_refused() {
         .filter(|n| n.starts_with("buildctx-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_killed_server_takes_its_builds_containers_with_it() {
+    // The server is the owner of its builds' containers: killed mid-RUN, the step's
+    // container goes (its monitor sees the owner exit; the reaper removes what is left).
+    let s = Server::start(&[]);
+    let ctx = build_context(
+        "FROM berth-test/busybox:latest\nRUN echo started && sleep 300\n",
+        &[],
+    );
+    let mut client = s
+        .client("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", path(ctx.path())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    s.berth.wait_for(60, "the RUN step's container", || {
+        s.berth.container_ids().len() == 1
+    });
+    let id = s.berth.container_ids().remove(0);
+    let owner = s.berth.inspect(&id)["Config"]["Labels"]["io.berth.owner.pid"]
+        .as_str()
+        .unwrap()
+        .parse::<i32>()
+        .unwrap();
+    // SAFETY: kill has no memory arguments; the pid is the server this test started.
+    assert_eq!(unsafe { libc::kill(owner, libc::SIGKILL) }, 0);
+    s.berth
+        .wait_for(60, "the build's container to be removed", || {
+            s.berth.container_ids().is_empty()
+        });
+    let _ = client.wait();
 }

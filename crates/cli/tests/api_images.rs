@@ -76,6 +76,11 @@ fn push_then_pull_through_a_registry_with_progress() {
     let out = s.docker_ok(&["push", &remote]);
     assert!(out.contains(": Layer already exists"), "{out}");
     assert!(!out.contains(": Pushed"), "{out}");
+    // --all-tags: every tag of the repository.
+    s.docker_ok(&["tag", IMAGE, &format!("{}/api/busybox:2", reg.addr)]);
+    let out = s.docker_ok(&["push", "--all-tags", &format!("{}/api/busybox", reg.addr)]);
+    assert!(out.contains("\n1: digest: sha256:"), "{out}");
+    assert!(out.contains("\n2: digest: sha256:"), "{out}");
     // An image the store does not have: Docker's message, nothing streamed.
     let o = s.docker(&["push", &format!("{}/api/nothing:1", reg.addr)]);
     let (_, err) = text(&o);
