@@ -42,8 +42,38 @@ pub(crate) async fn route(state: &Arc<State>, req: Request) -> Result {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     match (&req.method, segs.as_slice()) {
         (&Method::POST, ["build"]) => build(state, req).await,
+        (&Method::POST, ["build", "prune"]) => prune(state, req).await,
         _ => Err(crate::router::no_route(&req)),
     }
+}
+
+/// `POST /session` and `/grpc`, what BuildKit clients (buildx) open: not served, with an
+/// answer that says what is.
+pub(crate) async fn buildkit(_state: &Arc<State>, _req: Request) -> Result {
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "BuildKit is not available: berth serves the classic builder API (POST /build); \
+         build with DOCKER_BUILDKIT=0 docker build",
+    ))
+}
+
+/// `POST /build/prune`: the whole build cache (berth's cache takes no filters).
+async fn prune(state: &Arc<State>, req: Request) -> Result {
+    req.flag("all", false)?;
+    if !req.filters()?.is_empty() {
+        return Err(ApiError::bad_request(
+            "build cache filters are not supported: berth prunes the whole build cache",
+        ));
+    }
+    let engine = state.engine.clone();
+    let report = crate::http::blocking(move || {
+        berth_build::prune_cache(&engine).map_err(|e| ApiError::internal(error_chain(&e)))
+    })
+    .await?;
+    crate::http::json(&json!({
+        "CachesDeleted": if report.steps.is_empty() { Value::Null } else { json!(report.steps) },
+        "SpaceReclaimed": report.reclaimed,
+    }))
 }
 
 /// A JSON object query parameter (`buildargs`, `labels`): string values, `null` ones left

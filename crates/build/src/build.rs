@@ -355,6 +355,60 @@ pub fn remove_build_containers(engine: &Engine, pid: u32) -> Result<()> {
     Ok(())
 }
 
+/// What [`prune_cache`] removed.
+#[derive(Clone, Debug, Default)]
+pub struct CachePruneReport {
+    /// The cached steps (their keys, `build-<sha256>`).
+    pub steps: Vec<String>,
+    /// `RUN --mount=type=cache` directories.
+    pub mounts: usize,
+    /// Bytes freed: the cache mounts' and the blobs and layers only the steps held.
+    pub reclaimed: u64,
+}
+
+/// `builder prune` (`POST /build/prune`): forgets every cached step and removes the `RUN`
+/// cache mounts, then the store content nothing else holds.
+pub fn prune_cache(engine: &Engine) -> Result<CachePruneReport> {
+    let store = engine.images();
+    let mut report = CachePruneReport::default();
+    for (key, _) in store.pins("build-")? {
+        store.unpin(&key)?;
+        report.steps.push(key);
+    }
+    let mounts = engine.root().join("build-cache");
+    if let Ok(rd) = std::fs::read_dir(&mounts) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let io =
+                |err: std::io::Error| BuildError::Other(format!("remove {}: {err}", p.display()));
+            // A directory per cache mount, and its lock file.
+            if p.is_dir() {
+                report.reclaimed += dir_size(&p);
+                std::fs::remove_dir_all(&p).map_err(io)?;
+                report.mounts += 1;
+            } else {
+                std::fs::remove_file(&p).map_err(io)?;
+            }
+        }
+    }
+    report.reclaimed += store.prune()?.reclaimed;
+    Ok(report)
+}
+
+/// The bytes of the regular files below `dir` (symlinks not followed).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// Removes the containers of builds whose process is gone (killed mid-step).
 fn remove_stale_build_containers(engine: &Engine) {
     let Ok(list) = engine.list() else {

@@ -207,6 +207,22 @@ fn classic_build_tags_args_target_cache_quiet() {
         s.berth.container_ids().is_empty(),
         "the builds left containers"
     );
+
+    // builder prune (the CLI's own without buildx): the cache is gone, the next build runs.
+    let out = s.docker_ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    let out = classic_ok(
+        &s,
+        &[
+            "--build-arg",
+            "MSG=hello",
+            "--target",
+            "final",
+            path(ctx.path()),
+        ],
+    );
+    assert!(!out.contains("Using cache"), "{out}");
+    assert!(out.contains("\nbuilding-hello\n"), "{out}");
 }
 
 #[test]
@@ -428,6 +444,15 @@ fn hostile_contexts_and_bad_parameters_are_refused() {
     let (code, body) = post_build(&s, "?version=2", &raw_tar(&[("Dockerfile", df)]));
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("BuildKit"), "{body}");
+    let o = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-X", "POST", "--unix-socket"])
+        .arg(&s.sock)
+        .arg("http://localhost/v1.44/session")
+        .output()
+        .unwrap();
+    let (out, _) = text(&o);
+    assert!(out.ends_with("\n501"), "{out}");
+    assert!(out.contains("DOCKER_BUILDKIT=0"), "{out}");
 
     // A well-formed one through the same path works, and leaves no context behind.
     let (code, body) = post_build(&s, "?t=apibuild/raw:1", &raw_tar(&[("Dockerfile", df)]));
