@@ -634,6 +634,18 @@ impl Progress for PushMessages<'_> {
     }
 }
 
+/// Docker's 404 for a push of a name the store does not have (the repository, familiar).
+fn no_local_image(r: &Reference) -> ApiError {
+    let name = familiar_name(r);
+    let repo = match r.tag() {
+        Some(t) => name.strip_suffix(&format!(":{t}")).unwrap_or(&name),
+        None => &name,
+    };
+    ApiError::not_found(format!(
+        "An image does not exist locally with the tag: {repo}"
+    ))
+}
+
 /// `POST /images/{name}/push?tag=T`: that tag, or every tag of the repository without one.
 async fn push(state: &Arc<State>, req: Request, name: String) -> Result {
     let base = Reference::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -672,23 +684,11 @@ async fn push(state: &Arc<State>, req: Request, name: String) -> Result {
         };
         for r in &refs {
             if store.resolve(r).is_err() {
-                return Err(ApiError::not_found(format!(
-                    "An image does not exist locally with the tag: {}",
-                    familiar_name(&r.with_digest(&Digest::of(b"")))
-                        .split('@')
-                        .next()
-                        .unwrap_or_default()
-                )));
+                return Err(no_local_image(r));
             }
         }
         if refs.is_empty() {
-            return Err(ApiError::not_found(format!(
-                "An image does not exist locally with the tag: {}",
-                familiar_name(&base.with_digest(&Digest::of(b"")))
-                    .split('@')
-                    .next()
-                    .unwrap_or_default()
-            )));
+            return Err(no_local_image(&base));
         }
         Ok(refs)
     })

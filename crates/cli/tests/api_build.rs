@@ -287,6 +287,20 @@ fn docker_build_without_buildkit_env_falls_back_to_the_classic_builder() {
     assert!(err.contains("legacy builder"), "{err}");
     assert!(out.contains("plain-build"), "{out}");
     assert!(s.berth.ok(&["images"]).contains("apibuild/plain"));
+    // Debian's docker 20.10 CLI (API 1.41) uses the classic builder by default.
+    let o = s
+        .client("/usr/bin/docker")
+        .env_remove("DOCKER_BUILDKIT")
+        .args(["build", "-q", "-t", "apibuild/old-cli", path(ctx.path())])
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let id = s.berth.inspect_image("apibuild/old-cli")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(out.trim(), id);
 }
 
 #[test]

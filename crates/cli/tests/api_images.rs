@@ -414,6 +414,41 @@ fn save_and_load_round_trip() {
 }
 
 #[test]
+fn import_a_rootfs_tarball() {
+    let s = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let tar = common::rootfs_tar(dir.path());
+    let out = s.docker_ok(&["import", tar.to_str().unwrap(), "apitest/imported:1"]);
+    let id = s.berth.inspect_image("apitest/imported:1")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(out.trim(), id);
+    let run = s.berth.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "apitest/imported:1",
+        "/bin/busybox",
+        "echo",
+        "imported",
+    ]);
+    assert_eq!(run.trim(), "imported");
+    // --change is refused, not ignored.
+    let o = s.docker(&[
+        "import",
+        "--change",
+        "CMD [\"sh\"]",
+        tar.to_str().unwrap(),
+        "apitest/changed:1",
+    ]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("changes are not supported"), "{err}");
+}
+
+#[test]
 fn login_and_push_pull_with_htpasswd() {
     let reg = TestRegistry::start(Some(("apiuser", "s3cret-pw")));
     let s = Server::start(&[]);
