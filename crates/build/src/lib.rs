@@ -20,5 +20,8 @@ mod fetch;
 pub mod ignore;
 mod state;
 
-pub use build::{BUILD_LABEL, BuildOptions, Built, ProgressSink, build, remove_build_containers};
+pub use build::{
+    BUILD_LABEL, BuildOptions, Built, CachePruneReport, ProgressSink, build, prune_cache,
+    remove_build_containers,
+};
 pub use error::{BuildError, Result};

@@ -136,6 +136,12 @@ impl Engine {
         &self.root
     }
 
+    /// The OCI runtime binary containers are run with (for helper processes of a front end,
+    /// such as a build's reaper, that open an engine of their own).
+    pub fn runtime_bin(&self) -> &Path {
+        &self.runtime.bin
+    }
+
     /// The image store.
     pub fn images(&self) -> &berth_image::Store {
         &self.images
