@@ -122,6 +122,15 @@ impl Request {
         }
     }
 
+    /// Reads the body to its end and drops it: a refusal sent before the client finished
+    /// writing would cut its upload (the docker CLI then reports a broken pipe, not the
+    /// message).
+    pub async fn drain(&mut self) {
+        if let Some(mut body) = self.body.take() {
+            while let Some(Ok(_)) = body.frame().await {}
+        }
+    }
+
     /// The body as JSON of type `T`; an empty body is `T::default()` when `empty_ok`. A
     /// malformed body is a 400 naming the field (`HostConfig.Memory: invalid type ...`).
     pub async fn json<T: DeserializeOwned + Default>(&mut self, empty_ok: bool) -> Result<T> {

@@ -546,11 +546,13 @@ fn pull_error(e: berth_engine::Error, reference: &Reference) -> StreamError {
 async fn import(state: &Arc<State>, req: &mut Request) -> Result {
     let repo = req.param("repo").unwrap_or("").to_string();
     if repo.is_empty() {
+        req.drain().await;
         return Err(ApiError::bad_request(
             "repo is required: berth names every image it imports",
         ));
     }
     if req.param("changes").is_some_and(|c| !c.is_empty()) {
+        req.drain().await;
         return Err(ApiError::bad_request(
             "changes are not supported for an import: build from the imported image instead",
         ));
