@@ -272,10 +272,16 @@ pub(crate) async fn system_df(state: &Arc<State>, req: Request) -> Result {
                 size: true,
                 ..Default::default()
             })?;
-            out.insert(
-                "Containers".into(),
-                serde_json::to_value(list).unwrap_or_default(),
-            );
+            let mut list = serde_json::to_value(list).unwrap_or_default();
+            // Docker's mounts name the volume driver, which `LocalVolumes` counts.
+            for c in list.as_array_mut().into_iter().flatten() {
+                for m in c["Mounts"].as_array_mut().into_iter().flatten() {
+                    if m["Type"] == "volume" {
+                        m["Driver"] = "local".into();
+                    }
+                }
+            }
+            out.insert("Containers".into(), list);
         }
         if volumes {
             let usage: HashMap<&str, &berth_engine::VolumeUsage> =

@@ -254,7 +254,8 @@ impl Engine {
                 .path()
                 .map_err(io_err("read archive for", dir))?
                 .into_owned();
-            let dest = p.join(&rel);
+            // Normal components only (`dir/` would stat through a file as ENOTDIR).
+            let dest = p.join(rel.components().collect::<PathBuf>());
             if o.no_overwrite_dir_non_dir
                 && let Ok(existing) = std::fs::symlink_metadata(&dest)
             {
@@ -281,7 +282,26 @@ impl Engine {
                     ));
                 }
             }
-            let unpacked = entry.unpack_in(&p).map_err(io_err("unpack into", dir))?;
+            let unpacked = entry.unpack_in(&p).map_err(|e| {
+                // The tar crate's messages name host paths: the OS error and the
+                // container's path are what to show.
+                let mut os = None;
+                let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+                while let Some(c) = cur {
+                    if let Some(code) = c
+                        .downcast_ref::<std::io::Error>()
+                        .and_then(std::io::Error::raw_os_error)
+                    {
+                        os = Some(code);
+                    }
+                    cur = c.source();
+                }
+                let e = match os {
+                    Some(code) => std::io::Error::from_raw_os_error(code),
+                    None => std::io::Error::from(e.kind()),
+                };
+                io_err("unpack", Path::new(dir).join(&rel))(e)
+            })?;
             if let (true, Some((uid, gid))) = (unpacked, owner) {
                 std::os::unix::fs::lchown(&dest, Some(uid), Some(gid))
                     .map_err(io_err("chown", &dest))?;
