@@ -394,6 +394,9 @@ fn image_status(e: &berth_image::Error) -> StatusCode {
 }
 
 fn network_status(e: &berth_network::Error) -> StatusCode {
+    if let berth_network::Error::Invalid { .. } = e {
+        return StatusCode::BAD_REQUEST;
+    }
     let text = e.to_string();
     if text.contains("not found") || text.contains("No such") {
         StatusCode::NOT_FOUND

@@ -48,15 +48,9 @@ fn network_error(e: berth_engine::Error) -> ApiError {
         berth_engine::Error::Network(N::Invalid { msg, .. }) => msg.contains("already connected"),
         _ => false,
     };
-    let not_connected = matches!(
-        &e,
-        berth_engine::Error::Network(N::Invalid { msg, .. }) if msg.contains("is not connected")
-    );
     let mut err = ApiError::from(e);
     if forbidden {
         err.status = StatusCode::FORBIDDEN;
-    } else if not_connected {
-        err.status = StatusCode::BAD_REQUEST;
     }
     err
 }
@@ -260,13 +254,14 @@ fn create_options(b: CreateBody) -> Result<(berth_engine::NetworkCreateOptions, 
         o.gateway = Some(c.gateway).filter(|g| !g.is_empty());
         o.ip_range = Some(c.ip_range).filter(|r| !r.is_empty());
     }
-    let mut ignored: Vec<String> = b.options.into_keys().collect();
+    let mut ignored: Vec<String> = b.options.keys().cloned().collect();
+    o.options = b.options;
     ignored.extend(b.ipam.options.into_keys().map(|k| format!("IPAM {k}")));
     let warning = if ignored.is_empty() {
         String::new()
     } else {
         format!(
-            "berth ignores these network options: {}",
+            "berth records but does not apply these network options: {}",
             ignored.join(", ")
         )
     };

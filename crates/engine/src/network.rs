@@ -692,7 +692,8 @@ pub struct NetworkInspect {
     pub config_only: bool,
     /// Attached containers by ID.
     pub containers: BTreeMap<String, NetworkContainer>,
-    /// Driver options (`com.docker.network.bridge.name`).
+    /// Driver options as given at create (the default network: its bridge,
+    /// `com.docker.network.bridge.name`).
     pub options: BTreeMap<String, String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
@@ -783,6 +784,16 @@ impl NetworkInspect {
                 ip_range: String::new(),
             });
         }
+        // The options as given; the default network's bridge as Docker shows docker0's
+        // (a user network's bridge name is not an option: clients such as docker-compose
+        // compare the options with the ones they asked for).
+        let mut options = n.options.clone();
+        if n.is_default() {
+            options.insert(
+                "com.docker.network.bridge.name".to_string(),
+                n.bridge.clone(),
+            );
+        }
         NetworkInspect {
             name: n.name.clone(),
             id: n.id.clone(),
@@ -801,10 +812,7 @@ impl NetworkInspect {
             config_from: ConfigReference::default(),
             config_only: false,
             containers,
-            options: BTreeMap::from([(
-                "com.docker.network.bridge.name".to_string(),
-                n.bridge.clone(),
-            )]),
+            options,
             labels: n.labels.clone(),
         }
     }
@@ -848,7 +856,15 @@ mod tests {
         assert_eq!(v["Containers"]["c1"]["IPv4Address"], "10.89.7.2/24");
         assert_eq!(v["Containers"]["c1"]["IPv6Address"], "fd00:1:2:3::2/64");
         assert_eq!(v["Containers"]["c1"]["EndpointID"], "vbc1");
-        assert_eq!(v["Options"]["com.docker.network.bridge.name"], "berth3");
+        assert_eq!(
+            v["Options"],
+            json!({}),
+            "a user network's bridge is no option"
+        );
+        let mut d = n.clone();
+        d.name = DEFAULT_NETWORK.into();
+        let vd = serde_json::to_value(NetworkInspect::of(&d)).unwrap();
+        assert_eq!(vd["Options"]["com.docker.network.bridge.name"], "berth3");
         assert_eq!(v["Labels"]["team"], "a");
         assert_eq!(v["ConfigFrom"]["Network"], "");
         let back: NetworkInspect = serde_json::from_value(v).unwrap();

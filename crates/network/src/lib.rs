@@ -72,6 +72,9 @@ pub struct CreateOptions {
     pub subnet6: Option<String>,
     /// `--label`.
     pub labels: BTreeMap<String, String>,
+    /// `--opt` driver options: recorded and shown as given, not applied (berth names its
+    /// bridges and sets their MTU itself).
+    pub options: BTreeMap<String, String>,
 }
 
 /// How a container attaches to a network.
@@ -247,6 +250,7 @@ impl Networks {
             ip_range,
             auto_subnet: auto,
             labels: o.labels.clone(),
+            options: o.options.clone(),
             bridge: String::new(),
             endpoints: BTreeMap::new(),
             dns: None,

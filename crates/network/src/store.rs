@@ -50,6 +50,9 @@ pub struct Network {
     /// Labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Driver options as given at create (recorded, not applied).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
     /// The bridge while the network has containers (empty when down).
     #[serde(default)]
     pub bridge: String,

@@ -59,6 +59,9 @@ pub enum NetworkSub {
         /// Set metadata on a network.
         #[arg(long = "label")]
         label: Vec<String>,
+        /// Driver options (recorded and shown by inspect; berth does not apply them).
+        #[arg(short = 'o', long = "opt")]
+        opt: Vec<String>,
         /// Network name.
         name: String,
     },
@@ -205,6 +208,7 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
             ipv6,
             driver,
             label,
+            opt,
             name,
         } => {
             if driver != "bridge" {
@@ -225,6 +229,13 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
                 internal: *internal,
                 ipv6: *ipv6,
                 labels,
+                options: opt
+                    .iter()
+                    .map(|o| {
+                        let (k, v) = o.split_once('=').unwrap_or((o, ""));
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect(),
                 ..Default::default()
             })?;
             println!("{}", n.id);
