@@ -637,6 +637,12 @@ fn cp_files_and_directories_both_ways() {
     let err = docker_fails(&s, &["cp", &p("file.txt"), "box:/nosuch/dir/"]);
     assert!(!err.is_empty());
 
+    // A created container, not started: its filesystem is there to copy into and out of.
+    s.berth.ok(&["create", "--name", "fresh", IMAGE, "cat", "/etc/greeting"]);
+    s.docker_ok(&["cp", &p("file.txt"), "fresh:/etc/greeting"]);
+    s.berth.ok(&["start", "-a", "fresh"]);
+    assert_eq!(s.berth.ok(&["logs", "fresh"]), "hello\n");
+
     // Out of it: a file into a directory, a directory to a new name, DIR/. into an existing
     // directory, a symlink followed with -L, and a tar on stdout.
     exec(
