@@ -618,6 +618,46 @@ fn cp_files_and_directories_both_ways() {
     s.docker_ok(&["cp", &p("file.txt"), "box:/tmp/"]);
     assert_eq!(exec("cat /tmp/file.txt"), "hello\n");
     assert_eq!(exec("stat -c %a /tmp/file.txt").trim(), "751");
+    // Owners: the archive's kept; with -a (copyUIDGID) the container user's.
+    std::os::unix::fs::chown(h.join("file.txt"), Some(1234), Some(2345)).unwrap();
+    s.docker_ok(&["cp", &p("file.txt"), "box:/tmp/owned.txt"]);
+    assert_eq!(exec("stat -c %u:%g /tmp/owned.txt").trim(), "1234:2345");
+    s.berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "usr",
+        "--user",
+        "4321:4322",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    s.docker_ok(&["cp", "-a", &p("file.txt"), "usr:/tmp/"]);
+    let owner = s
+        .berth
+        .ok(&["exec", "usr", "stat", "-c", "%u:%g", "/tmp/file.txt"]);
+    assert_eq!(owner.trim(), "4321:4322");
+    // A read-only root filesystem takes nothing, its writable volume does.
+    s.berth.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ro",
+        "--read-only",
+        "-v",
+        "rw:/data",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    let err = docker_fails(&s, &["cp", &p("file.txt"), "ro:/tmp/"]);
+    assert!(err.contains("read-only"), "{err}");
+    s.docker_ok(&["cp", &p("file.txt"), "ro:/data/"]);
+    assert_eq!(
+        s.berth.ok(&["exec", "ro", "cat", "/data/file.txt"]),
+        "hello\n"
+    );
     s.docker_ok(&["cp", &p("file.txt"), "box:/tmp/renamed.txt"]);
     assert_eq!(exec("cat /tmp/renamed.txt"), "hello\n");
     s.docker_ok(&["cp", &p("dir"), "box:/tmp/"]);
@@ -638,7 +678,8 @@ fn cp_files_and_directories_both_ways() {
     assert!(!err.is_empty());
 
     // A created container, not started: its filesystem is there to copy into and out of.
-    s.berth.ok(&["create", "--name", "fresh", IMAGE, "cat", "/etc/greeting"]);
+    s.berth
+        .ok(&["create", "--name", "fresh", IMAGE, "cat", "/etc/greeting"]);
     s.docker_ok(&["cp", &p("file.txt"), "fresh:/etc/greeting"]);
     s.berth.ok(&["start", "-a", "fresh"]);
     assert_eq!(s.berth.ok(&["logs", "fresh"]), "hello\n");
