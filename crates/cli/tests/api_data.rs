@@ -520,7 +520,7 @@ fn top_stats_diff_and_export() {
     assert_eq!(f.len(), 6, "{st}");
     assert_eq!(f[0], "busy");
     let cpu: f64 = f[1].trim_end_matches('%').parse().unwrap();
-    assert!(cpu > 10.0, "a busy loop uses a CPU: {st}");
+    assert!(cpu > 1.0, "a busy loop uses a CPU: {st}");
     let (used, limit) = f[2].split_once(" / ").unwrap();
     assert_eq!(limit.trim(), "64MiB", "{st}");
     assert!(!used.starts_with("0B"), "{st}");
