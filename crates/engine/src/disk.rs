@@ -444,9 +444,9 @@ impl Engine {
         let c = self.prune_containers(&[])?;
         r.reclaimed += c.reclaimed;
         r.containers = c.removed;
-        r.networks = self.network_prune()?;
+        r.networks = self.network_prune(&crate::Filters::default())?;
         if volumes {
-            let v = self.volume_prune(false, &[])?;
+            let v = self.volume_prune(&crate::Filters::default())?;
             r.reclaimed += v.reclaimed;
             r.volumes = v.removed;
         }

@@ -37,6 +37,7 @@ mod record;
 mod rootpath;
 mod runtime;
 mod spec;
+mod stats;
 mod store;
 mod system;
 mod update;
@@ -55,6 +56,7 @@ pub use berth_network::{
 };
 pub use changes::{Change, ChangeKind};
 pub use commit::{DiffOptions, dir_layer};
+pub use cp::{ExtractOptions, PathStat};
 pub use create::{check_nano_cpus, nano_cpus, parse_cpus, parse_restart_policy};
 pub use disk::{
     API_VERSION, ContainerUsage, DiskUsage, ImagePruneReport, ImageUsage, Info, MIN_API_VERSION,
@@ -74,7 +76,10 @@ pub use lists::{
 };
 pub use logs::{LogEntry, LogOptions};
 pub use monitor::{EarlyMonitor, Starting, wait_process_exit};
-pub use network::{ConfigReference, Ipam, IpamConfig, NetworkContainer, NetworkInspect};
+pub use network::{
+    ConfigReference, Ipam, IpamConfig, NetworkContainer, NetworkInspect, PREDEFINED_NETWORKS,
+    is_predefined_network,
+};
 pub use ops::{ContainerInfo, Stats};
 pub use options::ContainerCreate;
 pub use record::{
@@ -84,6 +89,10 @@ pub use record::{
     TmpfsOptions, Ulimit, VolumeOptions,
 };
 pub use runtime::locate_runtime;
+pub use stats::{
+    BlkioEntry, BlkioStats, ContainerStats, CpuStats, CpuUsage, InterfaceStats, MemoryStats,
+    PidsStats, Throttling,
+};
 pub use system::{BootResult, PruneReport};
 pub use update::UpdateConfig;
 pub use util::parse_bytes;
