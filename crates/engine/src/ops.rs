@@ -272,6 +272,7 @@ impl Engine {
         }
         self.containers.update_state(id, |s| {
             s.manual_stop = false;
+            s.manual_restart = false;
             s.error.clear();
         })
     }
@@ -317,10 +318,26 @@ impl Engine {
         )))
     }
 
-    /// Stops the container if it runs, then starts it (`restart`).
+    /// Stops the container if it runs, then starts it (`restart`). An `AutoRemove` (`--rm`)
+    /// container is kept through it, as Docker keeps it; the old monitor is let finish before
+    /// the new one starts.
     pub fn restart(&self, id: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
-        self.stop(id, signal, timeout)?;
-        self.start(id)?;
+        let before = self.containers.update_state(id, |s| {
+            s.manual_restart = true;
+            s.clone()
+        })?;
+        let res = self.stop(id, signal, timeout).and_then(|()| {
+            let until = Instant::now() + Duration::from_secs(10);
+            while pid_alive(before.monitor_pid, before.monitor_start) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            self.start(id)
+        });
+        // The old monitor is done with it (a new one reads it only when its run ends).
+        let _ = self
+            .containers
+            .update_state(id, |s| s.manual_restart = false);
+        res?;
         self.container_event(&self.containers.record(id)?, "restart", &[]);
         Ok(())
     }
