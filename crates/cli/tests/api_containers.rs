@@ -307,6 +307,10 @@ fn wait_conditions_next_exit_and_removed() {
     assert_eq!(now.body()["StatusCode"], 5);
     s.docker_ok(&["start", &name]);
     assert_eq!(next.body()["StatusCode"], 6);
+    // Before API 1.30: no condition, the headers with the body.
+    let (code, body) = http(&s, "POST", &format!("/v1.29/containers/{id}/wait"), "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""StatusCode":6"#), "{body}");
     // removed: once it is removed, with its last exit code.
     let removed = Wait::begin(&s, &id, "removed");
     s.docker_ok(&["rm", &name]);
@@ -376,6 +380,22 @@ fn run_detached_and_auto_remove() {
     s.berth
         .wait_for(30, "the --rm container to be removed after stop", || {
             ps_names(&s, &["-a", "--filter", &format!("name={rm}")]).is_empty()
+        });
+
+    // A command that cannot run: the start's 400 carries the message by which the docker CLI
+    // exits 127 (not found) or 126 (not executable); a --rm one is removed.
+    let o = s.docker(&["run", "-d", IMAGE, "nosuchcmd"]);
+    assert_eq!(o.status.code(), Some(127), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("executable file not found"),
+        "{o:?}"
+    );
+    let o = s.docker(&["run", "-d", "--rm", IMAGE, "/etc/passwd"]);
+    assert_eq!(o.status.code(), Some(126), "{o:?}");
+    let failed = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    s.berth
+        .wait_for(30, "the --rm container that failed to start to go", || {
+            !s.berth.container_ids().contains(&failed)
         });
 
     // A container `berth run -d` made is in docker's list.
