@@ -741,3 +741,53 @@ fn create_errors_over_the_socket() {
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("Memory"), "{body}");
 }
+
+#[test]
+fn docker_py_lifecycle() {
+    let s = Server::start(&[]);
+    let name = uniq("py");
+    // docker-py's own request shapes: create with its body, start, wait's JSON, reload
+    // (inspect), list with filters, update, rename, kill, remove(v=True, force=True), prune.
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="unix://{sock}", version="1.44")
+ct = c.containers.run("{IMAGE}", ["sh", "-c", "exit 3"], detach=True, name="{name}",
+                      labels={{"py": "yes"}}, environment={{"A": "1"}})
+print("wait", ct.wait()["StatusCode"])
+ct.reload()
+print("status", ct.status, ct.attrs["State"]["ExitCode"])
+print("list", [x.name for x in c.containers.list(all=True, filters={{"label": "py=yes"}})])
+ct.rename("{name}-2")
+ct.reload()
+print("renamed", ct.name)
+ct.start()
+ct.wait()
+up = c.containers.run("{IMAGE}", ["sleep", "300"], detach=True, mem_limit="64m")
+up.update(mem_limit="96m", restart_policy={{"Name": "unless-stopped"}})
+up.reload()
+print("update", up.attrs["HostConfig"]["Memory"], up.attrs["HostConfig"]["RestartPolicy"]["Name"])
+up.kill()
+up.reload()
+print("killed", up.wait()["StatusCode"], up.status)
+up.remove(v=True, force=True)
+r = c.containers.prune(filters={{"label": "py=yes"}})
+print("pruned", len(r["ContainersDeleted"] or []), r["SpaceReclaimed"] >= 0)
+print("left", c.containers.list(all=True))
+"#,
+        sock = s.sock.display()
+    );
+    let o = s.client("python3").args(["-c", &script]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        common::serve::tail(&s.log(), 30)
+    );
+    let want = format!(
+        "wait 3\nstatus exited 3\nlist ['{name}']\nrenamed {name}-2\nupdate 100663296 \
+         unless-stopped\nkilled 137 exited\npruned 1 True\nleft []\n"
+    );
+    assert_eq!(out, want);
+}

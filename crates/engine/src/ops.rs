@@ -342,7 +342,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Sends a signal to the container's init.
+    /// Sends a signal to the container's init. As Docker's, the container counts as stopped
+    /// by its user from then on: its restart policy does not start it again after this exit
+    /// (nor after a later one the signal did not cause).
     pub fn kill(&self, id: &str, sig: &str) -> Result<()> {
         let n = parse_signal(sig)
             .ok_or_else(|| crate::error::invalid("--signal", format!("invalid signal {sig:?}")))?;
@@ -354,6 +356,7 @@ impl Engine {
                 what: "cannot kill a container that is not running".into(),
             });
         }
+        self.containers.update_state(id, |s| s.manual_stop = true)?;
         self.runtime.kill(id, n, false)?;
         if let Ok(r) = self.containers.record(id) {
             self.container_event(&r, "kill", &[("signal", n.to_string())]);
