@@ -441,7 +441,7 @@ impl Engine {
     /// (dangling, or all unused with `all`), and with `volumes` the unused anonymous volumes.
     pub fn prune_system(&self, all: bool, volumes: bool) -> Result<SystemPruneReport> {
         let mut r = SystemPruneReport::default();
-        let c = self.prune_containers(&[])?;
+        let c = self.prune_containers(&crate::Filters::default())?;
         r.reclaimed += c.reclaimed;
         r.containers = c.removed;
         r.networks = self.network_prune(&crate::Filters::default())?;

@@ -44,6 +44,7 @@ mod update;
 mod user;
 mod util;
 mod volumes;
+mod wait;
 
 use std::path::{Path, PathBuf};
 
@@ -96,8 +97,9 @@ pub use stats::{
 pub use system::{BootResult, PruneReport};
 pub use update::UpdateConfig;
 pub use util::parse_bytes;
-pub use util::{parse_duration, parse_rfc3339, parse_signal};
+pub use util::{parse_duration, parse_rfc3339, parse_signal, parse_timestamp};
 pub use volumes::{Volume, VolumeCreate, VolumePrune};
+pub use wait::{ContainerWait, WaitCondition};
 
 /// The hidden subcommand of the `berth` binary that runs a monitor:
 /// `berth --root R --runtime RT __monitor [--wait-attach] [--ready-fd N] ID`, or with

@@ -236,6 +236,7 @@ impl Engine {
         }
         self.containers.update_state(id, |s| {
             s.manual_stop = false;
+            s.manual_restart = false;
             s.error.clear();
         })
     }
@@ -281,15 +282,33 @@ impl Engine {
         )))
     }
 
-    /// Stops the container if it runs, then starts it (`restart`).
+    /// Stops the container if it runs, then starts it (`restart`). An `AutoRemove` (`--rm`)
+    /// container is kept through it, as Docker keeps it; the old monitor is let finish before
+    /// the new one starts.
     pub fn restart(&self, id: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
-        self.stop(id, signal, timeout)?;
-        self.start(id)?;
+        let before = self.containers.update_state(id, |s| {
+            s.manual_restart = true;
+            s.clone()
+        })?;
+        let res = self.stop(id, signal, timeout).and_then(|()| {
+            let until = Instant::now() + Duration::from_secs(10);
+            while pid_alive(before.monitor_pid, before.monitor_start) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            self.start(id)
+        });
+        // The old monitor is done with it (a new one reads it only when its run ends).
+        let _ = self
+            .containers
+            .update_state(id, |s| s.manual_restart = false);
+        res?;
         self.container_event(&self.containers.record(id)?, "restart", &[]);
         Ok(())
     }
 
-    /// Sends a signal to the container's init.
+    /// Sends a signal to the container's init. As Docker's, the container counts as stopped
+    /// by its user from then on: its restart policy does not start it again after this exit
+    /// (nor after a later one the signal did not cause).
     pub fn kill(&self, id: &str, sig: &str) -> Result<()> {
         let n = parse_signal(sig)
             .ok_or_else(|| crate::error::invalid("--signal", format!("invalid signal {sig:?}")))?;
@@ -301,6 +320,7 @@ impl Engine {
                 what: "cannot kill a container that is not running".into(),
             });
         }
+        self.containers.update_state(id, |s| s.manual_stop = true)?;
         self.runtime.kill(id, n, false)?;
         if let Ok(r) = self.containers.record(id) {
             self.container_event(&r, "kill", &[("signal", n.to_string())]);

@@ -147,7 +147,8 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation (berth never prompts).
     #[arg(short, long)]
     pub force: bool,
-    /// Only containers with these labels: `label=KEY` or `label=KEY=VALUE`.
+    /// Only containers that pass these: `label=KEY[=VALUE]`, `label!=KEY[=VALUE]`,
+    /// `until=TIME` (created before it: RFC 3339, Unix seconds or a duration ago).
     #[arg(long, value_name = "FILTER")]
     pub filter: Vec<String>,
 }
@@ -197,16 +198,8 @@ pub fn run(cli: &Cli, cmd: &SystemCommand) -> anyhow::Result<u8> {
             command: ContainerGroup::Prune(a),
         } => {
             let _ = a.force;
-            let mut labels = Vec::new();
-            for f in &a.filter {
-                match f.split_once('=') {
-                    Some(("label", l)) => labels.push(l.to_string()),
-                    _ => anyhow::bail!(
-                        "--filter: {f:?} is not supported (container prune takes label=KEY[=VALUE])"
-                    ),
-                }
-            }
-            let report = e.prune_containers(&labels)?;
+            let filters = berth_engine::Filters::parse(&a.filter)?;
+            let report = e.prune_containers(&filters)?;
             if !report.removed.is_empty() {
                 println!("Deleted Containers:");
                 for id in &report.removed {
