@@ -22,6 +22,8 @@
 # Knobs: RUNS (5), FILES ("multi steps"; any of multi, steps, runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib/dockerd.sh
+. bench/lib/dockerd.sh
 RUNS=${RUNS:-5}
 FILES=${FILES:-multi steps}
 [ "$(id -u)" = 0 ] || { echo "bench/build.sh: run as root" >&2; exit 1; }
@@ -47,33 +49,15 @@ if command -v buildah >/dev/null; then
 fi
 # The 20.10 CLI from docker.io, whose DOCKER_BUILDKIT=1 build talks to dockerd's BuildKit.
 DOCKER_BIN=$(dpkg -L docker.io 2>/dev/null | grep -x '/usr/s\?bin/docker' | head -1 || true)
-DOCKER="$DOCKER_BIN -H unix://$TMP/dockerd/docker.sock"
-if [ -n "$DOCKER_BIN" ] && command -v dockerd >/dev/null; then
-    mkdir -p "$TMP/dockerd"
-    echo '{}' >"$TMP/dockerd/daemon.json"
-    dockerd --config-file "$TMP/dockerd/daemon.json" -H "unix://$TMP/dockerd/docker.sock" \
-        --data-root "$TMP/dockerd/data" --exec-root "$TMP/dockerd/exec" \
-        --pidfile "$TMP/dockerd/dockerd.pid" --bridge none --iptables=false --ip-forward=false \
-        --ip-masq=false --storage-driver overlay2 --cgroup-parent "/berth-buildbench-$$" \
-        >"$TMP/dockerd/log" 2>&1 &
-    for _ in $(seq 600); do $DOCKER version >/dev/null 2>&1 && break; sleep 0.1; done
-    if $DOCKER version >/dev/null 2>&1; then have_docker=1; else why_docker="the private dockerd did not answer in 60 s"; fi
+if [ -n "$DOCKER_BIN" ]; then
+    dockerd_start "$TMP/dockerd" "berth-buildbench-$$" "$DOCKER_BIN"
 fi
 cleanup() {
     set +e
     # shellcheck disable=SC2046
     $BERTH rm -f $($BERTH ps -aq) >/dev/null 2>&1
     if [ -n "$have_buildah" ]; then $BUILDAH rm -a >/dev/null 2>&1; $BUILDAH rmi -af >/dev/null 2>&1; fi
-    if [ -f "$TMP/dockerd/dockerd.pid" ]; then
-        # shellcheck disable=SC2046
-        $DOCKER rm -f $($DOCKER ps -aq) >/dev/null 2>&1
-        kill "$(cat "$TMP/dockerd/dockerd.pid")" 2>/dev/null
-        for _ in $(seq 300); do [ -e "$TMP/dockerd/dockerd.pid" ] || break; sleep 0.1; done
-        # BuildKit's RUN containers leave a buildkit/ cgroup under the parent.
-        for d in "/sys/fs/cgroup/"*"/berth-buildbench-$$"; do
-            [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
-        done
-    fi
+    dockerd_stop "$TMP/dockerd" "berth-buildbench-$$"
     grep -o "${TMP}[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
     rm -rf "$TMP"
 }

@@ -10,6 +10,8 @@
 # skipped, with the reason, when missing. Knobs: RUNS (20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib/dockerd.sh
+. bench/lib/dockerd.sh
 RUNS=${RUNS:-20}
 [ "$(id -u)" = 0 ] || { echo "bench/engine.sh: run as root" >&2; exit 1; }
 for t in hyperfine jq busybox; do
@@ -33,29 +35,15 @@ why_podman="podman not installed"; why_docker="docker not installed"
 if command -v podman >/dev/null; then
     if $PODMAN info >/dev/null 2>&1; then have_podman=1; else why_podman="podman info failed"; fi
 fi
-DOCKER="docker -H unix://$TMP/dockerd/docker.sock"
-if command -v docker >/dev/null && command -v dockerd >/dev/null; then
-    mkdir -p "$TMP/dockerd"
-    echo '{}' >"$TMP/dockerd/daemon.json"
-    dockerd --config-file "$TMP/dockerd/daemon.json" -H "unix://$TMP/dockerd/docker.sock" \
-        --data-root "$TMP/dockerd/data" --exec-root "$TMP/dockerd/exec" \
-        --pidfile "$TMP/dockerd/dockerd.pid" --bridge none --iptables=false --ip-forward=false \
-        --ip-masq=false --storage-driver overlay2 --cgroup-parent "/berth-enginebench-$$" \
-        >"$TMP/dockerd/log" 2>&1 &
-    for _ in $(seq 600); do $DOCKER version >/dev/null 2>&1 && break; sleep 0.1; done
-    if $DOCKER version >/dev/null 2>&1; then have_docker=1; else why_docker="the private dockerd did not answer in 60 s"; fi
+if command -v docker >/dev/null; then
+    dockerd_start "$TMP/dockerd" "berth-enginebench-$$" docker
 fi
 cleanup() {
     set +e
     # shellcheck disable=SC2046
     $BERTH rm -f $($BERTH ps -aq) >/dev/null 2>&1
     if [ -n "$have_podman" ]; then $PODMAN rm -af >/dev/null 2>&1; $PODMAN rmi -af >/dev/null 2>&1; fi
-    if [ -f "$TMP/dockerd/dockerd.pid" ]; then
-        $DOCKER rm -f $($DOCKER ps -aq) >/dev/null 2>&1
-        kill "$(cat "$TMP/dockerd/dockerd.pid")" 2>/dev/null
-        for _ in $(seq 300); do [ -e "$TMP/dockerd/dockerd.pid" ] || break; sleep 0.1; done
-        rmdir "/sys/fs/cgroup/"*"/berth-enginebench-$$" 2>/dev/null
-    fi
+    dockerd_stop "$TMP/dockerd" "berth-enginebench-$$"
     umount -R "$TMP/podman" 2>/dev/null
     grep -o "${TMP}[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
     rm -rf "$TMP"

@@ -122,6 +122,15 @@ impl Request {
         }
     }
 
+    /// Reads the body to its end and drops it: a refusal sent before the client finished
+    /// writing would cut its upload (the docker CLI then reports a broken pipe, not the
+    /// message).
+    pub async fn drain(&mut self) {
+        if let Some(mut body) = self.body.take() {
+            while let Some(Ok(_)) = body.frame().await {}
+        }
+    }
+
     /// The body as JSON of type `T`; an empty body is `T::default()` when `empty_ok`. A
     /// malformed body is a 400 naming the field (`HostConfig.Memory: invalid type ...`).
     pub async fn json<T: DeserializeOwned + Default>(&mut self, empty_ok: bool) -> Result<T> {
@@ -363,6 +372,8 @@ impl From<berth_engine::Error> for ApiError {
             E::Ambiguous(_) | E::InvalidOption { .. } | E::Json { .. } => StatusCode::BAD_REQUEST,
             E::Image(i) => image_status(i),
             E::Network(n) => network_status(n),
+            // Docker's refusals to remove what is in use read `conflict: ...`.
+            E::Other(m) if m.starts_with("conflict:") => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match &e {
@@ -381,31 +392,30 @@ impl From<berth_image::Error> for ApiError {
 }
 
 fn image_status(e: &berth_image::Error) -> StatusCode {
-    let text = e.to_string();
-    if text.contains("not found") || text.contains("No such image") || text.contains("unknown") {
-        StatusCode::NOT_FOUND
-    } else if text.contains("conflict") || text.contains("in use") || text.contains("is using") {
-        StatusCode::CONFLICT
-    } else if text.contains("invalid") || text.contains("reference") {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
+    use berth_image::Error as E;
+    match e {
+        E::ImageNotFound(_) | E::BlobNotFound(_) | E::ManifestUnknown { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        E::Unauthorized { .. } | E::Credentials(_) => StatusCode::UNAUTHORIZED,
+        E::InvalidReference { .. }
+        | E::InvalidDigest(_)
+        | E::AmbiguousImage(_)
+        | E::NoMatchingPlatform { .. }
+        | E::UnsafeEntry { .. }
+        | E::Invalid { .. } => StatusCode::BAD_REQUEST,
+        E::SnapshotExists(_) => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 fn network_status(e: &berth_network::Error) -> StatusCode {
-    let text = e.to_string();
-    if text.contains("not found") || text.contains("No such") {
-        StatusCode::NOT_FOUND
-    } else if text.contains("exists")
-        || text.contains("in use")
-        || text.contains("active endpoints")
-    {
-        StatusCode::CONFLICT
-    } else if text.contains("invalid") || text.contains("overlap") {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
+    use berth_network::Error as E;
+    match e {
+        E::NoSuchNetwork(_) => StatusCode::NOT_FOUND,
+        E::NetworkExists(_) | E::InUse { .. } | E::PortInUse { .. } => StatusCode::CONFLICT,
+        E::Invalid { .. } | E::Ipam { .. } => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -114,6 +114,7 @@ async fn route(
         "exec" => crate::streams::exec_route(&state, req).await,
         "images" | "distribution" => crate::images::route(&state, req).await,
         "build" => crate::build::route(&state, req).await,
+        "session" | "grpc" => crate::build::buildkit(&state, req).await,
         "networks" => crate::networks::route(&state, req).await,
         "volumes" => crate::volumes::route(&state, req).await,
         _ => crate::system::route(&state, req).await,

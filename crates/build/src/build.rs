@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use berth_engine::{AttachEnd, AttachIo, ContainerCreate, DiffOptions, Engine};
+use berth_image::registry::{Credentials, PullOptions, RegistryOptions};
 use berth_image::{Digest, Image, Reference};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -93,6 +94,29 @@ pub struct BuildOptions {
     /// `--cache-to type=inline` / `BUILDKIT_INLINE_CACHE=1`: record in the result's config
     /// which step made which layer ([`INLINE_CACHE`]), for `--cache-from` elsewhere.
     pub inline_cache: bool,
+    /// How base and `--cache-from` images are pulled: `None` for
+    /// [`RegistryOptions::from_env`] (credentials from Docker's config file).
+    pub registry: Option<RegistryOptions>,
+    /// Credentials by registry host (`docker.io`, `localhost:5000`) for those pulls, before
+    /// `registry`'s (the Engine API's `X-Registry-Config`).
+    pub registry_auth: BTreeMap<String, Credentials>,
+}
+
+impl BuildOptions {
+    /// The options to pull `reference` with.
+    pub fn pull_options(&self, reference: &Reference) -> PullOptions {
+        let mut registry = self
+            .registry
+            .clone()
+            .unwrap_or_else(RegistryOptions::from_env);
+        if let Some(c) = self.registry_auth.get(reference.registry()) {
+            registry.credentials = Some(c.clone());
+        }
+        PullOptions {
+            registry,
+            ..PullOptions::default()
+        }
+    }
 }
 
 /// The config field where an inline cache is kept: `[{"key", "layer", "history"}]`, the cache
@@ -219,7 +243,7 @@ pub fn build(
         results: Mutex::new(HashMap::new()),
         ran: Mutex::new(0),
         cached: Mutex::new(0),
-        cache_from: load_cache_from(engine, &opts.cache_from)?,
+        cache_from: load_cache_from(engine, opts)?,
     };
     let target = match &opts.target {
         Some(t) => df.stage(t).ok_or_else(|| BuildError::NoTarget(t.clone()))?,
@@ -248,20 +272,23 @@ pub fn build(
 /// is skipped, as BuildKit does, with no cache from it).
 fn load_cache_from(
     engine: &Engine,
-    images: &[String],
+    opts: &BuildOptions,
 ) -> Result<HashMap<String, (Value, Digest, Value)>> {
     let mut out = HashMap::new();
     let store = engine.images();
-    for name in images {
+    for name in &opts.cache_from {
         let image = match store.find_image_loaded(name) {
             Ok(i) => i,
             Err(_) => {
                 let Ok(r) = Reference::parse(name) else {
                     continue;
                 };
-                let opts = berth_image::registry::PullOptions::default();
                 if engine
-                    .image_pull(&r, &opts, &berth_image::registry::NoProgress)
+                    .image_pull(
+                        &r,
+                        &opts.pull_options(&r),
+                        &berth_image::registry::NoProgress,
+                    )
                     .is_err()
                 {
                     continue;
@@ -326,6 +353,60 @@ pub fn remove_build_containers(engine: &Engine, pid: u32) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What [`prune_cache`] removed.
+#[derive(Clone, Debug, Default)]
+pub struct CachePruneReport {
+    /// The cached steps (their keys, `build-<sha256>`).
+    pub steps: Vec<String>,
+    /// `RUN --mount=type=cache` directories.
+    pub mounts: usize,
+    /// Bytes freed: the cache mounts' and the blobs and layers only the steps held.
+    pub reclaimed: u64,
+}
+
+/// `builder prune` (`POST /build/prune`): forgets every cached step and removes the `RUN`
+/// cache mounts, then the store content nothing else holds.
+pub fn prune_cache(engine: &Engine) -> Result<CachePruneReport> {
+    let store = engine.images();
+    let mut report = CachePruneReport::default();
+    for (key, _) in store.pins("build-")? {
+        store.unpin(&key)?;
+        report.steps.push(key);
+    }
+    let mounts = engine.root().join("build-cache");
+    if let Ok(rd) = std::fs::read_dir(&mounts) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let io =
+                |err: std::io::Error| BuildError::Other(format!("remove {}: {err}", p.display()));
+            // A directory per cache mount, and its lock file.
+            if p.is_dir() {
+                report.reclaimed += dir_size(&p);
+                std::fs::remove_dir_all(&p).map_err(io)?;
+                report.mounts += 1;
+            } else {
+                std::fs::remove_file(&p).map_err(io)?;
+            }
+        }
+    }
+    report.reclaimed += store.prune()?.reclaimed;
+    Ok(report)
+}
+
+/// The bytes of the regular files below `dir` (symlinks not followed).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Removes the containers of builds whose process is gone (killed mid-step).
@@ -653,7 +734,7 @@ impl Builder<'_> {
             return Ok(i);
         }
         let reference = Reference::parse(name).map_err(|e| self.err(ins, e.to_string()))?;
-        let opts = berth_image::registry::PullOptions::default();
+        let opts = self.opts.pull_options(&reference);
         let v = self.progress.vertex();
         self.progress
             .line(&format!("#{v} [internal] pull {reference}"));

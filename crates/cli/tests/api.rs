@@ -35,11 +35,27 @@ fn version_and_info_through_both_docker_clis() {
 }
 
 #[test]
+fn unknown_group_is_refused() {
+    let b = common::Berth::new();
+    let o = b.run(&[
+        "serve",
+        "--group",
+        "no-such-group-here",
+        "-H",
+        "unix:///tmp/berth-never.sock",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-group-here: no such group"));
+}
+
+#[test]
 fn socket_is_0660_and_removed_at_sigterm() {
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::PermissionsExt;
-    let mut s = Server::start(&[]);
-    let mode = std::fs::metadata(&s.sock).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o660);
+    let mut s = Server::start(&["--group", "4242"]);
+    let meta = std::fs::metadata(&s.sock).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), 4242, "--group owns the socket");
     assert!(
         s.stop(),
         "berth serve did not exit at SIGTERM:\n{}",

@@ -90,6 +90,19 @@ fn bridge_gone(name: &str, alias: &str) -> bool {
         && !(nft_table_exists(name) && link_alias(name).is_none())
 }
 
+/// The bridge of the user network `net` (the link whose alias names the network's ID: a user
+/// network's bridge is not among its options).
+fn bridge_of(b: &Berth, net: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(&b.ok(&["network", "inspect", net])).unwrap();
+    let alias = format!("berth-network-{}", v[0]["Id"].as_str().unwrap());
+    std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| link_alias(n).is_some_and(|a| a == alias))
+        .unwrap_or_else(|| panic!("no bridge with alias {alias}"))
+}
+
 fn nft_table_exists(name: &str) -> bool {
     Command::new("nft")
         .args(["list", "table", "inet", name])
@@ -543,12 +556,7 @@ fn removal_leaves_nothing_even_after_a_killed_monitor() {
         "sleep",
         "300",
     ]);
-    let net = &b.ok(&["network", "inspect", "gone"]);
-    let net: serde_json::Value = serde_json::from_str(net).unwrap();
-    let bridge = net[0]["Options"]["com.docker.network.bridge.name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bridge = bridge_of(&b, "gone");
     let r1 = b.inspect("r1");
     let veth1 = r1["NetworkSettings"]["Networks"]["gone"]["EndpointID"]
         .as_str()
@@ -700,12 +708,7 @@ fn forward_rules_follow_the_bridge() {
         "sleep",
         "300",
     ]);
-    let net: serde_json::Value =
-        serde_json::from_str(&b.ok(&["network", "inspect", "fwd"])).unwrap();
-    let bridge = net[0]["Options"]["com.docker.network.bridge.name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bridge = bridge_of(&b, "fwd");
     let comment = format!("berth {bridge}\"");
     let rules = || {
         let o = Command::new("iptables")
@@ -747,12 +750,7 @@ fn start_after_a_simulated_reboot_remakes_the_network() {
     ]);
     let ip = ip_of(&b, "srv");
     b.ok(&["stop", "-t", "0", "srv"]);
-    let v: serde_json::Value =
-        serde_json::from_str(&b.ok(&["network", "inspect", "boot"])).unwrap();
-    let bridge = v[0]["Options"]["com.docker.network.bridge.name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bridge = bridge_of(&b, "boot");
     let netns = b.inspect("srv")["NetworkSettings"]["SandboxKey"]
         .as_str()
         .unwrap()

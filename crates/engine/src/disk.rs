@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::Engine;
 use crate::error::Result;
+use crate::lists::Filters;
 use crate::record::Status;
 
 /// The API version berth's Engine API speaks.
@@ -351,24 +352,73 @@ impl Engine {
     /// `image prune [-a]`: with `all`, untags the images no container uses; then removes every
     /// blob and layer no name or container holds.
     pub fn prune_images(&self, all: bool) -> Result<ImagePruneReport> {
+        let dangling = if all { "false" } else { "true" };
+        self.prune_images_filtered(&Filters::parse(&[format!("dangling={dangling}")])?)
+    }
+
+    /// `image prune --filter ...` (`POST /images/prune`): `dangling=false` is `-a` (the
+    /// images no container uses lose their names); `until` (RFC 3339, Unix seconds, or a
+    /// duration ago: `24h`) spares images created at or after it; `label` and `label!`
+    /// (`KEY` or `KEY=VALUE`) pick the images by their labels. Then every blob and layer no
+    /// name or container holds is removed. berth keeps no unnamed images, so with the default
+    /// `dangling=true` only that unreferenced content goes. An unknown filter or a bad value
+    /// is an error naming it.
+    pub fn prune_images_filtered(&self, filters: &Filters) -> Result<ImagePruneReport> {
+        filters.check(&["dangling", "until", "label", "label!"])?;
+        let mut all = false;
+        for v in filters.values("dangling") {
+            all = match v.as_str() {
+                "true" | "1" => false,
+                "false" | "0" => true,
+                _ => return Err(Filters::bad_value("dangling", v, "true or false")),
+            };
+        }
+        let mut until = None;
+        for v in filters.values("until") {
+            let t = prune_time(v)
+                .ok_or_else(|| Filters::bad_value("until", v, "a timestamp or a duration"))?;
+            until = Some(t);
+        }
         let mut report = ImagePruneReport::default();
         if all {
             let in_use = self.images.images_in_use()?;
             for (name, manifest) in self.images.names()? {
-                if !in_use.contains(&manifest)
-                    && let Ok(r) = Reference::parse(&name)
-                {
-                    self.images.untag(&r)?;
-                    report
-                        .untagged
-                        .push(berth_image::archive::familiar_name(&r));
-                    self.events.append(&crate::events::Event::new(
-                        "image",
-                        "untag",
-                        &manifest.to_string(),
-                        crate::events::attrs([("name", name.clone())]),
-                    ));
+                if in_use.contains(&manifest) {
+                    continue;
                 }
+                let Ok(r) = Reference::parse(&name) else {
+                    continue;
+                };
+                if until.is_some() || filters.has("label") || filters.has("label!") {
+                    let Ok(image) = Image::load(&self.images, &manifest) else {
+                        continue;
+                    };
+                    if until.is_some_and(|u| crate::image_list::created_of(&image) >= u) {
+                        continue;
+                    }
+                    let labels = crate::image_list::labels_of(&image);
+                    if !filters
+                        .values("label")
+                        .iter()
+                        .all(|l| crate::lists::label_matches(&labels, l))
+                        || filters
+                            .values("label!")
+                            .iter()
+                            .any(|l| crate::lists::label_matches(&labels, l))
+                    {
+                        continue;
+                    }
+                }
+                self.images.untag(&r)?;
+                report
+                    .untagged
+                    .push(berth_image::archive::familiar_name(&r));
+                self.events.append(&crate::events::Event::new(
+                    "image",
+                    "untag",
+                    &manifest.to_string(),
+                    crate::events::attrs([("name", name.clone())]),
+                ));
             }
         }
         let pruned = self.images.prune()?;
@@ -391,12 +441,12 @@ impl Engine {
     /// (dangling, or all unused with `all`), and with `volumes` the unused anonymous volumes.
     pub fn prune_system(&self, all: bool, volumes: bool) -> Result<SystemPruneReport> {
         let mut r = SystemPruneReport::default();
-        let c = self.prune_containers(&[])?;
+        let c = self.prune_containers(&crate::Filters::default())?;
         r.reclaimed += c.reclaimed;
         r.containers = c.removed;
-        r.networks = self.network_prune()?;
+        r.networks = self.network_prune(&crate::Filters::default())?;
         if volumes {
-            let v = self.volume_prune(false, &[])?;
+            let v = self.volume_prune(&crate::Filters::default())?;
             r.reclaimed += v.reclaimed;
             r.volumes = v.removed;
         }
@@ -470,5 +520,46 @@ impl Engine {
                     .map(str::to_string)
             })
             .unwrap_or_default()
+    }
+}
+
+/// A prune filter's `until`: RFC 3339, Unix seconds, or a Go duration before now; as Unix
+/// seconds.
+fn prune_time(v: &str) -> Option<i64> {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let secs = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    };
+    if let Some(t) = crate::util::parse_rfc3339(v) {
+        return Some(secs(t));
+    }
+    if let Ok(n) = v.parse::<f64>() {
+        return Some(n as i64);
+    }
+    let d = crate::util::parse_duration(v)?;
+    Some(secs(SystemTime::now().checked_sub(d)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_until_times() {
+        assert_eq!(prune_time("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(prune_time("1700000000"), Some(1_700_000_000));
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+        };
+        let before = now();
+        let ago = prune_time("1h").unwrap();
+        let after = now();
+        assert!(before - 3600 <= ago && ago <= after - 3600, "{ago}");
+        assert_eq!(prune_time("soon"), None);
     }
 }

@@ -190,7 +190,7 @@ fn reference_matches(pattern: &str, r: &Reference) -> bool {
     name_ok && tag_ok
 }
 
-fn labels_of(image: &Image) -> BTreeMap<String, String> {
+pub(crate) fn labels_of(image: &Image) -> BTreeMap<String, String> {
     image
         .config
         .config()
@@ -200,7 +200,7 @@ fn labels_of(image: &Image) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn created_of(image: &Image) -> i64 {
+pub(crate) fn created_of(image: &Image) -> i64 {
     image
         .config
         .created()

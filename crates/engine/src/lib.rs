@@ -37,12 +37,14 @@ mod record;
 mod rootpath;
 mod runtime;
 mod spec;
+mod stats;
 mod store;
 mod system;
 mod update;
 mod user;
 mod util;
 mod volumes;
+mod wait;
 
 use std::path::{Path, PathBuf};
 
@@ -56,6 +58,7 @@ pub use berth_network::{
 };
 pub use changes::{Change, ChangeKind};
 pub use commit::{DiffOptions, dir_layer};
+pub use cp::{ExtractOptions, PathStat};
 pub use create::{check_nano_cpus, nano_cpus, parse_cpus, parse_restart_policy};
 pub use disk::{
     API_VERSION, ContainerUsage, DiskUsage, ImagePruneReport, ImageUsage, Info, MIN_API_VERSION,
@@ -75,7 +78,10 @@ pub use lists::{
 };
 pub use logs::{LogEntry, LogOptions};
 pub use monitor::{EarlyMonitor, Starting, wait_process_exit};
-pub use network::{ConfigReference, Ipam, IpamConfig, NetworkContainer, NetworkInspect};
+pub use network::{
+    ConfigReference, Ipam, IpamConfig, NetworkContainer, NetworkInspect, PREDEFINED_NETWORKS,
+    is_predefined_network,
+};
 pub use ops::{ContainerInfo, Stats};
 pub use options::ContainerCreate;
 pub use record::{
@@ -85,11 +91,16 @@ pub use record::{
     TmpfsOptions, Ulimit, VolumeOptions,
 };
 pub use runtime::locate_runtime;
+pub use stats::{
+    BlkioEntry, BlkioStats, ContainerStats, CpuStats, CpuUsage, InterfaceStats, MemoryStats,
+    PidsStats, Throttling,
+};
 pub use system::{BootResult, PruneReport};
 pub use update::UpdateConfig;
 pub use util::parse_bytes;
-pub use util::{parse_duration, parse_rfc3339, parse_signal};
+pub use util::{parse_duration, parse_rfc3339, parse_signal, parse_timestamp};
 pub use volumes::{Volume, VolumeCreate, VolumePrune};
+pub use wait::{ContainerWait, WaitCondition};
 
 /// The hidden subcommand of the `berth` binary that runs a monitor:
 /// `berth --root R --runtime RT __monitor [--wait-attach] [--ready-fd N] ID`, or with
@@ -135,6 +146,12 @@ impl Engine {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The OCI runtime binary containers are run with (for helper processes of a front end,
+    /// such as a build's reaper, that open an engine of their own).
+    pub fn runtime_bin(&self) -> &Path {
+        &self.runtime.bin
     }
 
     /// The image store.

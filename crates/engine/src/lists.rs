@@ -194,38 +194,35 @@ pub struct ContainerSummary {
     pub mounts: Vec<MountPoint>,
 }
 
-/// Docker's `units.HumanDuration` (`About a minute`, `3 hours`, `2 weeks`).
+/// Docker's `units.HumanDuration` (`About a minute`, `3 hours`, `2 weeks`), go-units'
+/// thresholds exactly: minutes truncated, hours rounded, days, weeks and months counted from
+/// the rounded hours, years from the truncated ones.
 pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
-    let plural = |n: u64, unit: &str| {
-        if n == 1 {
-            format!("1 {unit}")
-        } else {
-            format!("{n} {unit}s")
-        }
-    };
+    let minutes = s / 60;
+    let hours = (d.as_secs_f64() / 3600.0 + 0.5) as u64;
     if s < 1 {
         "Less than a second".into()
     } else if s == 1 {
         "1 second".into()
     } else if s < 60 {
         format!("{s} seconds")
-    } else if s / 60 == 1 {
+    } else if minutes == 1 {
         "About a minute".into()
-    } else if s < 3600 {
-        format!("{} minutes", s / 60)
-    } else if (s as f64 / 3600.0).round() as u64 == 1 {
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours == 1 {
         "About an hour".into()
-    } else if s < 48 * 3600 {
-        format!("{} hours", (s as f64 / 3600.0).round() as u64)
-    } else if s < 7 * 24 * 3600 * 2 {
-        plural(s / 86400, "day")
-    } else if s < 30 * 24 * 3600 * 3 {
-        plural(s / (7 * 86400), "week")
-    } else if s < 365 * 24 * 3600 * 2 {
-        plural(s / (30 * 86400), "month")
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
     } else {
-        plural(s / (365 * 86400), "year")
+        format!("{} years", s / 3600 / 24 / 365)
     }
 }
 
@@ -658,5 +655,14 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(90)), "About a minute");
         assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
         assert_eq!(human_duration(Duration::from_secs(3 * 86400)), "3 days");
+        // go-units' corner cases: hours round, weeks end at 60 days.
+        assert_eq!(human_duration(Duration::from_secs(90 * 60)), "2 hours");
+        assert_eq!(
+            human_duration(Duration::from_secs(89 * 60)),
+            "About an hour"
+        );
+        assert_eq!(human_duration(Duration::from_secs(59 * 86400)), "8 weeks");
+        assert_eq!(human_duration(Duration::from_secs(61 * 86400)), "2 months");
+        assert_eq!(human_duration(Duration::from_secs(800 * 86400)), "2 years");
     }
 }

@@ -467,8 +467,10 @@ impl Engine {
         while shared.execs.load(Ordering::SeqCst) > 0 && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(10));
         }
-        // As Docker: a --rm container takes its anonymous volumes with it.
-        if record.host_config.auto_remove || owner_gone.load(Ordering::SeqCst) {
+        // As Docker: a --rm container takes its anonymous volumes with it; not when it was
+        // stopped by `restart`, which starts it again.
+        let restarting = self.containers.state(id).is_ok_and(|s| s.manual_restart);
+        if (record.host_config.auto_remove && !restarting) || owner_gone.load(Ordering::SeqCst) {
             self.remove_stopped(id, true)?;
         }
         Ok(())
@@ -768,16 +770,49 @@ impl Engine {
     }
 }
 
+/// A monitor process this process spawned: reaped once it exits, after its handle is dropped
+/// (by one thread for all of them), so that a long-lived caller (`berth serve`) does not
+/// collect a zombie per container that has run.
+struct MonitorChild(Option<std::process::Child>);
+
+impl Drop for MonitorChild {
+    fn drop(&mut self) {
+        static REAPED: Mutex<Vec<std::process::Child>> = Mutex::new(Vec::new());
+        static REAPER: std::sync::Once = std::sync::Once::new();
+        let Some(mut child) = self.0.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+            return;
+        }
+        REAPED.lock().unwrap_or_else(|e| e.into_inner()).push(child);
+        REAPER.call_once(|| {
+            let _ = std::thread::Builder::new()
+                .name("monitor-reaper".into())
+                .stack_size(64 << 10)
+                .spawn(|| {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(1));
+                        REAPED
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+                    }
+                });
+        });
+    }
+}
+
 /// A started monitor, reporting on its ready pipe.
 pub struct Starting {
     ready: std::io::BufReader<File>,
-    child: std::process::Child,
+    child: MonitorChild,
 }
 
 impl Starting {
     /// The monitor's process ID (a child of this process).
     pub fn monitor_pid(&self) -> i32 {
-        self.child.id() as i32
+        self.child.0.as_ref().map_or(0, |c| c.id() as i32)
     }
 
     fn line(&mut self) -> Result<String> {
@@ -786,7 +821,9 @@ impl Starting {
             .read_line(&mut l)
             .map_err(io_err("read", "monitor pipe"))?;
         if l.is_empty() {
-            let _ = self.child.try_wait();
+            if let Some(c) = self.child.0.as_mut() {
+                let _ = c.try_wait();
+            }
             return Err(Error::Other(
                 "the container's monitor exited before reporting (see monitor.log in the container's directory)".into(),
             ));
@@ -831,7 +868,7 @@ fn parse_error(l: &str) -> Error {
 pub struct EarlyMonitor {
     id: File,
     ready: std::io::BufReader<File>,
-    child: std::process::Child,
+    child: MonitorChild,
 }
 
 impl EarlyMonitor {
@@ -867,7 +904,7 @@ impl Engine {
         Ok(EarlyMonitor {
             id: id_w,
             ready: std::io::BufReader::new(r),
-            child,
+            child: MonitorChild(Some(child)),
         })
     }
 
@@ -956,7 +993,7 @@ impl Engine {
         drop(w);
         Ok(Starting {
             ready: std::io::BufReader::new(r),
-            child,
+            child: MonitorChild(Some(child)),
         })
     }
 }

@@ -15,8 +15,33 @@ use serde_json::{Value, json};
 
 use crate::Engine;
 use crate::error::{Error, Result, invalid};
+use crate::lists::{Filters, label_matches};
 use crate::options::ContainerCreate;
 use crate::record::{Config, HostConfig, NetworkingConfig, Record};
+use crate::util::parse_rfc3339;
+
+/// Docker's predefined networks: `bridge` (berth's default network), and the `host` and
+/// `none` network modes, which no network file stands for and none may take as a name.
+pub const PREDEFINED_NETWORKS: &[&str] = &[DEFAULT_NETWORK, "host", "none"];
+
+/// Whether `name` is one of [`PREDEFINED_NETWORKS`].
+pub fn is_predefined_network(name: &str) -> bool {
+    PREDEFINED_NETWORKS.contains(&name)
+}
+
+/// A time as Docker's `until`/`since` filters take it: seconds since the epoch (with a
+/// fraction), RFC 3339, or a Go duration before now (`10m`, `1h30m`).
+pub(crate) fn parse_timestamp(s: &str) -> Option<std::time::SystemTime> {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let secs: f64 = s.parse().ok()?;
+        return Some(UNIX_EPOCH + Duration::from_secs_f64(secs));
+    }
+    if let Some(d) = crate::util::parse_duration(s) {
+        return SystemTime::now().checked_sub(d);
+    }
+    parse_rfc3339(s)
+}
 
 /// Whether the mode puts the container on one of berth's networks (own namespace, veth).
 pub(crate) fn on_network(mode: &str) -> bool {
@@ -289,14 +314,103 @@ impl Engine {
         Ok(n)
     }
 
-    /// `network prune`: removes the networks no container uses; returns their names.
-    pub fn network_prune(&self) -> Result<Vec<String>> {
-        let before = self.networks.list()?;
-        let gone = self.networks.prune()?;
-        for n in before.iter().filter(|n| gone.contains(&n.name)) {
-            self.network_event("destroy", n, None);
+    /// `network prune [--filter ...]` (`POST /networks/prune`): removes the user networks no
+    /// container uses, of those that pass Docker's prune filters (`label=K[=V]`,
+    /// `label!=K[=V]`, `until=TIMESTAMP`); returns their names.
+    pub fn network_prune(&self, filters: &Filters) -> Result<Vec<String>> {
+        filters.check(&["label", "label!", "until"])?;
+        let until = match filters.values("until").last() {
+            Some(u) => Some(parse_timestamp(u).ok_or_else(|| {
+                Filters::bad_value("until", u, "a timestamp or a duration expected")
+            })?),
+            None => None,
+        };
+        let mut gone = Vec::new();
+        for n in self.networks.list()? {
+            if n.is_default() || !n.endpoints.is_empty() {
+                continue;
+            }
+            if !filters
+                .values("label")
+                .iter()
+                .all(|l| label_matches(&n.labels, l))
+                || filters
+                    .values("label!")
+                    .iter()
+                    .any(|l| label_matches(&n.labels, l))
+            {
+                continue;
+            }
+            if let Some(u) = until
+                && parse_rfc3339(&n.created).is_none_or(|c| c >= u)
+            {
+                continue;
+            }
+            match self.networks.remove(&n.name) {
+                Ok(_) => {
+                    self.network_event("destroy", &n, None);
+                    gone.push(n.name);
+                }
+                // Taken by a container since, or removed by someone else: not ours to prune.
+                Err(
+                    berth_network::Error::InUse { .. } | berth_network::Error::NoSuchNetwork(_),
+                ) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(gone)
+    }
+
+    /// `network ls [--filter ...]` (`GET /networks`): every network as `network inspect`
+    /// shows it, by name, that passes Docker's filters: `driver`, `id` and `name` (part of
+    /// it), `label` (`K` or `K=V`), `scope` (`local`), `type` (`builtin`: the predefined
+    /// `bridge`; `custom`: the others), `dangling` (`true`: user networks without containers;
+    /// `false`: the predefined one and networks with containers).
+    pub fn network_list(&self, filters: &Filters) -> Result<Vec<NetworkInspect>> {
+        filters.check(&["dangling", "driver", "id", "label", "name", "scope", "type"])?;
+        let dangling = match filters.values("dangling") {
+            [] => None,
+            [v] => Some(match v.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => {
+                    return Err(Filters::bad_value(
+                        "dangling",
+                        v,
+                        "must be \"true\" (or \"1\"), or \"false\" (or \"0\")",
+                    ));
+                }
+            }),
+            _ => {
+                return Err(invalid(
+                    "--filter",
+                    "got more than one value for filter key \"dangling\"",
+                ));
+            }
+        };
+        for t in filters.values("type") {
+            if !matches!(t.as_str(), "builtin" | "custom") {
+                return Err(Filters::bad_value("type", t, "builtin or custom"));
+            }
+        }
+        let mut out = Vec::new();
+        for n in self.networks.list()? {
+            let builtin = is_predefined_network(&n.name);
+            let keep = filters.any("driver", |d| d == n.driver)
+                && filters.any("name", |v| n.name.contains(v))
+                && filters.any("id", |v| n.id.contains(v))
+                && filters
+                    .values("label")
+                    .iter()
+                    .all(|l| label_matches(&n.labels, l))
+                && filters.any("scope", |v| v == "local")
+                && filters.any("type", |t| (t == "builtin") == builtin)
+                && dangling.is_none_or(|d| d == (!builtin && n.endpoints.is_empty()));
+            if keep {
+                out.push(NetworkInspect::of(&n));
+            }
+        }
+        Ok(out)
     }
 
     /// `/etc/hosts` and `/etc/resolv.conf` of a container that is not in the host's network.
@@ -508,11 +622,26 @@ impl Engine {
         Ok(())
     }
 
-    /// `network disconnect NETWORK CONTAINER`.
-    pub fn network_disconnect(&self, network: &str, container: &str) -> Result<()> {
-        let id = self.lookup(container)?;
+    /// `network disconnect [-f] NETWORK CONTAINER`; with `force`, an endpoint whose
+    /// container is gone goes too (named by the container's ID, ID prefix or name as the
+    /// network recorded it).
+    pub fn network_disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
         let n = self.networks.get(network)?;
-        self.networks.detach(&id, network)?;
+        let id = match self.lookup(container) {
+            Ok(id) => id,
+            Err(Error::NoSuchContainer(c)) if force => n
+                .endpoints
+                .values()
+                .find(|e| {
+                    e.container_id == container
+                        || e.container_name == container
+                        || (container.len() >= 3 && e.container_id.starts_with(container))
+                })
+                .map(|e| e.container_id.clone())
+                .ok_or(Error::NoSuchContainer(c))?,
+            Err(e) => return Err(e),
+        };
+        self.networks.detach(&id, &n.name)?;
         self.network_event("disconnect", &n, Some(&id));
         Ok(())
     }
@@ -563,7 +692,8 @@ pub struct NetworkInspect {
     pub config_only: bool,
     /// Attached containers by ID.
     pub containers: BTreeMap<String, NetworkContainer>,
-    /// Driver options (`com.docker.network.bridge.name`).
+    /// Driver options as given at create (the default network: its bridge,
+    /// `com.docker.network.bridge.name`).
     pub options: BTreeMap<String, String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
@@ -589,6 +719,9 @@ pub struct IpamConfig {
     pub subnet: String,
     /// The gateway address.
     pub gateway: String,
+    /// Where addresses are given out from (`--ip-range`), when not the whole subnet.
+    #[serde(default, rename = "IPRange", skip_serializing_if = "String::is_empty")]
+    pub ip_range: String,
 }
 
 /// [`NetworkInspect::config_from`].
@@ -642,12 +775,24 @@ impl NetworkInspect {
         let mut config = vec![IpamConfig {
             subnet: n.subnet.to_string(),
             gateway: n.gateway.to_string(),
+            ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
         }];
         if n.ipv6 {
             config.push(IpamConfig {
                 subnet: n.subnet6.clone(),
                 gateway: n.subnet6.replace("::/64", "::1"),
+                ip_range: String::new(),
             });
+        }
+        // The options as given; the default network's bridge as Docker shows docker0's
+        // (a user network's bridge name is not an option: clients such as docker-compose
+        // compare the options with the ones they asked for).
+        let mut options = n.options.clone();
+        if n.is_default() {
+            options.insert(
+                "com.docker.network.bridge.name".to_string(),
+                n.bridge.clone(),
+            );
         }
         NetworkInspect {
             name: n.name.clone(),
@@ -667,10 +812,7 @@ impl NetworkInspect {
             config_from: ConfigReference::default(),
             config_only: false,
             containers,
-            options: BTreeMap::from([(
-                "com.docker.network.bridge.name".to_string(),
-                n.bridge.clone(),
-            )]),
+            options,
             labels: n.labels.clone(),
         }
     }
@@ -714,7 +856,15 @@ mod tests {
         assert_eq!(v["Containers"]["c1"]["IPv4Address"], "10.89.7.2/24");
         assert_eq!(v["Containers"]["c1"]["IPv6Address"], "fd00:1:2:3::2/64");
         assert_eq!(v["Containers"]["c1"]["EndpointID"], "vbc1");
-        assert_eq!(v["Options"]["com.docker.network.bridge.name"], "berth3");
+        assert_eq!(
+            v["Options"],
+            json!({}),
+            "a user network's bridge is no option"
+        );
+        let mut d = n.clone();
+        d.name = DEFAULT_NETWORK.into();
+        let vd = serde_json::to_value(NetworkInspect::of(&d)).unwrap();
+        assert_eq!(vd["Options"]["com.docker.network.bridge.name"], "berth3");
         assert_eq!(v["Labels"]["team"], "a");
         assert_eq!(v["ConfigFrom"]["Network"], "");
         let back: NetworkInspect = serde_json::from_value(v).unwrap();

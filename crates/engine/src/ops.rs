@@ -44,44 +44,8 @@ pub struct Stats {
     pub net_tx: u64,
 }
 
-/// Bytes received and sent by the interfaces of `pid`'s network namespace, loopback excluded,
-/// from /proc/PID/net/dev (which shows the namespace of that process).
-fn net_io(pid: i32) -> (u64, u64) {
-    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/dev")) else {
-        return (0, 0);
-    };
-    text.lines()
-        .skip(2)
-        .filter_map(|l| {
-            let (name, counters) = l.split_once(':')?;
-            if name.trim() == "lo" {
-                return None;
-            }
-            let f: Vec<u64> = counters
-                .split_whitespace()
-                .map(|v| v.parse().unwrap_or(0))
-                .collect();
-            // receive: bytes packets errs drop fifo frame compressed multicast; transmit: bytes ...
-            Some((*f.first()?, *f.get(8)?))
-        })
-        .fold((0, 0), |(r, t), (a, b)| (r + a, t + b))
-}
-
 fn is_active(s: Status) -> bool {
     matches!(s, Status::Running | Status::Paused | Status::Restarting)
-}
-
-fn host_mem() -> u64 {
-    fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("MemTotal:")
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-        })
-        .unwrap_or(0)
-        * 1024
 }
 
 impl Engine {
@@ -279,6 +243,7 @@ impl Engine {
         }
         self.containers.update_state(id, |s| {
             s.manual_stop = false;
+            s.manual_restart = false;
             s.error.clear();
         })
     }
@@ -324,15 +289,33 @@ impl Engine {
         )))
     }
 
-    /// Stops the container if it runs, then starts it (`restart`).
+    /// Stops the container if it runs, then starts it (`restart`). An `AutoRemove` (`--rm`)
+    /// container is kept through it, as Docker keeps it; the old monitor is let finish before
+    /// the new one starts.
     pub fn restart(&self, id: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
-        self.stop(id, signal, timeout)?;
-        self.start(id)?;
+        let before = self.containers.update_state(id, |s| {
+            s.manual_restart = true;
+            s.clone()
+        })?;
+        let res = self.stop(id, signal, timeout).and_then(|()| {
+            let until = Instant::now() + Duration::from_secs(10);
+            while pid_alive(before.monitor_pid, before.monitor_start) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            self.start(id)
+        });
+        // The old monitor is done with it (a new one reads it only when its run ends).
+        let _ = self
+            .containers
+            .update_state(id, |s| s.manual_restart = false);
+        res?;
         self.container_event(&self.containers.record(id)?, "restart", &[]);
         Ok(())
     }
 
-    /// Sends a signal to the container's init.
+    /// Sends a signal to the container's init. As Docker's, the container counts as stopped
+    /// by its user from then on: its restart policy does not start it again after this exit
+    /// (nor after a later one the signal did not cause).
     pub fn kill(&self, id: &str, sig: &str) -> Result<()> {
         let n = parse_signal(sig)
             .ok_or_else(|| crate::error::invalid("--signal", format!("invalid signal {sig:?}")))?;
@@ -344,6 +327,7 @@ impl Engine {
                 what: "cannot kill a container that is not running".into(),
             });
         }
+        self.containers.update_state(id, |s| s.manual_stop = true)?;
         self.runtime.kill(id, n, false)?;
         if let Ok(r) = self.containers.record(id) {
             self.container_event(&r, "kill", &[("signal", n.to_string())]);
@@ -548,45 +532,28 @@ impl Engine {
         self.runtime.run("ps", &a)
     }
 
-    /// One sample of the container's resource usage.
+    /// One sample of the container's resource usage (a digest of
+    /// [`Engine::container_stats`]).
     pub fn stats(&self, id: &str) -> Result<Stats> {
-        let out = self.runtime.run("events", &["--stats", id])?;
-        let v: Value = serde_json::from_str(out.lines().next().unwrap_or("{}")).unwrap_or_default();
-        let d = &v["data"];
-        let mem = &d["memory"];
-        let usage = mem["usage"]["usage"].as_u64().unwrap_or(0);
-        let inactive = mem["raw"]["total_inactive_file"]
-            .as_u64()
-            .or_else(|| mem["raw"]["inactive_file"].as_u64())
-            .unwrap_or(0);
-        let mut limit = mem["usage"]["limit"].as_u64().unwrap_or(0);
-        let host = host_mem();
-        if limit == 0 || limit > host {
-            limit = host;
-        }
+        let s = self.container_stats(id, None)?;
+        let (net_rx, net_tx) = s
+            .networks
+            .iter()
+            .flat_map(|m| m.values())
+            .fold((0, 0), |(r, t), i| (r + i.rx_bytes, t + i.tx_bytes));
         let mut st = Stats {
-            cpu_ns: d["cpu"]["usage"]["total"].as_u64().unwrap_or(0),
-            mem_usage: usage.saturating_sub(inactive),
-            mem_limit: limit,
-            pids: d["pids"]["current"].as_u64().unwrap_or(0),
+            cpu_ns: s.cpu_stats.cpu_usage.total_usage,
+            mem_usage: s.memory_used(),
+            mem_limit: s.memory_stats.limit,
+            pids: s.pids_stats.current,
+            net_rx,
+            net_tx,
             ..Default::default()
         };
-        // Like Docker: the container's own interfaces; nothing with the host's network.
-        if let (Ok(state), Ok(record)) = (self.state(id), self.record(id))
-            && state.pid > 0
-            && record.host_config.network_mode != "host"
-        {
-            (st.net_rx, st.net_tx) = net_io(state.pid);
-        }
-        for e in d["blkio"]["ioServiceBytesRecursive"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let val = e["value"].as_u64().unwrap_or(0);
-            match e["op"].as_str().map(str::to_ascii_lowercase).as_deref() {
-                Some("read") => st.blk_read += val,
-                Some("write") => st.blk_write += val,
+        for e in s.blkio_stats.io_service_bytes_recursive.iter().flatten() {
+            match e.op.as_str() {
+                "read" => st.blk_read += e.value,
+                "write" => st.blk_write += e.value,
                 _ => {}
             }
         }

@@ -571,6 +571,9 @@ pub struct State {
     pub restart_count: u32,
     /// Set by stop/kill so the restart policy does not restart it.
     pub manual_stop: bool,
+    /// Set by `restart` while it stops the container to start it again: the monitor does not
+    /// remove an `AutoRemove` (`--rm`) container after that exit, as Docker does not.
+    pub manual_restart: bool,
     /// Pid of the monitor.
     pub monitor_pid: i32,
     /// Start time of the monitor (/proc/PID/stat field 22).

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::Engine;
 use crate::error::{Error, Result};
+use crate::lists::{Filters, label_matches};
 use crate::record::Status;
 
 /// What [`Engine::boot`] did for one container.
@@ -84,10 +85,25 @@ impl Engine {
         Ok(out)
     }
 
-    /// Removes every stopped container (created, exited, dead) whose labels match all of
-    /// `labels` (`KEY` or `KEY=VALUE`), with its anonymous volumes kept, as Docker's
-    /// `container prune` keeps them.
-    pub fn prune_containers(&self, labels: &[String]) -> Result<PruneReport> {
+    /// Removes every stopped container (created, exited, dead) that passes `filters`, with its
+    /// anonymous volumes kept, as Docker's `container prune` keeps them. The filters are
+    /// Docker's: `label` (`KEY` or `KEY=VALUE`, all must match), `label!` (containers that
+    /// match all of them are kept) and `until` (only containers created before that time:
+    /// RFC 3339, Unix seconds or a duration ago); any other key is an error naming it.
+    pub fn prune_containers(&self, filters: &Filters) -> Result<PruneReport> {
+        filters.check(&["label", "label!", "until"])?;
+        let now = std::time::SystemTime::now();
+        let mut until = None;
+        for v in filters.values("until") {
+            let t = crate::util::parse_timestamp(v, now).ok_or_else(|| {
+                Filters::bad_value(
+                    "until",
+                    v,
+                    "expected a timestamp (RFC 3339 or Unix seconds) or a duration (10m)",
+                )
+            })?;
+            until = Some(until.map_or(t, |u: std::time::SystemTime| u.min(t)));
+        }
         let mut report = PruneReport::default();
         for c in self.list()? {
             if matches!(
@@ -98,11 +114,13 @@ impl Engine {
                 continue;
             }
             let l = &c.record.config.labels;
-            let matches = labels.iter().all(|f| match f.split_once('=') {
-                Some((k, v)) => l.get(k).is_some_and(|x| x == v),
-                None => l.contains_key(f.as_str()),
-            });
-            if !matches {
+            let all = |key: &str| filters.values(key).iter().all(|f| label_matches(l, f));
+            if !all("label") || (filters.has("label!") && all("label!")) {
+                continue;
+            }
+            if let Some(u) = until
+                && crate::util::parse_rfc3339(&c.record.created).is_none_or(|t| t >= u)
+            {
                 continue;
             }
             let id = c.record.id.clone();

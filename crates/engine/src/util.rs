@@ -143,6 +143,28 @@ pub fn parse_bytes(s: &str) -> Option<i64> {
     (n >= 0.0).then_some((n * mul as f64) as i64)
 }
 
+/// Parses a time as Docker's `until`/`since` filters take it: RFC 3339, a date
+/// (`2006-01-02`, UTC), Unix seconds (`1700000000.5`), or a duration before `now` (`10m`,
+/// `24h`).
+pub fn parse_timestamp(s: &str, now: std::time::SystemTime) -> Option<std::time::SystemTime> {
+    let s = s.trim();
+    if let Some(t) = parse_rfc3339(s) {
+        return Some(t);
+    }
+    if s.len() == 10
+        && let Some(t) = parse_rfc3339(&format!("{s}T00:00:00Z"))
+    {
+        return Some(t);
+    }
+    if let Ok(secs) = s.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Some(std::time::UNIX_EPOCH + Duration::from_secs_f64(secs));
+    }
+    now.checked_sub(parse_duration(s)?)
+}
+
 /// Parses a Go duration (`30s`, `1m30s`, `500ms`, `1h`, `1.5s`).
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let mut total = 0f64;
@@ -201,5 +223,22 @@ mod tests {
         assert_eq!(parse_signal("SIGKILL"), Some(9));
         assert_eq!(parse_signal("term"), Some(15));
         assert_eq!(parse_signal("nope"), None);
+    }
+
+    #[test]
+    fn timestamps_as_docker_filters_take_them() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = |s| parse_timestamp(s, now);
+        assert_eq!(at("1h"), Some(now - Duration::from_secs(3600)));
+        assert_eq!(at("1699999000"), Some(now - Duration::from_secs(1000)));
+        assert_eq!(
+            at("2023-11-14T22:13:20Z"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
+        assert_eq!(
+            at("2023-11-14"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_699_920_000))
+        );
+        assert_eq!(at("yesterday"), None);
     }
 }

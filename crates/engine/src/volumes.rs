@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Engine;
 use crate::error::{Error, Result, invalid, io_err};
+use crate::lists::Filters;
 use crate::record::{Mount, MountPoint, Record, Status};
 use crate::rootpath::resolve_in_root;
 use crate::util::{Flock, is_mountpoint, rfc3339, write_atomic};
@@ -516,13 +517,32 @@ impl Engine {
         Ok(())
     }
 
-    /// `volume prune [-a] [--filter label=...]`: removes the volumes no container uses;
-    /// only anonymous ones unless `all` (Docker 23+).
-    pub fn volume_prune(&self, all: bool, labels: &[String]) -> Result<VolumePrune> {
+    /// `volume prune [-a] [--filter ...]` (`POST /volumes/prune`): removes the volumes no
+    /// container uses that pass Docker's prune filters: `all=true` (named volumes too; else
+    /// only anonymous ones, as Docker 23+), `label=K[=V]`, `label!=K[=V]`.
+    pub fn volume_prune(&self, filters: &Filters) -> Result<VolumePrune> {
+        filters.check(&["all", "label", "label!"])?;
+        let mut all = false;
+        for v in filters.values("all") {
+            all = match v.as_str() {
+                "1" | "true" | "True" => true,
+                "0" | "false" | "False" => false,
+                _ => return Err(Filters::bad_value("all", v, "true or false")),
+            };
+        }
         let _l = self.volume_lock()?;
         let mut report = VolumePrune::default();
         for v in self.volumes()? {
-            if !(all || v.is_anonymous()) || !labels.iter().all(|l| has_label(&v.labels, l)) {
+            if !(all || v.is_anonymous())
+                || !filters
+                    .values("label")
+                    .iter()
+                    .all(|l| has_label(&v.labels, l))
+                || filters
+                    .values("label!")
+                    .iter()
+                    .any(|l| has_label(&v.labels, l))
+            {
                 continue;
             }
             if !self.volume_users(&v.name)?.is_empty() {
@@ -534,6 +554,40 @@ impl Engine {
             report.reclaimed += size;
         }
         Ok(report)
+    }
+
+    /// `volume ls [--filter ...]` (`GET /volumes`): the volumes, by name, that pass Docker's
+    /// filters: `name` (part of it), `driver`, `label` (`K` or `K=V`), `dangling` (`true`:
+    /// used by no container, `false`: used by one).
+    pub fn volume_list(&self, filters: &Filters) -> Result<Vec<Volume>> {
+        filters.check(&["dangling", "driver", "label", "name"])?;
+        let mut dangling = None;
+        for v in filters.values("dangling") {
+            dangling = Some(match v.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => return Err(Filters::bad_value("dangling", v, "true or false")),
+            });
+        }
+        let mut out = Vec::new();
+        for v in self.volumes()? {
+            let keep = filters.any("name", |n| v.name.contains(n))
+                && filters.any("driver", |d| d == v.driver)
+                && filters
+                    .values("label")
+                    .iter()
+                    .all(|l| has_label(&v.labels, l));
+            if !keep {
+                continue;
+            }
+            if let Some(d) = dangling
+                && self.volume_users(&v.name)?.is_empty() != d
+            {
+                continue;
+            }
+            out.push(v);
+        }
+        Ok(out)
     }
 
     /// At container create: the volumes among `mounts` exist (named ones are made on first

@@ -102,19 +102,21 @@ impl From<Subnet> for String {
     }
 }
 
-/// The first free host address of `subnet` (not the gateway, not in `used`).
+/// The first free host address of `subnet` in `range` (the subnet itself or a part of it;
+/// not the gateway, not in `used`).
 pub(crate) fn allocate(
     net: &str,
+    range: Subnet,
     subnet: Subnet,
     gateway: Ipv4Addr,
     used: &[Ipv4Addr],
 ) -> Result<Ipv4Addr> {
-    (1..subnet.size().min(1 << 20) as u32)
-        .map(|n| subnet.nth(n))
+    (0..range.size().min(1 << 20) as u32)
+        .map(|n| range.nth(n))
         .find(|ip| subnet.is_host(*ip) && *ip != gateway && !used.contains(ip))
         .ok_or_else(|| Error::Ipam {
             net: net.to_string(),
-            msg: format!("no free address left in {subnet}"),
+            msg: format!("no free address left in {range}"),
         })
 }
 
@@ -177,7 +179,12 @@ mod tests {
         assert!(!s.overlaps("10.89.4.0/24".parse().unwrap()));
         assert!(!s.is_host(s.nth(255)));
         let gw = s.nth(1);
-        assert_eq!(allocate("n", s, gw, &[s.nth(2)]).unwrap(), s.nth(3));
+        assert_eq!(allocate("n", s, s, gw, &[s.nth(2)]).unwrap(), s.nth(3));
+        let r: Subnet = "10.89.3.128/25".parse().unwrap();
+        assert_eq!(allocate("n", r, s, gw, &[]).unwrap(), s.nth(128));
+        let top: Subnet = "10.89.3.252/30".parse().unwrap();
+        // The broadcast address is never given, even at the end of a range.
+        assert!(allocate("n", top, s, gw, &[s.nth(252), s.nth(253), s.nth(254)]).is_err());
         assert!(reserve("n", s, gw, &[], gw).is_err());
         assert!("10.89.3.1/24".parse::<Subnet>().is_err());
     }

@@ -62,10 +62,19 @@ pub struct CreateOptions {
     pub gateway: Option<String>,
     /// `--internal`.
     pub internal: bool,
+    /// `--ip-range`: where addresses are given out from (a subnet inside `subnet`; default
+    /// the whole subnet). Addresses asked for with `--ip` may be anywhere in the subnet.
+    pub ip_range: Option<String>,
     /// `--ipv6`.
     pub ipv6: bool,
+    /// An IPv6 subnet of its own (a /64, `fd00:1:2:3::/64`; implies `ipv6`); default: a
+    /// ULA /64 derived from the network's ID.
+    pub subnet6: Option<String>,
     /// `--label`.
     pub labels: BTreeMap<String, String>,
+    /// `--opt` driver options: recorded and shown as given, not applied (berth names its
+    /// bridges and sets their MTU itself).
+    pub options: BTreeMap<String, String>,
 }
 
 /// How a container attaches to a network.
@@ -95,6 +104,21 @@ fn random_hex(bytes: usize) -> String {
         let _ = std::io::Read::read_exact(&mut f, &mut b);
     }
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An IPv6 subnet of a network: a /64 with its host bits zero, written as berth keeps it
+/// (`fd00:1:2:3::/64`, the gateway being `...::1`).
+fn parse_subnet6(s: &str) -> Result<String> {
+    let bad = |why: &str| invalid("--subnet", format!("{s:?}: {why}"));
+    let (a, p) = s.split_once('/').ok_or_else(|| bad("not an IPv6 CIDR"))?;
+    let addr: std::net::Ipv6Addr = a.parse().map_err(|_| bad("not an IPv6 CIDR"))?;
+    if p != "64" {
+        return Err(bad("berth's IPv6 subnets are /64"));
+    }
+    if u128::from(addr) & u128::from(u64::MAX) != 0 || u128::from(addr) >> 64 == 0 {
+        return Err(bad("host bits are set"));
+    }
+    Ok(format!("{addr}/64"))
 }
 
 fn valid_name(n: &str) -> bool {
@@ -183,8 +207,29 @@ impl Networks {
             }
             None => subnet.nth(1),
         };
+        let ip_range = match &o.ip_range {
+            Some(r) => {
+                let r: Subnet = r.parse().map_err(|_| {
+                    invalid(
+                        "--ip-range",
+                        format!("{r:?} is not an IPv4 CIDR inside the subnet {subnet}"),
+                    )
+                })?;
+                if !subnet.contains(r.addr) || r.prefix < subnet.prefix {
+                    return Err(invalid(
+                        "--ip-range",
+                        format!("{r} is not inside the subnet {subnet}"),
+                    ));
+                }
+                Some(r)
+            }
+            None => None,
+        };
         let id = random_hex(32);
-        let subnet6 = if o.ipv6 {
+        let ipv6 = o.ipv6 || o.subnet6.is_some();
+        let subnet6 = if let Some(s6) = &o.subnet6 {
+            parse_subnet6(s6)?
+        } else if ipv6 {
             let hex = |r: std::ops::Range<usize>| u16::from_str_radix(&id[r], 16).unwrap_or(0);
             let p =
                 std::net::Ipv6Addr::new(0xfd00 | hex(0..2), hex(2..6), hex(6..10), 0, 0, 0, 0, 0);
@@ -200,10 +245,12 @@ impl Networks {
             subnet,
             gateway,
             internal: o.internal,
-            ipv6: o.ipv6,
+            ipv6,
             subnet6,
+            ip_range,
             auto_subnet: auto,
             labels: o.labels.clone(),
+            options: o.options.clone(),
             bridge: String::new(),
             endpoints: BTreeMap::new(),
             dns: None,
@@ -631,7 +678,13 @@ impl Networks {
         let used: Vec<Ipv4Addr> = n.endpoints.values().map(|e| e.ip).collect();
         let ip = match o.ip {
             Some(ip) => ipam::reserve(&n.name, n.subnet, n.gateway, &used, ip)?,
-            None => ipam::allocate(&n.name, n.subnet, n.gateway, &used)?,
+            None => ipam::allocate(
+                &n.name,
+                n.ip_range.unwrap_or(n.subnet),
+                n.subnet,
+                n.gateway,
+                &used,
+            )?,
         };
         let mac = match &o.mac {
             Some(m) => {

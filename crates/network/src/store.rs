@@ -41,12 +41,18 @@ pub struct Network {
     /// The IPv6 subnet (with `ipv6`), `fdxx:xxxx:xxxx:xxxx::/64`.
     #[serde(default)]
     pub subnet6: String,
+    /// Where addresses are given out from (`--ip-range`; none: the whole subnet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Subnet>,
     /// The subnet was picked by berth (the default network): it may be picked again when
     /// the bridge comes up with no container attached.
     pub auto_subnet: bool,
     /// Labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Driver options as given at create (recorded, not applied).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
     /// The bridge while the network has containers (empty when down).
     #[serde(default)]
     pub bridge: String,

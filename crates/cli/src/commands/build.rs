@@ -310,29 +310,11 @@ fn secrets(specs: &[String]) -> Result<BTreeMap<String, Vec<u8>>> {
 /// Runs `builder prune`: every cached step and cache mount.
 pub fn builder_prune(cli: &Cli, _a: &BuilderPruneArgs) -> Result<u8> {
     let engine = super::container::engine(cli)?;
-    let store = engine.images();
-    let mut n = 0;
-    for (key, _) in store.pins("build-")? {
-        store.unpin(&key)?;
-        n += 1;
-    }
-    let mounts = engine.root().join("build-cache");
-    let mut reclaimed_mounts = 0;
-    if let Ok(rd) = std::fs::read_dir(&mounts) {
-        for e in rd.flatten() {
-            let p = e.path();
-            // A directory per cache mount, and its lock file.
-            if p.is_dir() {
-                std::fs::remove_dir_all(&p).with_context(|| format!("remove {}", p.display()))?;
-                reclaimed_mounts += 1;
-            } else {
-                std::fs::remove_file(&p).with_context(|| format!("remove {}", p.display()))?;
-            }
-        }
-    }
-    let report = store.prune()?;
+    let report = berth_build::prune_cache(&engine)?;
     println!(
-        "Deleted build cache objects: {n} steps, {reclaimed_mounts} cache mounts\nTotal reclaimed space: {}",
+        "Deleted build cache objects: {} steps, {} cache mounts\nTotal reclaimed space: {}",
+        report.steps.len(),
+        report.mounts,
         super::container::format::human_size(report.reclaimed)
     );
     Ok(0)

@@ -17,6 +17,7 @@ use berth_image::registry::{
 use berth_image::{Error, Platform, Reference, Store};
 use clap::{Args, Subcommand};
 
+use super::container::format::human_size3;
 use super::template::{ListFormat, Titles};
 use crate::Cli;
 use berth_engine::{Engine, Filters, ImageDeleted, ImageListOptions, ImageSummary};
@@ -535,7 +536,7 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<u8> {
                 if n < 0 {
                     "N/A".to_string()
                 } else {
-                    human_size(n as u64)
+                    human_size3(n as u64)
                 }
             };
             serde_json::json!({
@@ -546,11 +547,11 @@ fn images(e: &Engine, a: &ImagesArgs) -> Result<u8> {
                 "ID": id(&r.image.id),
                 "Repository": r.repository,
                 "SharedSize": size(r.image.shared_size),
-                "Size": human_size(r.image.size.max(0) as u64),
+                "Size": human_size3(r.image.size.max(0) as u64),
                 "Tag": r.tag,
                 "UniqueSize": if r.image.shared_size < 0 { "N/A".to_string() } else {
-                    human_size((r.image.size - r.image.shared_size).max(0) as u64) },
-                "VirtualSize": human_size(r.image.size.max(0) as u64),
+                    human_size3((r.image.size - r.image.shared_size).max(0) as u64) },
+                "VirtualSize": human_size3(r.image.size.max(0) as u64),
             })
         })
         .collect();
@@ -579,31 +580,6 @@ const IMAGES_TITLES: &Titles = &[
     ("VirtualSize", "VIRTUAL SIZE"),
 ];
 
-/// Docker's `units.HumanSize`: decimal units, three significant digits.
-fn human_size(n: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < UNITS.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    let digits = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let s = format!("{v:.digits$}");
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
-    format!("{s}{}", UNITS[i])
-}
-
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -613,35 +589,13 @@ fn now_secs() -> i64 {
 
 /// Docker's `units.HumanDuration` + " ago".
 fn created_since(created: Option<i64>, now: i64) -> String {
-    let Some(t) = created else {
-        return "N/A".into();
-    };
-    let s = (now - t).max(0);
-    let (min, hour, day) = (60, 3600, 86400);
-    let text = if s < 1 {
-        "Less than a second".to_string()
-    } else if s == 1 {
-        "1 second".to_string()
-    } else if s < min {
-        format!("{s} seconds")
-    } else if s < 2 * min {
-        "About a minute".into()
-    } else if s < hour {
-        format!("{} minutes", s / min)
-    } else if s < 2 * hour {
-        "About an hour".into()
-    } else if s < 2 * day {
-        format!("{} hours", s / hour)
-    } else if s < 14 * day {
-        format!("{} days", s / day)
-    } else if s < 60 * day {
-        format!("{} weeks", s / (7 * day))
-    } else if s < 365 * day {
-        format!("{} months", s / (30 * day))
-    } else {
-        format!("{} years", s / (365 * day))
-    };
-    format!("{text} ago")
+    match created {
+        None => "N/A".into(),
+        Some(t) => format!(
+            "{} ago",
+            berth_engine::human_duration(std::time::Duration::from_secs((now - t).max(0) as u64))
+        ),
+    }
 }
 
 // ---- rmi / tag / inspect / prune ----
@@ -716,7 +670,7 @@ fn prune(cli: &Cli, a: &PruneArgs) -> Result<u8> {
     writeln!(
         out,
         "Total reclaimed space: {}",
-        human_size(report.reclaimed)
+        super::container::format::human_size(report.reclaimed)
     )?;
     Ok(0)
 }
@@ -891,15 +845,6 @@ fn logout(a: &LogoutArgs) -> Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_like_docker() {
-        assert_eq!(human_size(512), "512B");
-        assert_eq!(human_size(1_240), "1.24kB");
-        assert_eq!(human_size(4_261_000), "4.26MB");
-        assert_eq!(human_size(12_345_678), "12.3MB");
-        assert_eq!(human_size(123_456_789), "123MB");
-    }
 
     #[test]
     fn durations_like_docker() {

@@ -2,7 +2,7 @@
 //! `port`, and the hidden `__dns` (a network's DNS server, started by berth-network).
 
 use anyhow::Context;
-use berth_engine::{Engine, Network, NetworkCreateOptions};
+use berth_engine::{Engine, NetworkCreateOptions, NetworkInspect};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -44,6 +44,9 @@ pub enum NetworkSub {
         /// IPv4 gateway for the subnet.
         #[arg(long)]
         gateway: Option<String>,
+        /// Allocate container IPs from a sub-range.
+        #[arg(long = "ip-range")]
+        ip_range: Option<String>,
         /// Restrict external access to the network.
         #[arg(long)]
         internal: bool,
@@ -56,6 +59,9 @@ pub enum NetworkSub {
         /// Set metadata on a network.
         #[arg(long = "label")]
         label: Vec<String>,
+        /// Driver options (recorded and shown by inspect; berth does not apply them).
+        #[arg(short = 'o', long = "opt")]
+        opt: Vec<String>,
         /// Network name.
         name: String,
     },
@@ -71,6 +77,9 @@ pub enum NetworkSub {
         /// Format output: table, table TEMPLATE, json, or a Go template.
         #[arg(long)]
         format: Option<String>,
+        /// Provide filter values (e.g. "driver=bridge").
+        #[arg(short, long, value_name = "FILTER")]
+        filter: Vec<String>,
     },
     /// Display detailed information on one or more networks.
     Inspect {
@@ -116,6 +125,9 @@ pub enum NetworkSub {
         /// Do not prompt for confirmation.
         #[arg(short, long)]
         force: bool,
+        /// Provide filter values (e.g. "until=<timestamp>").
+        #[arg(long, value_name = "FILTER")]
+        filter: Vec<String>,
     },
 }
 
@@ -187,15 +199,16 @@ pub(crate) fn port(e: &Engine, container: &str, private: Option<&str>) -> anyhow
 }
 
 fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
-    let nets = e.networks();
     match cmd {
         NetworkSub::Create {
             subnet,
             gateway,
+            ip_range,
             internal,
             ipv6,
             driver,
             label,
+            opt,
             name,
         } => {
             if driver != "bridge" {
@@ -212,9 +225,18 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
                 name: name.clone(),
                 subnet: subnet.clone(),
                 gateway: gateway.clone(),
+                ip_range: ip_range.clone(),
                 internal: *internal,
                 ipv6: *ipv6,
                 labels,
+                options: opt
+                    .iter()
+                    .map(|o| {
+                        let (k, v) = o.split_once('=').unwrap_or((o, ""));
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect(),
+                ..Default::default()
             })?;
             println!("{}", n.id);
             Ok(0)
@@ -223,9 +245,10 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
             quiet,
             no_trunc,
             format,
+            filter,
         } => {
-            let list = nets.list()?;
-            let id = |n: &Network| {
+            let list = e.network_list(&berth_engine::Filters::parse(filter)?)?;
+            let id = |n: &NetworkInspect| {
                 if *no_trunc {
                     n.id.clone()
                 } else {
@@ -246,7 +269,7 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
                         "Name": n.name,
                         "Driver": n.driver,
                         "Scope": "local",
-                        "IPv6": n.ipv6.to_string(),
+                        "IPv6": n.enable_ipv6.to_string(),
                         "Internal": n.internal.to_string(),
                         "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                         "CreatedAt": n.created,
@@ -298,15 +321,15 @@ fn sub(e: &Engine, cmd: &NetworkSub) -> anyhow::Result<u8> {
             Ok(0)
         }
         NetworkSub::Disconnect {
-            force: _,
+            force,
             network,
             container,
         } => {
-            e.network_disconnect(network, container)?;
+            e.network_disconnect(network, container, *force)?;
             Ok(0)
         }
-        NetworkSub::Prune { force: _ } => {
-            let gone = e.network_prune()?;
+        NetworkSub::Prune { force: _, filter } => {
+            let gone = e.network_prune(&berth_engine::Filters::parse(filter)?)?;
             if !gone.is_empty() {
                 println!("Deleted Networks:");
                 for n in gone {

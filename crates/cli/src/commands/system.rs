@@ -147,7 +147,8 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation (berth never prompts).
     #[arg(short, long)]
     pub force: bool,
-    /// Only containers with these labels: `label=KEY` or `label=KEY=VALUE`.
+    /// Only containers that pass these: `label=KEY[=VALUE]`, `label!=KEY[=VALUE]`,
+    /// `until=TIME` (created before it: RFC 3339, Unix seconds or a duration ago).
     #[arg(long, value_name = "FILTER")]
     pub filter: Vec<String>,
 }
@@ -197,16 +198,8 @@ pub fn run(cli: &Cli, cmd: &SystemCommand) -> anyhow::Result<u8> {
             command: ContainerGroup::Prune(a),
         } => {
             let _ = a.force;
-            let mut labels = Vec::new();
-            for f in &a.filter {
-                match f.split_once('=') {
-                    Some(("label", l)) => labels.push(l.to_string()),
-                    _ => anyhow::bail!(
-                        "--filter: {f:?} is not supported (container prune takes label=KEY[=VALUE])"
-                    ),
-                }
-            }
-            let report = e.prune_containers(&labels)?;
+            let filters = berth_engine::Filters::parse(&a.filter)?;
+            let report = e.prune_containers(&filters)?;
             if !report.removed.is_empty() {
                 println!("Deleted Containers:");
                 for id in &report.removed {
@@ -427,7 +420,7 @@ pub fn history_command(cli: &Cli, a: &HistoryArgs) -> anyhow::Result<u8> {
 }
 
 fn history(e: &berth_engine::Engine, a: &HistoryArgs) -> anyhow::Result<u8> {
-    use super::container::format::{human_duration, human_size, since};
+    use super::container::format::{human_duration, human_size3, since};
     use super::template::print_rows as print_table;
     let store = e.images();
     let image = match store.find_image_loaded(&a.image) {
@@ -472,7 +465,7 @@ fn history(e: &berth_engine::Engine, a: &HistoryArgs) -> anyhow::Result<u8> {
     };
     let size = |n: u64| {
         if a.human {
-            human_size(n)
+            human_size3(n)
         } else {
             n.to_string()
         }
@@ -519,7 +512,7 @@ fn percent(part: u64, whole: u64) -> String {
 }
 
 fn df(e: &berth_engine::Engine, a: &DfArgs) -> anyhow::Result<u8> {
-    use super::container::format::{human_duration, human_size, since};
+    use super::container::format::{human_duration, human_size, human_size3, since};
     use super::template::print_rows as print_table;
     let u = e.disk_usage()?;
     let kinds = [
@@ -611,9 +604,9 @@ fn df(e: &berth_engine::Engine, a: &DfArgs) -> anyhow::Result<u8> {
                 tag,
                 short.clone(),
                 created.clone(),
-                human_size(i.size),
-                human_size(i.shared_size),
-                human_size(i.size - i.shared_size),
+                human_size3(i.size),
+                human_size3(i.shared_size),
+                human_size3(i.size - i.shared_size),
                 i.containers.to_string(),
             ]);
         }
@@ -641,7 +634,7 @@ fn df(e: &berth_engine::Engine, a: &DfArgs) -> anyhow::Result<u8> {
             c.image.clone(),
             cmd,
             c.local_volumes.to_string(),
-            human_size(c.size_rw),
+            human_size3(c.size_rw),
             format!("{} ago", human_duration(since(&c.created))),
             c.state.clone(),
             c.name.clone(),

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
 use berth_engine::{Volume, VolumeCreate};
 use clap::{Args, Subcommand};
 
@@ -174,16 +173,11 @@ pub fn run(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<u8> {
         }
         VolumeSub::Prune { all, force, filter } => {
             let _ = force;
-            let mut labels = Vec::new();
-            for f in filter {
-                match f.split_once('=') {
-                    Some(("label", l)) => labels.push(l.to_string()),
-                    _ => anyhow::bail!(
-                        "--filter: {f:?} is not supported (volume prune takes label=KEY[=VALUE])"
-                    ),
-                }
+            let mut filters = filter.clone();
+            if *all {
+                filters.push("all=true".into());
             }
-            let report = e.volume_prune(*all, &labels)?;
+            let report = e.volume_prune(&berth_engine::Filters::parse(&filters)?)?;
             if !report.removed.is_empty() {
                 println!("Deleted Volumes:");
                 for n in &report.removed {
@@ -198,52 +192,7 @@ pub fn run(cli: &Cli, cmd: &VolumeCommand) -> anyhow::Result<u8> {
 }
 
 fn ls(e: &berth_engine::Engine, a: &LsArgs) -> anyhow::Result<u8> {
-    let mut dangling = None;
-    let mut names = Vec::new();
-    let mut labels = Vec::new();
-    let mut drivers = Vec::new();
-    for f in &a.filter {
-        match f.split_once('=') {
-            Some(("dangling", v)) => {
-                dangling = Some(match v {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => anyhow::bail!("--filter: dangling takes true or false, not {v:?}"),
-                })
-            }
-            Some(("name", v)) => names.push(v.to_string()),
-            Some(("label", v)) => labels.push(v.to_string()),
-            Some(("driver", v)) => drivers.push(v.to_string()),
-            _ => anyhow::bail!(
-                "--filter: invalid filter {f:?} (volume ls takes dangling=, driver=, label=, name=)"
-            ),
-        }
-    }
-    let mut list = Vec::new();
-    for v in e.volumes()? {
-        if !names.is_empty() && !names.iter().any(|n| v.name.contains(n.as_str())) {
-            continue;
-        }
-        if !drivers.is_empty() && !drivers.contains(&v.driver) {
-            continue;
-        }
-        if !labels.iter().all(|l| match l.split_once('=') {
-            Some((k, x)) => v.labels.get(k).is_some_and(|y| y == x),
-            None => v.labels.contains_key(l),
-        }) {
-            continue;
-        }
-        if let Some(d) = dangling {
-            let used = !e
-                .volume_users(&v.name)
-                .with_context(|| format!("volume {}", v.name))?
-                .is_empty();
-            if used == d {
-                continue;
-            }
-        }
-        list.push(v);
-    }
+    let list = e.volume_list(&berth_engine::Filters::parse(&a.filter)?)?;
     if a.quiet {
         for v in &list {
             println!("{}", v.name);

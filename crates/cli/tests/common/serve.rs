@@ -17,25 +17,41 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `berth serve -H unix://ROOT/api.sock` (plus `extra` flags) and waits until
-    /// `_ping` answers.
+    /// Starts `berth serve --no-boot -H unix://ROOT/api.sock` (plus `extra` flags) and waits
+    /// until it listens.
     pub fn start(extra: &[&str]) -> Self {
         let berth = Berth::new();
         let sock = berth.root.path().join("api.sock");
+        let mut args = vec![
+            "--no-boot".to_string(),
+            "-H".into(),
+            format!("unix://{}", sock.display()),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(berth, sock, &args, |_| {})
+    }
+
+    /// Starts `berth serve ARGS` over `berth`'s root (`edit` may change the command: an
+    /// environment, fds) and waits until `sock` accepts connections.
+    pub fn spawn(
+        berth: Berth,
+        sock: PathBuf,
+        args: &[String],
+        edit: impl FnOnce(&mut Command),
+    ) -> Self {
         let log = std::fs::File::create(berth.root.path().join("serve.log")).unwrap();
-        let child = Command::new(berth_bin())
-            .arg("--root")
+        let mut cmd = Command::new(berth_bin());
+        cmd.arg("--root")
             .arg(berth.root.path())
             .arg("--runtime")
             .arg(runtime_bin())
-            .args(["-D", "serve", "--no-boot", "-H"])
-            .arg(format!("unix://{}", sock.display()))
-            .args(extra)
-            .stdin(Stdio::null())
+            .args(["-D", "serve"])
+            .args(args);
+        edit(&mut cmd);
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start berth serve");
+            .stderr(log);
+        let child = cmd.spawn().expect("start berth serve");
         let s = Server { berth, sock, child };
         let until = Instant::now() + Duration::from_secs(30);
         loop {

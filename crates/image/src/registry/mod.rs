@@ -23,7 +23,7 @@ mod push;
 use std::path::PathBuf;
 
 pub use credentials::{Credentials, DockerConfig};
-pub use pull::{Pulled, pull};
+pub use pull::{Pulled, RemoteImage, inspect, pull};
 pub use push::{Pushed, push};
 
 use crate::digest::Digest;
@@ -131,6 +131,9 @@ pub trait Progress: Sync {
     /// The manifest was resolved: `digest` is what the reference points at in the registry
     /// (an index or a manifest).
     fn resolved(&self, _reference: &crate::Reference, _digest: &Digest) {}
+    /// The platform manifest of a pull was read: its config blob and its layers (digest and
+    /// size, bottom first), before any blob's transfer starts.
+    fn manifest(&self, _config: &Digest, _layers: &[(Digest, u64)]) {}
     /// A blob's transfer starts (or, for [`Outcome::Exists`], is skipped right after).
     fn start(&self, _blob: &Digest, _size: u64, _transfer: Transfer) {}
     /// `bytes` more bytes of a blob went through.
@@ -139,6 +142,11 @@ pub trait Progress: Sync {
     fn finish(&self, _blob: &Digest, _outcome: &Outcome) {}
     /// A retry is about to happen, or some other thing worth telling.
     fn note(&self, _message: &str) {}
+    /// Whether the transfer should stop (the caller's client went away): a pull checks it
+    /// between reads of a blob and fails with an error saying it was cancelled.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Progress`] that ignores everything.

@@ -112,14 +112,16 @@ pub fn pull(
         &format!("manifest {manifest_digest} of {reference}"),
     )?;
 
-    let mut wanted = vec![(
-        Digest::from_oci(manifest.config().digest())?,
-        manifest.config().size(),
-    )];
+    let config = Digest::from_oci(manifest.config().digest())?;
+    let mut layers = Vec::new();
     for layer in manifest.layers() {
-        let d = Digest::from_oci(layer.digest())?;
+        layers.push((Digest::from_oci(layer.digest())?, layer.size()));
+    }
+    progress.manifest(&config, &layers);
+    let mut wanted = vec![(config, manifest.config().size())];
+    for (d, size) in layers {
         if !wanted.iter().any(|(w, _)| w == &d) {
-            wanted.push((d, layer.size()));
+            wanted.push((d, size));
         }
     }
     let mut queue = VecDeque::new();
@@ -168,6 +170,118 @@ pub fn pull(
         fetched,
         skipped,
         bytes,
+    })
+}
+
+/// What a registry serves for a reference, read without pulling it (the Engine API's
+/// `GET /distribution/{name}/json`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteImage {
+    /// The media type of what the reference points at (an index or a manifest).
+    pub media_type: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The platforms it has: an index's manifests' (attestations, `unknown/unknown`, left
+    /// out), or a single manifest's config's.
+    pub platforms: Vec<crate::Platform>,
+}
+
+/// Reads the manifest (or index) `reference` points at in its registry, and the platforms it
+/// covers (for a single manifest, from its config blob). Nothing is stored. A digest
+/// reference is checked against what the registry sent.
+pub fn inspect(
+    reference: &Reference,
+    opts: &crate::registry::RegistryOptions,
+) -> Result<RemoteImage> {
+    let client = Client::new(reference.registry(), opts, None)?;
+    let repo = reference.repository();
+    let scopes = [pull_scope(repo)];
+    let target = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => crate::DEFAULT_TAG.to_string(),
+    };
+    let (data, media_type) = get_manifest(&client, reference, &target, &scopes)?;
+    let digest = Digest::of(&data);
+    if let Some(expected) = reference.digest()
+        && &digest != expected
+    {
+        return Err(Error::DigestMismatch {
+            expected: expected.clone(),
+            actual: digest,
+        });
+    }
+    let what = format!("{media_type} {digest} of {reference}");
+    let mut platforms = Vec::new();
+    if is_index(&media_type) {
+        let index: ImageIndex = serde_json::from_slice(&data).map_err(|source| Error::Json {
+            what: what.clone(),
+            error: source,
+        })?;
+        for d in index.manifests() {
+            if let Some(p) = d.platform() {
+                let os = p.os().to_string();
+                let architecture = p.architecture().to_string();
+                if os == "unknown" || architecture == "unknown" {
+                    continue;
+                }
+                platforms.push(crate::Platform {
+                    os,
+                    architecture,
+                    variant: p.variant().clone(),
+                });
+            }
+        }
+    } else {
+        let (manifest, _) = parse_manifest(&data, &what)?;
+        let config = Digest::from_oci(manifest.config().digest())?;
+        let url = format!("{}/v2/{repo}/blobs/{config}", client.base());
+        let resp = client.send("GET", &url, &[], &Body::Empty, &scopes)?;
+        if resp.status().as_u16() != 200 {
+            return Err(Client::status_error("GET", &url, resp));
+        }
+        let blob = resp
+            .into_body()
+            .with_config()
+            .limit(MAX_MANIFEST)
+            .read_to_vec()
+            .map_err(|e| Error::Transport {
+                method: "GET".into(),
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let actual = Digest::of(&blob);
+        if actual != config {
+            return Err(Error::DigestMismatch {
+                expected: config,
+                actual,
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            os: Option<String>,
+            architecture: Option<String>,
+            variant: Option<String>,
+        }
+        let p: Probe = serde_json::from_slice(&blob).map_err(|source| Error::Json {
+            what: format!("config {config} of {reference}"),
+            error: source,
+        })?;
+        if let (Some(os), Some(architecture)) = (p.os, p.architecture) {
+            platforms.push(crate::Platform {
+                os,
+                architecture,
+                variant: p.variant.filter(|v| !v.is_empty()),
+            });
+        }
+    }
+    Ok(RemoteImage {
+        media_type,
+        size: data.len() as u64,
+        digest,
+        platforms,
     })
 }
 
@@ -333,6 +447,10 @@ impl<R: Read> Read for Counting<'_, R> {
         if self.cancel.load(Ordering::Relaxed) {
             // Not `Interrupted`: `io::copy` would retry that.
             return Err(io::Error::other("cancelled: another download failed"));
+        }
+        if self.progress.cancelled() {
+            self.cancel.store(true, Ordering::Relaxed);
+            return Err(io::Error::other("cancelled"));
         }
         let n = self.inner.read(buf)?;
         self.progress.advance(self.digest, n as u64);

@@ -7,7 +7,7 @@ use berth_engine::{ContainerSummary, Engine, Filters, ListOptions, Status};
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::format::{bytes_size, go_time, human_duration, human_size};
+use super::format::{bytes_size, go_time, human_duration, human_size3};
 use crate::commands::template::{ListFormat, Titles};
 
 /// `ps` flags.
@@ -104,7 +104,11 @@ fn row(s: &ContainerSummary, trunc: bool) -> Value {
     if let Some(rw) = s.size_rw {
         let rw = rw.max(0) as u64;
         let virt = s.size_root_fs.unwrap_or(0).max(0) as u64;
-        v["Size"] = json!(format!("{} (virtual {})", human_size(rw), human_size(virt)));
+        v["Size"] = json!(format!(
+            "{} (virtual {})",
+            human_size3(rw),
+            human_size3(virt)
+        ));
     }
     v
 }
@@ -227,8 +231,8 @@ pub fn stats(
                 "CPUPerc": format!("{cpu:.2}%"),
                 "MemUsage": format!("{} / {}", bytes_size(s.mem_usage), bytes_size(s.mem_limit)),
                 "MemPerc": format!("{mem_perc:.2}%"),
-                "NetIO": format!("{} / {}", human_size(s.net_rx), human_size(s.net_tx)),
-                "BlockIO": format!("{} / {}", human_size(s.blk_read), human_size(s.blk_write)),
+                "NetIO": format!("{} / {}", human_size3(s.net_rx), human_size3(s.net_tx)),
+                "BlockIO": format!("{} / {}", human_size3(s.blk_read), human_size3(s.blk_write)),
                 "PIDs": s.pids.to_string(),
             }));
         }
