@@ -187,6 +187,8 @@ struct EngineSide {
     client: Client,
     /// Ends the watch of a plain body's client (see [`watch_client`]) when dropped.
     _guard: Option<tokio::sync::oneshot::Sender<()>>,
+    /// For a hijacked connection: told once the `101` is out (`false`: the upgrade failed).
+    upgraded: Option<tokio::sync::oneshot::Receiver<bool>>,
 }
 
 enum EngineOut {
@@ -197,6 +199,16 @@ enum EngineOut {
 }
 
 impl EngineSide {
+    /// Waits until the client has our answer, so that no output of the session goes out
+    /// with (or before) it: a client that reads the answer through a buffer it then leaves,
+    /// as docker-py does, would lose it. `false` if the client is gone.
+    fn ready(&mut self) -> bool {
+        match self.upgraded.take() {
+            Some(rx) => rx.blocking_recv().unwrap_or(false),
+            None => true,
+        }
+    }
+
     /// The writers for the session's output.
     fn writers(&self, tty: bool, stdout: bool, stderr: bool) -> std::io::Result<(Output, Output)> {
         Ok(match &self.out {
@@ -226,6 +238,7 @@ enum ClientSide {
         upgrade: hyper::upgrade::OnUpgrade,
         sock: UnixStream,
         client: Client,
+        upgraded: tokio::sync::oneshot::Sender<bool>,
     },
     Body {
         body: Body,
@@ -248,17 +261,20 @@ fn connection(req: &mut Request, stdin: bool) -> Result<(EngineSide, ClientSide)
             } else {
                 None
             };
+            let (upgraded, ready) = tokio::sync::oneshot::channel();
             Ok((
                 EngineSide {
                     out: EngineOut::Sock(ours),
                     stdin: input,
                     client: client.clone(),
                     _guard: None,
+                    upgraded: Some(ready),
                 },
                 ClientSide::Hijacked {
                     upgrade,
                     sock: theirs,
                     client,
+                    upgraded,
                 },
             ))
         }
@@ -273,6 +289,7 @@ fn connection(req: &mut Request, stdin: bool) -> Result<(EngineSide, ClientSide)
                     stdin: input,
                     client,
                     _guard: Some(guard),
+                    upgraded: None,
                 },
                 ClientSide::Body { body },
             ))
@@ -288,8 +305,9 @@ impl ClientSide {
                 upgrade,
                 sock,
                 client,
+                upgraded,
             } => {
-                tokio::spawn(bridge(upgrade, sock, client));
+                tokio::spawn(bridge(upgrade, sock, client, upgraded));
                 let mut r = http::status(StatusCode::SWITCHING_PROTOCOLS);
                 r.extensions_mut()
                     .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
@@ -312,15 +330,22 @@ impl ClientSide {
 /// Copies between the upgraded connection and our end of the socketpair: the client's
 /// input (then its half-close) one way, the session's output (then the end) the other. A
 /// connection that fails (the client went away) detaches the session.
-async fn bridge(upgrade: hyper::upgrade::OnUpgrade, sock: UnixStream, client: Client) {
+async fn bridge(
+    upgrade: hyper::upgrade::OnUpgrade,
+    sock: UnixStream,
+    client: Client,
+    ready: tokio::sync::oneshot::Sender<bool>,
+) {
     let upgraded = match upgrade.await {
         Ok(u) => u,
         Err(e) => {
             tracing::debug!(error = %e, "connection upgrade failed");
             client.went_away();
+            let _ = ready.send(false);
             return;
         }
     };
+    let _ = ready.send(true);
     let sock = match sock
         .set_nonblocking(true)
         .and_then(|()| tokio::net::UnixStream::from_std(sock))
@@ -424,6 +449,9 @@ pub(crate) async fn attach(state: &Arc<State>, mut req: Request, key: &str) -> R
     let engine = state.engine.clone();
     std::thread::spawn(move || {
         let mut side = side;
+        if !side.ready() {
+            return;
+        }
         let (stdout, stderr) = match side.writers(tty, want_stdout, want_stderr) {
             Ok(w) => w,
             Err(e) => {
@@ -746,44 +774,47 @@ async fn exec_start(state: &Arc<State>, mut req: Request, exec_id: &str) -> Resu
     } else {
         RAW_STREAM
     };
-    let (mut side, client) = connection(&mut req, inspect.open_stdin)?;
-    let (stdout, stderr) = side
-        .writers(tty, want_stdout, want_stderr)
-        .map_err(|e| ApiError::internal(format!("exec streams: {e}")))?;
-    let io = berth_engine::ExecIo {
-        stdin: side.stdin.take(),
-        stdout,
-        stderr,
-        size,
-    };
-    // Started before we answer: a failure to reach the container is an HTTP error, and the
-    // terminal can be resized as soon as the client has its answer.
-    let started = blocking(move || Ok(engine.exec_start(&id, io))).await?;
-    let handle = match started {
-        Ok(h) => h,
-        // The process could not be run (126/127, recorded as its exit code): Docker says
-        // so in the stream.
-        Err(e @ (berth_engine::Error::Command { .. } | berth_engine::Error::Runtime { .. })) => {
-            let message = e.to_string();
-            std::thread::spawn(move || {
-                side.write_error(tty, &message);
-                side.finish();
-            });
-            return Ok(client.respond(content_type));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(r) = handle.resizer().filter(|_| tty) {
-        state
-            .exec_resizers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(exec_id.to_string(), r);
-    }
-    side.client.attached(handle.detacher());
+    let (side, client) = connection(&mut req, inspect.open_stdin)?;
     let state = state.clone();
     let id = exec_id.to_string();
+    // Started once the client has our answer (as Docker does), in a thread of its own.
     std::thread::spawn(move || {
+        let mut side = side;
+        if !side.ready() {
+            return;
+        }
+        let (stdout, stderr) = match side.writers(tty, want_stdout, want_stderr) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(exec = %id, error = %e, "exec streams");
+                side.finish();
+                return;
+            }
+        };
+        let io = berth_engine::ExecIo {
+            stdin: side.stdin.take(),
+            stdout,
+            stderr,
+            size,
+        };
+        let handle = match engine.exec_start(&id, io) {
+            Ok(h) => h,
+            // The process could not be run (126/127, recorded as its exit code), or the
+            // container stopped meanwhile: Docker says so in the stream.
+            Err(e) => {
+                side.write_error(tty, &e.to_string());
+                side.finish();
+                return;
+            }
+        };
+        if let Some(r) = handle.resizer().filter(|_| tty) {
+            state
+                .exec_resizers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.clone(), r);
+        }
+        side.client.attached(handle.detacher());
         let end = handle.wait();
         tracing::debug!(exec = %id, ?end, "exec ended");
         state
@@ -796,35 +827,41 @@ async fn exec_start(state: &Arc<State>, mut req: Request, exec_id: &str) -> Resu
     Ok(client.respond(content_type))
 }
 
-/// `POST /exec/{id}/resize`.
+/// `POST /exec/{id}/resize`. An exec being started (its client resizes as soon as it has
+/// the `101`) is waited for, at most 10 s, as Docker does.
 async fn exec_resize(state: &Arc<State>, req: Request, exec_id: &str) -> Result {
     let (h, w) = size_params(&req)?;
-    let resizer = state
-        .exec_resizers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(exec_id)
-        .cloned();
-    let engine = state.engine.clone();
-    let id = exec_id.to_string();
-    blocking(move || {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let resizer = state
+            .exec_resizers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(exec_id)
+            .cloned();
         if let Some(r) = resizer {
-            return Ok(r.resize(h, w)?);
+            blocking(move || Ok(r.resize(h, w)?)).await?;
+            return Ok(http::status(StatusCode::OK));
         }
-        let i = engine.exec_inspect(&id)?;
-        if !i.running {
-            return Err(ApiError::conflict(format!("exec {id} is not running")));
+        let engine = state.engine.clone();
+        let id = exec_id.to_string();
+        let i = blocking(move || Ok(engine.exec_inspect(&id)?)).await?;
+        if i.exit_code.is_some() && !i.running {
+            return Err(ApiError::conflict(format!("exec {exec_id} is not running")));
         }
-        if i.process_config.tty {
-            return Err(ApiError::conflict(format!(
-                "exec {id} has no terminal attached through this server to resize"
-            )));
+        if !i.process_config.tty {
+            // No terminal: nothing to resize (as Docker, not an error).
+            return Ok(http::status(StatusCode::OK));
         }
-        // No terminal: nothing to resize (as Docker, not an error).
-        Ok(())
-    })
-    .await?;
-    Ok(http::status(StatusCode::OK))
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::conflict(if i.running {
+                format!("exec {exec_id} has no terminal attached through this server to resize")
+            } else {
+                format!("exec {exec_id} is not running")
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------

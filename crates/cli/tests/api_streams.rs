@@ -712,3 +712,122 @@ fn error_paths_by_hand() {
     );
     assert_eq!(code, 409, "{body}");
 }
+
+#[test]
+fn docker_run_attached_with_stdin_and_a_terminal() {
+    let s = Server::start(&[]);
+    // Attached before the start (docker run's order): nothing of the output is lost.
+    let o = s.docker(&["run", "--rm", "--network", "none", IMAGE, "echo", "hi"]);
+    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "hi\n");
+    let o = s.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", explain(&s, &o));
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        ("out\n", "err\n")
+    );
+    // Piped stdin, ended by the client's half-close.
+    let o = with_input(
+        &s,
+        "docker",
+        &["run", "-i", "--rm", "--network", "none", IMAGE, "cat"],
+        b"piped\nlines\n",
+    );
+    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "piped\nlines\n");
+    // Debian's 20.10 the same way.
+    let o = with_input(
+        &s,
+        "/usr/bin/docker",
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "--network",
+            "none",
+            IMAGE,
+            "sh",
+            "-c",
+            "cat; exit 4",
+        ],
+        b"old\n",
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "old\n");
+    // With a terminal, on a pty: its size, what we type.
+    let steps = serde_json::json!([
+        ["retry", "stty size\r", "30 100"],
+        ["send", "echo in-$((2+3)); exit 2\r"],
+        ["expect", "in-5"],
+    ]);
+    let (code, seen) = on_a_pty(
+        &s,
+        &[
+            "docker",
+            "run",
+            "-it",
+            "--rm",
+            "--network",
+            "none",
+            IMAGE,
+            "sh",
+        ],
+        steps,
+    );
+    assert_eq!(code, 2, "{seen:?}");
+    s.berth.wait_for(30, "the --rm containers to go", || {
+        s.berth.container_ids().is_empty()
+    });
+}
+
+/// docker-py reads a hijacked answer through a buffer it then leaves for the raw socket:
+/// output sent with the `101` would be lost (the session starts once the answer is out).
+#[test]
+fn docker_py_exec_output_and_logs() {
+    const SCRIPT: &str = r#"
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1], version="auto")
+ctr = c.containers.get(sys.argv[2])
+for i in range(30):
+    code, out = ctr.exec_run(["echo", str(i)])
+    assert (code, out) == (0, ("%d\n" % i).encode()), (i, code, out)
+code, (o, e) = ctr.exec_run(["sh", "-c", "echo o; echo e >&2; exit 2"], demux=True)
+assert (code, o, e) == (2, b"o\n", b"e\n"), (code, o, e)
+code, out = ctr.exec_run(["sh", "-c", "tty; stty size"], tty=True)
+assert code == 0 and out.startswith(b"/dev/pts/"), (code, out)
+assert ctr.logs(stdout=True, stderr=False) == b"first\n", ctr.logs()
+assert ctr.logs(stdout=False, stderr=True) == b"second\n", ctr.logs(stderr=True)
+print("ok")
+"#;
+    let s = Server::start(&[]);
+    run_d(
+        &s,
+        &[
+            "--name",
+            "py",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo first; echo second >&2; exec sleep 600",
+        ],
+    );
+    s.berth.wait_for(30, "the first lines", || {
+        s.berth.run(&["logs", "py"]).stderr.starts_with(b"second")
+    });
+    let o = s
+        .client("python3")
+        .args(["-c", SCRIPT, &s.host(), "py"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "ok\n");
+}

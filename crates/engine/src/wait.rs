@@ -81,6 +81,7 @@ impl Engine {
             since: Some(since),
             until: None,
             follow: false,
+            cancel: None,
         };
         let mut code = None;
         let _ = self.events.read(
