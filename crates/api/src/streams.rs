@@ -670,8 +670,7 @@ struct ExecCreate {
     attach_stdin: bool,
     attach_stdout: bool,
     attach_stderr: bool,
-    #[allow(dead_code)]
-    console_size: Option<Vec<u32>>,
+    // `ConsoleSize` is taken from the start's body, as Docker does.
     detach_keys: Option<String>,
     tty: bool,
     env: Option<Vec<String>>,
@@ -725,8 +724,7 @@ pub(crate) async fn exec_create(state: &Arc<State>, mut req: Request, key: &str)
 #[serde(rename_all = "PascalCase", default)]
 struct ExecStart {
     detach: bool,
-    #[allow(dead_code)]
-    tty: bool,
+    // `Tty` is the exec's own (from its create), which clients repeat here.
     console_size: Option<Vec<u16>>,
 }
 

@@ -235,6 +235,37 @@ fn logs_tail_timestamps_since_until_and_a_tty() {
     let o = s.docker(&["logs", "--until", lines[1].0, "lg"]);
     assert_eq!(stdout(&o), "out1\n", "{}", explain(&s, &o));
     assert_eq!(stderr(&o), "err1\n");
+    // An attach that replays the logs and does not stream (no upgrade: a plain body of
+    // stdcopy frames).
+    let (code, body) = curl(
+        &s,
+        &[
+            "-X",
+            "POST",
+            "http://x/containers/lg/attach?logs=1&stream=0&stdout=1&stderr=1",
+        ],
+    );
+    assert_eq!(code, 200);
+    let mut frames = Vec::new();
+    let mut b = body.as_bytes();
+    while b.len() >= 8 {
+        let len = u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;
+        assert_eq!(&b[1..4], [0, 0, 0], "{body:?}");
+        frames.push((b[0], String::from_utf8_lossy(&b[8..8 + len]).into_owned()));
+        b = &b[8 + len..];
+    }
+    assert!(b.is_empty(), "{body:?}");
+    // Each stream in its order (the two pipes' lines are logged as they are read).
+    let of = |k: u8| -> Vec<String> {
+        frames
+            .iter()
+            .filter(|f| f.0 == k)
+            .map(|f| f.1.clone())
+            .collect()
+    };
+    assert_eq!(of(1), ["out1\n", "out2\n"], "{frames:?}");
+    assert_eq!(of(2), ["err1\n"], "{frames:?}");
+    assert_eq!(frames.len(), 3, "{frames:?}");
     // With a terminal: one raw stream, as the terminal wrote it.
     let t = run_d(
         &s,
