@@ -393,7 +393,8 @@ async fn bridge(
 // ---------------------------------------------------------------------------------------
 // Attach.
 
-/// Where a container's status allows an attach: now, or at its next start.
+/// The statuses with a monitor to attach to now (for the others, an attach that streams
+/// waits for the next start).
 fn is_active(s: berth_engine::Status) -> bool {
     use berth_engine::Status as S;
     matches!(s, S::Running | S::Restarting)
