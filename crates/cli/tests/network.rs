@@ -399,6 +399,67 @@ fn internal_network_has_no_way_out() {
     ]);
 }
 
+/// A container made on an internal network with published ports (as compose makes one on its
+/// first network) publishes them on the next network it joins that is not internal.
+#[test]
+fn ports_of_a_container_on_an_internal_network_go_to_its_next_network() {
+    tools();
+    let b = Berth::new();
+    b.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.89.213.0/24",
+        "pin-back",
+    ]);
+    b.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.89.214.0/24",
+        "pin-front",
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{port}:80");
+    b.ok(&[
+        "create",
+        "--name",
+        "pin",
+        "--network",
+        "pin-back",
+        "-p",
+        &publish,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo served > /index.html; exec httpd -f -p 80 -h /",
+    ]);
+    assert_eq!(
+        b.ok(&["port", "pin"]).trim(),
+        "",
+        "published on the internal network"
+    );
+    b.ok(&["network", "connect", "pin-front", "pin"]);
+    b.ok(&["start", "pin"]);
+    assert_eq!(
+        b.ok(&["port", "pin"]).trim(),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
+    let mut got = None;
+    b.wait_for(10, "the published port to answer", || {
+        got = http_get((Ipv4Addr::LOCALHOST, port));
+        got.is_some()
+    });
+    assert!(got.unwrap().contains("served"));
+    b.ok(&["rm", "-f", "pin"]);
+    b.ok(&["network", "rm", "pin-back", "pin-front"]);
+}
+
 #[test]
 fn container_mode_shares_the_namespace() {
     tools();

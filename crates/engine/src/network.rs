@@ -272,11 +272,23 @@ impl Engine {
         let mac = Some(ep.mac_address)
             .filter(|m| !m.is_empty())
             .or_else(|| Some(r.config.mac_address.clone()).filter(|m| !m.is_empty()));
+        // Published ports go where the container has its way out, as Docker's gateway
+        // endpoint: not on an internal network (compose creates a container on its first
+        // network, which may be internal, and connects the others): a later connect to a
+        // network that is not internal publishes them there.
+        let internal = self
+            .networks
+            .get(&r.host_config.network_mode)
+            .is_ok_and(|n| n.internal);
         let o = AttachOptions {
             ip: ip.parse().ok(),
             mac,
             aliases: ep.aliases,
-            ports: port_requests(r)?,
+            ports: if internal {
+                Vec::new()
+            } else {
+                port_requests(r)?
+            },
         };
         self.networks
             .attach(&r.id, &r.name, &r.host_config.network_mode, &o)?;
@@ -609,11 +621,25 @@ impl Engine {
             ),
             None => None,
         };
+        // Ports not published yet (the container's first network is internal) are published
+        // on the first network it joins that is not.
+        let target_internal = self.networks.get(network).is_ok_and(|n| n.internal);
+        let published = self
+            .networks
+            .endpoints(&id)
+            .unwrap_or_default()
+            .iter()
+            .any(|(_, e)| !e.ports.is_empty());
+        let ports = if target_internal || published {
+            Vec::new()
+        } else {
+            port_requests(&r)?
+        };
         let o = AttachOptions {
             ip,
             mac: None,
             aliases: aliases.to_vec(),
-            ports: Vec::new(),
+            ports,
         };
         self.networks.attach(&id, &r.name, network, &o)?;
         if let Ok(n) = self.networks.get(network) {
