@@ -410,14 +410,14 @@ fn ports_of_a_container_on_an_internal_network_go_to_its_next_network() {
         "create",
         "--internal",
         "--subnet",
-        "10.89.213.0/24",
+        "10.89.217.0/24",
         "pin-back",
     ]);
     b.ok(&[
         "network",
         "create",
         "--subnet",
-        "10.89.214.0/24",
+        "10.89.218.0/24",
         "pin-front",
     ]);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
