@@ -18,9 +18,6 @@
 //! (pull, push, list, tag, delete, save/load, auth), `build`, `networks`, `volumes`, `system`
 //! (ping, version, info).
 
-// Helpers used by endpoint modules still being filled in.
-#![allow(dead_code)]
-
 mod build;
 mod container_data;
 mod containers;
