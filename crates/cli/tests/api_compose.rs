@@ -91,7 +91,8 @@ volumes:
         s.client("docker-compose")
             .current_dir(dir.path())
             .env("DOCKER_BUILDKIT", "0")
-            .env("COMPOSE_DOCKER_CLI_BUILD", "0")
+            // compose 1.29 shells out to the docker CLI for builds (as it does for exec).
+            .env("COMPOSE_DOCKER_CLI_BUILD", "1")
             .args(["-p", "bcompose"])
             .args(args)
             .output()
