@@ -113,6 +113,14 @@ pub fn serve(
                 Err(e) => tracing::warn!(error = %e, "restarting containers at start"),
             }
         }
+        // Monitors this server started are reaped when they exit (no zombie per container).
+        tokio::spawn(async {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                let _ = tokio::task::spawn_blocking(berth_engine::reap_monitors).await;
+            }
+        });
         listen::serve_all(listeners, state).await
     })
 }

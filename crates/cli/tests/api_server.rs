@@ -297,3 +297,47 @@ fn restarts_always_and_unless_stopped_containers_at_start() {
     );
     assert!(!running("never"));
 }
+
+/// The children of `pid` that are zombies.
+fn zombie_children(pid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+            continue;
+        };
+        let mut f = rest.split(' ');
+        let (state, ppid) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+        if state == "Z" && ppid == pid.to_string() {
+            out.push(stat);
+        }
+    }
+    out
+}
+
+#[test]
+fn monitors_the_server_started_are_reaped() {
+    let s = Server::start(&[]);
+    for _ in 0..3 {
+        s.docker_ok(&["run", "--rm", "--network", "none", IMAGE, "true"]);
+    }
+    s.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "short",
+        IMAGE,
+        "true",
+    ]);
+    s.docker_ok(&["wait", "short"]);
+    s.docker_ok(&["rm", "short"]);
+    s.berth
+        .wait_for(20, "the server's exited monitors to be reaped", || {
+            zombie_children(s.pid()).is_empty()
+        });
+}

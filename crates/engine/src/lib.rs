@@ -77,7 +77,7 @@ pub use lists::{
     SummaryNetworkSettings, human_duration,
 };
 pub use logs::{LogEntry, LogOptions};
-pub use monitor::{EarlyMonitor, Starting, wait_process_exit};
+pub use monitor::{EarlyMonitor, Starting, reap_monitors, wait_process_exit};
 pub use network::{
     ConfigReference, Ipam, IpamConfig, NetworkContainer, NetworkInspect, PREDEFINED_NETWORKS,
     is_predefined_network,

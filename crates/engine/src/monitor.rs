@@ -770,36 +770,35 @@ impl Engine {
     }
 }
 
-/// A monitor process this process spawned: reaped once it exits, after its handle is dropped
-/// (by one thread for all of them), so that a long-lived caller (`berth serve`) does not
-/// collect a zombie per container that has run.
+/// A monitor process this process spawned: reaped once it exits, after its handle is dropped,
+/// so that a long-lived caller (`berth serve`) does not collect a zombie per container that
+/// has run. The ones still running are kept in a list that every later drop reaps from: no
+/// thread (a short-lived `berth run` would pay for one at every start), and at most the
+/// monitors since the last start wait as zombies.
+/// A long-lived caller may also call [`reap_monitors`] now and then.
 struct MonitorChild(Option<std::process::Child>);
+
+static REAPED: Mutex<Vec<std::process::Child>> = Mutex::new(Vec::new());
+
+/// Reaps the monitors this process spawned that have exited since (see [`MonitorChild`]):
+/// what a long-lived front end (`berth serve`) calls now and then.
+pub fn reap_monitors() {
+    REAPED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+}
 
 impl Drop for MonitorChild {
     fn drop(&mut self) {
-        static REAPED: Mutex<Vec<std::process::Child>> = Mutex::new(Vec::new());
-        static REAPER: std::sync::Once = std::sync::Once::new();
+        let mut pending = REAPED.lock().unwrap_or_else(|e| e.into_inner());
+        pending.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
         let Some(mut child) = self.0.take() else {
             return;
         };
-        if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
-            return;
+        if matches!(child.try_wait(), Ok(None)) {
+            pending.push(child);
         }
-        REAPED.lock().unwrap_or_else(|e| e.into_inner()).push(child);
-        REAPER.call_once(|| {
-            let _ = std::thread::Builder::new()
-                .name("monitor-reaper".into())
-                .stack_size(64 << 10)
-                .spawn(|| {
-                    loop {
-                        std::thread::sleep(Duration::from_secs(1));
-                        REAPED
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
-                    }
-                });
-        });
     }
 }
 

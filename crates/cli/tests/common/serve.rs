@@ -68,6 +68,11 @@ impl Server {
         s
     }
 
+    /// The server's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `unix://SOCK`, for DOCKER_HOST.
     pub fn host(&self) -> String {
         format!("unix://{}", self.sock.display())
