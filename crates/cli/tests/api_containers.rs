@@ -791,3 +791,71 @@ print("left", c.containers.list(all=True))
     );
     assert_eq!(out, want);
 }
+
+#[test]
+fn run_detached_with_a_published_port_and_kill_winch() {
+    let s = Server::start(&[]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("127.0.0.1:{port}:80");
+    s.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pweb",
+        "-p",
+        &publish,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo through-the-api > /index.html; exec httpd -f -p 80 -h /",
+    ]);
+    let ports = s.docker_ok(&["port", "pweb"]);
+    assert_eq!(ports.trim(), format!("80/tcp -> 127.0.0.1:{port}"));
+    let ps = s.docker_ok(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(ps.trim(), format!("127.0.0.1:{port}->80/tcp"));
+    let mut body = String::new();
+    for _ in 0..100 {
+        let o = std::process::Command::new("curl")
+            .args(["-sf", "--max-time", "2"])
+            .arg(format!("http://127.0.0.1:{port}/index.html"))
+            .output()
+            .unwrap();
+        if o.status.success() {
+            body = String::from_utf8_lossy(&o.stdout).into_owned();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(body, "through-the-api\n");
+    // What `docker attach` forwards on a terminal resize: SIGWINCH is delivered, the
+    // container keeps running.
+    s.docker_ok(&["kill", "-s", "WINCH", "pweb"]);
+    assert_eq!(
+        s.docker_ok(&["inspect", "-f", "{{.State.Running}}", "pweb"])
+            .trim(),
+        "true"
+    );
+    // A resize of a container with a terminal is accepted.
+    s.docker_ok(&["run", "-d", "-t", "--name", "ptty", IMAGE, "sleep", "1000"]);
+    let o = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "--unix-socket",
+        ])
+        .arg(&s.sock)
+        .arg("http://x/v1.44/containers/ptty/resize?h=40&w=100")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
+    s.docker_ok(&["rm", "-f", "pweb", "ptty"]);
+}
