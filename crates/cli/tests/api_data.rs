@@ -450,6 +450,15 @@ fn volumes_create_list_inspect_remove_and_prune() {
     ]);
     let mounts = s.berth.ok(&["exec", "vuser", "cat", "/proc/mounts"]);
     assert!(mounts.lines().any(|l| l.contains(" /t tmpfs ")), "{mounts}");
+    // Docker's MountPoint names a volume's driver (docker ps --format {{.Mounts}} and compose
+    // read it).
+    let m = s.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Name}}:{{.Driver}} {{end}}",
+        "vuser",
+    ]);
+    assert_eq!(m.trim(), "v1:local vt:local");
     assert_eq!(ls(&["--filter", "dangling=false"]), ["v1", "vt"]);
     assert_eq!(ls(&["--filter", "dangling=true"]), [anon]);
     let err = docker_fails(&s, &["volume", "rm", "v1"]);

@@ -418,6 +418,9 @@ pub struct MountPoint {
     pub source: String,
     /// Path in the container.
     pub destination: String,
+    /// The volume's driver (`local`; volumes only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub driver: String,
     /// Options (tmpfs: size=..., mode=...).
     #[serde(default)]
     pub mode: String,

@@ -130,6 +130,7 @@ pub(crate) fn parse_volume(root: &Path, spec: &str) -> Result<MountPoint> {
             name: String::new(),
             source: src.into(),
             destination: dst.into(),
+            driver: String::new(),
             mode: opts.into(),
             rw,
         });
@@ -149,6 +150,7 @@ pub(crate) fn parse_volume(root: &Path, spec: &str) -> Result<MountPoint> {
         source: volume_dir(root, &name).display().to_string(),
         name,
         destination: dst.into(),
+        driver: "local".into(),
         mode: opts.into(),
         rw,
     })
@@ -213,6 +215,7 @@ pub(crate) fn mount_point(root: &Path, m: &Mount) -> Result<MountPoint> {
                 name: String::new(),
                 source: src.clone(),
                 destination: dst.clone(),
+                driver: String::new(),
                 mode: String::new(),
                 rw: !m.read_only,
             })
@@ -272,6 +275,7 @@ pub(crate) fn tmpfs_point(dst: &str, opts: &str) -> MountPoint {
         name: String::new(),
         source: String::new(),
         destination: dst.into(),
+        driver: String::new(),
         mode: opts.into(),
         rw: true,
     }
