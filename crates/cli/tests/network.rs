@@ -460,6 +460,52 @@ fn ports_of_a_container_on_an_internal_network_go_to_its_next_network() {
     b.ok(&["network", "rm", "pin-back", "pin-front"]);
 }
 
+/// Bridges made at the same moment, by two berth roots, are isolated from each other: each
+/// table's `peers` set names the other (the tables are built under one host-wide lock).
+#[test]
+fn networks_made_at_once_are_isolated() {
+    tools();
+    let (a, b) = (Berth::new(), Berth::new());
+    std::thread::scope(|t| {
+        t.spawn(|| a.ok(&["network", "create", "--subnet", "10.89.219.0/24", "race-a"]));
+        t.spawn(|| b.ok(&["network", "create", "--subnet", "10.89.221.0/24", "race-b"]));
+    });
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            a.ok(&[
+                "run",
+                "-d",
+                "--name",
+                "ra",
+                "--network",
+                "race-a",
+                IMAGE,
+                "sleep",
+                "1000",
+            ])
+        });
+        t.spawn(|| {
+            b.ok(&[
+                "run",
+                "-d",
+                "--name",
+                "rb",
+                "--network",
+                "race-b",
+                IMAGE,
+                "sleep",
+                "1000",
+            ])
+        });
+    });
+    let ip_a = ip_of(&a, "ra");
+    let ip_b = ip_of(&b, "rb");
+    let o = a.run(&["exec", "ra", "ping", "-c1", "-W1", &ip_b]);
+    assert!(!o.status.success(), "race-a reached {ip_b} on race-b");
+    let o = b.run(&["exec", "rb", "ping", "-c1", "-W1", &ip_a]);
+    assert!(!o.status.success(), "race-b reached {ip_a} on race-a");
+}
+
 #[test]
 fn container_mode_shares_the_namespace() {
     tools();

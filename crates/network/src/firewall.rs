@@ -139,8 +139,14 @@ pub(crate) fn apply_ports(n: &Network) -> Result<()> {
     .map(drop)
 }
 
+/// The host-wide lock under which a table is built: listing the other berth tables and
+/// adding this bridge to their `peers` sets must be one step across every berth process and
+/// root, or two bridges made at once each miss the other and are not isolated.
+const TABLES_LOCK: &str = "/run/berth-nftables.lock";
+
 /// Builds (or rebuilds) the network's table.
 pub(crate) fn apply(n: &Network) -> Result<()> {
+    let _lock = berth_sys::Flock::exclusive(Path::new(TABLES_LOCK))?;
     run("nft", &["-f", "-"], &ruleset(n), None).map(drop)
 }
 
