@@ -3,22 +3,12 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::serve::Server;
+use common::serve::{Server, free_port};
 use common::{Berth, IMAGE, berth_bin, runtime_bin};
-
-/// A free TCP port on loopback.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate signed by it, and a
 /// second client certificate from another CA; written as docker's file names under `dir`

@@ -302,6 +302,21 @@ impl Drop for Berth {
     }
 }
 
+/// A process's stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A process's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A process's (stdout, stderr) as text.
+pub fn text(o: &Output) -> (String, String) {
+    (stdout(o), stderr(o))
+}
+
 /// Whether anything is mounted below `path`.
 pub fn mounted_below(path: &Path) -> Vec<String> {
     let p = path.display().to_string();
