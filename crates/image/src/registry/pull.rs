@@ -62,21 +62,7 @@ pub fn pull(
     let scopes = [pull_scope(repo)];
     let _lease = store.lease()?;
 
-    let target = match (reference.digest(), reference.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.to_string(),
-        (None, None) => crate::DEFAULT_TAG.to_string(),
-    };
-    let (data, media_type) = get_manifest(&client, reference, &target, &scopes)?;
-    let top = Digest::of(&data);
-    if let Some(expected) = reference.digest()
-        && &top != expected
-    {
-        return Err(Error::DigestMismatch {
-            expected: expected.clone(),
-            actual: top,
-        });
-    }
+    let (data, media_type, top) = get_top(&client, reference, &scopes)?;
     progress.resolved(reference, &top);
 
     let index_data = data.clone();
@@ -198,21 +184,7 @@ pub fn inspect(
     let client = Client::new(reference.registry(), opts, None)?;
     let repo = reference.repository();
     let scopes = [pull_scope(repo)];
-    let target = match (reference.digest(), reference.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.to_string(),
-        (None, None) => crate::DEFAULT_TAG.to_string(),
-    };
-    let (data, media_type) = get_manifest(&client, reference, &target, &scopes)?;
-    let digest = Digest::of(&data);
-    if let Some(expected) = reference.digest()
-        && &digest != expected
-    {
-        return Err(Error::DigestMismatch {
-            expected: expected.clone(),
-            actual: digest,
-        });
-    }
+    let (data, media_type, digest) = get_top(&client, reference, &scopes)?;
     let what = format!("{media_type} {digest} of {reference}");
     let mut platforms = Vec::new();
     if is_index(&media_type) {
@@ -283,6 +255,31 @@ pub fn inspect(
         digest,
         platforms,
     })
+}
+
+/// Fetches what `reference` points at (its digest, else its tag, else the default tag): its
+/// bytes, media type and digest. A digest reference is checked against what came.
+fn get_top(
+    client: &Client,
+    reference: &Reference,
+    scopes: &[String],
+) -> Result<(Vec<u8>, String, Digest)> {
+    let target = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => crate::DEFAULT_TAG.to_string(),
+    };
+    let (data, media_type) = get_manifest(client, reference, &target, scopes)?;
+    let digest = Digest::of(&data);
+    if let Some(expected) = reference.digest()
+        && &digest != expected
+    {
+        return Err(Error::DigestMismatch {
+            expected: expected.clone(),
+            actual: digest,
+        });
+    }
+    Ok((data, media_type, digest))
 }
 
 /// Fetches a manifest or index; returns its bytes and media type (its `mediaType` field, else
