@@ -115,21 +115,9 @@ pub(crate) fn credentials_of(auth: &HashMap<String, String>) -> Option<Credentia
     })
 }
 
-/// A registry as Docker's clients name it (`https://index.docker.io/v1/`, `localhost:5000`,
-/// `http://host:5000/`) as the host a reference has (`docker.io`, `localhost:5000`).
+/// A registry as Docker's clients name it as the host a reference has.
 pub(crate) fn registry_host(server: &str) -> String {
-    let s = server.trim();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or(s);
-    match host {
-        "" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            berth_image::DEFAULT_REGISTRY.to_string()
-        }
-        h => h.to_string(),
-    }
+    berth_image::registry::credentials::registry_host(server).to_string()
 }
 
 /// The `X-Registry-Auth` credentials of a request.
