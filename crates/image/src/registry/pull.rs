@@ -214,16 +214,7 @@ pub fn inspect(
         if resp.status().as_u16() != 200 {
             return Err(Client::status_error("GET", &url, resp));
         }
-        let blob = resp
-            .into_body()
-            .with_config()
-            .limit(MAX_MANIFEST)
-            .read_to_vec()
-            .map_err(|e| Error::Transport {
-                method: "GET".into(),
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
+        let blob = read_small(resp, &url)?;
         let actual = Digest::of(&blob);
         if actual != config {
             return Err(Error::DigestMismatch {
@@ -282,6 +273,20 @@ fn get_top(
     Ok((data, media_type, digest))
 }
 
+/// The body of a GET of `url` that is small by nature (a manifest, an index, a config): at
+/// most [`MAX_MANIFEST`] bytes.
+fn read_small(resp: ureq::http::Response<ureq::Body>, url: &str) -> Result<Vec<u8>> {
+    resp.into_body()
+        .with_config()
+        .limit(MAX_MANIFEST)
+        .read_to_vec()
+        .map_err(|e| Error::Transport {
+            method: "GET".into(),
+            url: url.to_string(),
+            reason: e.to_string(),
+        })
+}
+
 /// Fetches a manifest or index; returns its bytes and media type (its `mediaType` field, else
 /// the Content-Type, else guessed from its shape).
 fn get_manifest(
@@ -310,16 +315,7 @@ fn get_manifest(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-    let data = resp
-        .into_body()
-        .with_config()
-        .limit(MAX_MANIFEST)
-        .read_to_vec()
-        .map_err(|e| Error::Transport {
-            method: "GET".into(),
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
+    let data = read_small(resp, &url)?;
     #[derive(serde::Deserialize)]
     struct Probe {
         #[serde(rename = "mediaType")]
