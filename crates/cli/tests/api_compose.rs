@@ -163,13 +163,14 @@ volumes:
         .spawn()
         .unwrap();
     let mut out = child.stdout.take().unwrap();
+    // (What it prints may come in more than one read: "Attaching to", then the names.)
+    let mut seen = String::new();
     let mut buf = [0u8; 4096];
-    let n = std::io::Read::read(&mut out, &mut buf).unwrap();
-    assert!(
-        String::from_utf8_lossy(&buf[..n]).contains("db"),
-        "{}",
-        String::from_utf8_lossy(&buf[..n])
-    );
+    while !seen.contains("db") {
+        let n = std::io::Read::read(&mut out, &mut buf).unwrap();
+        assert!(n > 0, "logs -f ended before naming db: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(
         child.try_wait().unwrap().is_none(),

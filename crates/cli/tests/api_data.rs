@@ -175,15 +175,11 @@ fn networks_create_list_inspect_remove_and_prune() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // (docker 28 does not print the create's warning: read it with curl.)
-    let (code, body) = s.curl(&[
-        "-X",
+    let (code, body) = s.request(
         "POST",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"Name":"netw","Options":{"com.docker.network.bridge.enable_icc":"false"}}"#,
-        "http://d/v1.44/networks/create",
-    ]);
+        "/v1.44/networks/create",
+        Some(r#"{"Name":"netw","Options":{"com.docker.network.bridge.enable_icc":"false"}}"#),
+    );
     assert_eq!(code, 201, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(
@@ -219,15 +215,11 @@ fn networks_create_list_inspect_remove_and_prune() {
     assert_eq!(ls(&[]), ["bridge"]);
 
     // Bad bodies: 400 naming the field.
-    let (code, body) = s.curl(&[
-        "-X",
+    let (code, body) = s.request(
         "POST",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"Name":"x","Internal":"yes"}"#,
-        "http://d/v1.44/networks/create",
-    ]);
+        "/v1.44/networks/create",
+        Some(r#"{"Name":"x","Internal":"yes"}"#),
+    );
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("Internal"), "{body}");
 }
@@ -865,15 +857,12 @@ fn ipv6_subnet_of_its_own_and_ip_range() {
     ]);
     assert!(err.contains("/64"), "{err}");
     // (docker checks the range itself: the server's check, with curl.)
-    let (code, body) = s.curl(&[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
+    let (code, body) = s.request(
+        "POST",
+        "/v1.44/networks/create",
+        Some(
             r#"{"Name":"badrange","IPAM":{"Config":[{"Subnet":"10.89.239.0/24","IPRange":"10.89.240.0/25"}]}}"#,
-            "http://d/v1.44/networks/create",
-        ],
+        ),
     );
     assert_eq!(code, 400, "{body}");
     let err = body;

@@ -227,39 +227,23 @@ fn socket_activation_serves_the_passed_socket() {
 #[test]
 fn restarts_always_and_unless_stopped_containers_at_start() {
     let b = Berth::new();
-    b.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "always",
-        "--restart",
-        "always",
-        IMAGE,
-        "sleep",
-        "1000",
-    ]);
-    b.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "unless",
-        "--restart",
-        "unless-stopped",
-        IMAGE,
-        "sleep",
-        "1000",
-    ]);
-    b.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "unless2",
-        "--restart",
-        "unless-stopped",
-        IMAGE,
-        "sleep",
-        "1000",
-    ]);
+    for (name, policy) in [
+        ("always", "always"),
+        ("unless", "unless-stopped"),
+        ("unless2", "unless-stopped"),
+    ] {
+        b.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            policy,
+            IMAGE,
+            "sleep",
+            "1000",
+        ]);
+    }
     b.ok(&["run", "-d", "--name", "never", IMAGE, "sleep", "1000"]);
     for n in ["always", "unless", "never"] {
         b.ok(&["stop", "-t", "0", n]);

@@ -24,13 +24,8 @@ fn run_d(s: &Server, args: &[&str]) -> String {
 /// Runs `client` with `args` and `input` on its stdin (then closed).
 fn with_input(s: &Server, client: &str, args: &[&str], input: &[u8]) -> Output {
     let mut c = s.client(client);
-    c.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    c.args(args);
+    common::output_with_input(c, input)
 }
 
 /// A child's stdout as it comes, read by a thread.
@@ -452,13 +447,13 @@ fn events_since_until_filters_and_follow() {
     s.berth.ok(&["wait", &a]);
     run_d(&s, &["--name", "ev-b", IMAGE, "true"]);
     let until = unix_time(0);
-    // Past events only: the stream ends by itself.
-    let o = s.docker_ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
+    // Past events only (between since and until): the stream ends by itself.
+    let past = |args: &[&str]| {
+        let mut a = vec!["events", "--since", &since, "--until", &until];
+        a.extend_from_slice(args);
+        s.docker_ok(&a)
+    };
+    let o = past(&[
         "--filter",
         "container=ev-a",
         "--format",
@@ -469,12 +464,7 @@ fn events_since_until_filters_and_follow() {
     assert!(got.contains(&"container start ev-a start"), "{o}");
     assert!(got.contains(&"container die ev-a die"), "{o}");
     assert!(!o.contains("ev-b"), "{o}");
-    let o = s.docker_ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
+    let o = past(&[
         "--filter",
         "event=start",
         "--format",
@@ -484,12 +474,7 @@ fn events_since_until_filters_and_follow() {
     names.sort();
     assert_eq!(names, ["ev-a", "ev-b"], "{o}");
     // The JSON messages: Docker's fields, with the deprecated status/id/from.
-    let o = s.docker_ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
+    let o = past(&[
         "--filter",
         "container=ev-a",
         "--filter",
@@ -584,42 +569,26 @@ fn error_paths_by_hand() {
     let s = Server::start(&[]);
     run_d(&s, &["--name", "er", IMAGE, "sleep", "600"]);
     // A malformed exec body: 400 naming the field.
-    let (code, body) = s.curl(&[
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"Cmd":["true"],"Tty":"yes"}"#,
-        "http://x/v1.44/containers/er/exec",
-    ]);
+    let (code, body) = s.request(
+        "POST",
+        "/v1.44/containers/er/exec",
+        Some(r#"{"Cmd":["true"],"Tty":"yes"}"#),
+    );
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("Tty"), "{body}");
-    let (code, body) = s.curl(&[
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"Cmd":[]}"#,
-        "http://x/containers/er/exec",
-    ]);
+    let (code, body) = s.request("POST", "/containers/er/exec", Some(r#"{"Cmd":[]}"#));
     assert_eq!(
         (code, body.trim()),
         (400, r#"{"message":"No exec command specified"}"#)
     );
-    let (code, _) = s.curl(&[
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"Cmd":["true"]}"#,
-        "http://x/containers/nope/exec",
-    ]);
+    let (code, _) = s.request("POST", "/containers/nope/exec", Some(r#"{"Cmd":["true"]}"#));
     assert_eq!(code, 404);
     // Create, inspect before the start, start, inspect after.
-    let (code, body) = s.curl(&[
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"Cmd":["sh","-c","exit 9"],"AttachStdout":true}"#,
-        "http://x/containers/er/exec",
-    ]);
+    let (code, body) = s.request(
+        "POST",
+        "/containers/er/exec",
+        Some(r#"{"Cmd":["sh","-c","exit 9"],"AttachStdout":true}"#),
+    );
     assert_eq!(code, 201, "{body}");
     let exec: serde_json::Value = serde_json::from_str(&body).unwrap();
     let exec = exec["Id"].as_str().unwrap().to_string();
@@ -628,26 +597,22 @@ fn error_paths_by_hand() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["Running"], false);
     assert_eq!(v["ProcessConfig"]["entrypoint"], "sh");
-    let (code, _) = s.curl(&[
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"Detach":true}"#,
-        &format!("http://x/exec/{exec}/start"),
-    ]);
+    let (code, _) = s.request(
+        "POST",
+        &format!("/exec/{exec}/start"),
+        Some(r#"{"Detach":true}"#),
+    );
     assert_eq!(code, 200);
     s.berth.wait_for(30, "the detached exec's exit", || {
         let (_, body) = s.curl(&[&format!("http://x/exec/{exec}/json")]);
         body.contains(r#""ExitCode":9"#)
     });
     // Started once only.
-    let (code, _) = s.curl(&[
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"Detach":true}"#,
-        &format!("http://x/exec/{exec}/start"),
-    ]);
+    let (code, _) = s.request(
+        "POST",
+        &format!("/exec/{exec}/start"),
+        Some(r#"{"Detach":true}"#),
+    );
     assert_eq!(code, 409);
     let (code, _) = s.curl(&["-X", "POST", "http://x/exec/nope/start"]);
     assert_eq!(code, 404);

@@ -243,13 +243,8 @@ impl Berth {
     /// Runs berth with `input` on stdin.
     pub fn run_input(&self, args: &[&str], input: &[u8]) -> Output {
         let mut c = self.cmd();
-        c.args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
+        c.args(args);
+        output_with_input(c, input)
     }
 
     pub fn inspect(&self, c: &str) -> serde_json::Value {
@@ -300,6 +295,16 @@ impl Drop for Berth {
             }
         }
     }
+}
+
+/// Runs `c` with `input` on its stdin (then closed); its output.
+pub fn output_with_input(mut c: Command, input: &[u8]) -> Output {
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// A process's stdout as text.

@@ -1,12 +1,11 @@
 //! A `berth serve` of a test's own (its root is the [`Berth`]'s, its socket in that root),
 //! killed on drop, and the real docker CLI pointed at it.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Berth, berth_bin, runtime_bin, stderr, stdout};
+use super::{Berth, berth_bin, output_with_input, runtime_bin, stderr, stdout};
 
 /// A running `berth serve` over `berth`'s root.
 pub struct Server {
@@ -163,17 +162,11 @@ impl Server {
 
     /// [`Server::curl`] with `input` on curl's stdin (for `--data-binary @-`).
     pub fn curl_input(&self, args: &[&str], input: &[u8]) -> (u16, String) {
-        let mut c = Command::new("curl")
-            .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
+        let mut c = Command::new("curl");
+        c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
             .arg(&self.sock)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("curl");
-        c.stdin.take().unwrap().write_all(input).unwrap();
-        let o = c.wait_with_output().unwrap();
+            .args(args);
+        let o = output_with_input(c, input);
         assert!(o.status.success(), "curl {args:?}: {}", self.explain(&o));
         let text = stdout(&o);
         let (body, code) = text.rsplit_once('\n').unwrap();
