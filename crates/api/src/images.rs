@@ -251,28 +251,7 @@ where
 }
 
 /// Docker's `units.HumanSize`: decimal units, four significant digits (`%.4g`).
-pub(crate) fn human_size(n: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < UNITS.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    let int_digits = if v < 1.0 {
-        1
-    } else {
-        (v.log10().floor() as i32 + 1).max(1)
-    };
-    let decimals = (4 - int_digits).max(0) as usize;
-    let s = format!("{v:.decimals$}");
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
-    format!("{s}{}", UNITS[i])
-}
+pub(crate) use berth_engine::human_size;
 
 /// The `progress` text of a transfer as Docker's daemon renders it for a wide terminal:
 /// `[=====>      ]  1.2MB/3.4MB`.
