@@ -174,24 +174,12 @@ impl Drop for ContextDir {
 fn ensure_reaper(state: &State) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let mut cmd = std::process::Command::new(&state.berth_exe);
-        cmd.arg("--root")
-            .arg(state.engine.root())
-            .arg("--runtime")
-            .arg(state.engine.runtime_bin())
-            .args(["builder", "__reaper", &std::process::id().to_string()])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        // SAFETY: setsid is async-signal-safe; the reaper gets a session of its own, so a
-        // signal to the server's process group does not reach it.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                libc::setsid();
-                Ok(())
-            });
-        }
-        match cmd.spawn() {
+        match berth_build::spawn_reaper(
+            &state.berth_exe,
+            state.engine.root(),
+            Some(state.engine.runtime_bin()),
+            std::process::id(),
+        ) {
             // Not waited for: it outlives the server by design; reap it when it exits.
             Ok(mut child) => {
                 std::thread::spawn(move || {

@@ -420,19 +420,7 @@ fn network_status(e: &berth_network::Error) -> StatusCode {
 }
 
 /// An error with its causes, `outer: inner: ...`, each once.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !text.contains(&t) {
-            text.push_str(": ");
-            text.push_str(&t);
-        }
-        src = s.source();
-    }
-    text
-}
+pub(crate) use berth_sys::error_text as error_chain;
 
 /// An empty body.
 pub(crate) fn empty_body() -> Body {

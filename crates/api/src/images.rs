@@ -115,21 +115,9 @@ pub(crate) fn credentials_of(auth: &HashMap<String, String>) -> Option<Credentia
     })
 }
 
-/// A registry as Docker's clients name it (`https://index.docker.io/v1/`, `localhost:5000`,
-/// `http://host:5000/`) as the host a reference has (`docker.io`, `localhost:5000`).
+/// A registry as Docker's clients name it as the host a reference has.
 pub(crate) fn registry_host(server: &str) -> String {
-    let s = server.trim();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or(s);
-    match host {
-        "" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            berth_image::DEFAULT_REGISTRY.to_string()
-        }
-        h => h.to_string(),
-    }
+    berth_image::registry::credentials::registry_host(server).to_string()
 }
 
 /// The `X-Registry-Auth` credentials of a request.
@@ -263,28 +251,7 @@ where
 }
 
 /// Docker's `units.HumanSize`: decimal units, four significant digits (`%.4g`).
-pub(crate) fn human_size(n: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < UNITS.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    let int_digits = if v < 1.0 {
-        1
-    } else {
-        (v.log10().floor() as i32 + 1).max(1)
-    };
-    let decimals = (4 - int_digits).max(0) as usize;
-    let s = format!("{v:.decimals$}");
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
-    format!("{s}{}", UNITS[i])
-}
+pub(crate) use berth_engine::human_size;
 
 /// The `progress` text of a transfer as Docker's daemon renders it for a wide terminal:
 /// `[=====>      ]  1.2MB/3.4MB`.

@@ -217,6 +217,28 @@ impl EngineSide {
         })
     }
 
+    /// [`EngineSide::ready`], then [`EngineSide::writers`]: `None` (the session finished, the
+    /// failure logged as `what`'s) if the client is gone or the writers cannot be made.
+    fn open(
+        mut self,
+        tty: bool,
+        stdout: bool,
+        stderr: bool,
+        what: &str,
+    ) -> Option<(Self, Output, Output)> {
+        if !self.ready() {
+            return None;
+        }
+        match self.writers(tty, stdout, stderr) {
+            Ok((out, err)) => Some((self, out, err)),
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} streams");
+                self.finish();
+                None
+            }
+        }
+    }
+
     /// Writes an error into the output (Docker's way once the stream has begun), as stdout.
     fn write_error(&self, tty: bool, message: &str) {
         if let Ok((Some(mut w), _)) = self.writers(tty, true, false) {
@@ -243,6 +265,16 @@ enum ClientSide {
     Body {
         body: Body,
     },
+}
+
+/// The content type of an attach or exec session: multiplexed (stdout and stderr framed) when
+/// there is no terminal, the connection is hijacked and the API is 1.42 or later; else raw.
+fn session_type(req: &Request, tty: bool) -> &'static str {
+    if !tty && req.upgrade.is_some() && req.at_least(1, 42) {
+        MULTIPLEXED_STREAM
+    } else {
+        RAW_STREAM
+    }
 }
 
 /// A session's connection: hijacked when the client asked for an upgrade, else a streamed
@@ -441,25 +473,13 @@ pub(crate) async fn attach(state: &Arc<State>, mut req: Request, key: &str) -> R
     .await?;
     let tty = record.config.tty;
     let stdin = want_stdin && record.config.open_stdin;
-    let content_type = if !tty && req.upgrade.is_some() && req.at_least(1, 42) {
-        MULTIPLEXED_STREAM
-    } else {
-        RAW_STREAM
-    };
+    let content_type = session_type(&req, tty);
     let (side, client) = connection(&mut req, stdin)?;
     let engine = state.engine.clone();
     std::thread::spawn(move || {
-        let mut side = side;
-        if !side.ready() {
+        let Some((mut side, stdout, stderr)) = side.open(tty, want_stdout, want_stderr, "attach")
+        else {
             return;
-        }
-        let (stdout, stderr) = match side.writers(tty, want_stdout, want_stderr) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "attach");
-                side.finish();
-                return;
-            }
         };
         let io = berth_engine::AttachIo {
             stdin: side.stdin.take(),
@@ -768,27 +788,16 @@ async fn exec_start(state: &Arc<State>, mut req: Request, exec_id: &str) -> Resu
         blocking(move || Ok(engine.exec_start_detached(&id, size).map(drop)?)).await?;
         return Ok(http::status(StatusCode::OK));
     }
-    let content_type = if !tty && req.upgrade.is_some() && req.at_least(1, 42) {
-        MULTIPLEXED_STREAM
-    } else {
-        RAW_STREAM
-    };
+    let content_type = session_type(&req, tty);
     let (side, client) = connection(&mut req, inspect.open_stdin)?;
     let state = state.clone();
     let id = exec_id.to_string();
     // Started once the client has our answer (as Docker does), in a thread of its own.
     std::thread::spawn(move || {
-        let mut side = side;
-        if !side.ready() {
+        let Some((mut side, stdout, stderr)) =
+            side.open(tty, want_stdout, want_stderr, &format!("exec {id}"))
+        else {
             return;
-        }
-        let (stdout, stderr) = match side.writers(tty, want_stdout, want_stderr) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(exec = %id, error = %e, "exec streams");
-                side.finish();
-                return;
-            }
         };
         let io = berth_engine::ExecIo {
             stdin: side.stdin.take(),

@@ -355,6 +355,36 @@ pub fn remove_build_containers(engine: &Engine, pid: u32) -> Result<()> {
     Ok(())
 }
 
+/// Starts `BERTH --root ROOT [--runtime RUNTIME] builder __reaper OWNER`: a process in a
+/// session of its own (a signal to the owner's process group, Ctrl-C, does not reach it) that
+/// waits for process `owner` to end, however it ends (SIGKILL included), then removes the
+/// containers its builds left ([`remove_build_containers`]). Not waited for here: it outlives
+/// its owner by design.
+pub fn spawn_reaper(
+    berth: &Path,
+    root: &Path,
+    runtime: Option<&Path>,
+    owner: u32,
+) -> std::io::Result<std::process::Child> {
+    let mut cmd = std::process::Command::new(berth);
+    cmd.arg("--root").arg(root);
+    if let Some(rt) = runtime {
+        cmd.arg("--runtime").arg(rt);
+    }
+    cmd.args(["builder", "__reaper", &owner.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
 /// What [`prune_cache`] removed.
 #[derive(Clone, Debug, Default)]
 pub struct CachePruneReport {

@@ -22,6 +22,6 @@ mod state;
 
 pub use build::{
     BUILD_LABEL, BuildOptions, Built, CachePruneReport, ProgressSink, build, prune_cache,
-    remove_build_containers,
+    remove_build_containers, spawn_reaper,
 };
 pub use error::{BuildError, Result};

@@ -226,21 +226,8 @@ fn first_word() -> Option<String> {
 }
 
 /// An error as berth prints it: its message, then each cause the message does not already
-/// hold, joined by `: `. Errors that put their cause's text into their own message (most
-/// `{op} {path}: {source}` errors do) would otherwise name it twice.
-pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let t = c.to_string();
-        if !text.contains(&t) {
-            text.push_str(": ");
-            text.push_str(&t);
-        }
-        cause = c.source();
-    }
-    text
-}
+/// hold, joined by `: `.
+pub use berth_sys::error_text;
 
 /// Answers a command line that does not parse as Docker's CLI does: a flag it does not know
 /// (`unknown flag: --x`), a flag's bad or missing value, exit 125; a wrong number of

@@ -13,15 +13,8 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 
 use common::serve::Server;
-use common::{IMAGE, build_context};
+use common::{IMAGE, build_context, text};
 use registry::TestRegistry;
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
 
 /// `DOCKER_BUILDKIT=0 docker build ARGS` against the server.
 fn classic(s: &Server, args: &[&str]) -> Output {
@@ -322,9 +315,7 @@ fn docker_py_builds_and_raises_build_errors() {
         path(ctx.path()),
         path(bad.path())
     );
-    let o = s.client("python3").args(["-c", &code]).output().unwrap();
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "{out}\n{err}\n{}", s.log());
+    let out = s.python_ok(&["-c", &code]);
     let id = s.berth.inspect_image("apibuild/py:1")["Id"]
         .as_str()
         .unwrap()
@@ -376,21 +367,9 @@ fn from_pulls_with_the_clients_registry_credentials() {
 
 /// POSTs a tar to /build with curl: (HTTP status, body).
 fn post_build(s: &Server, query: &str, tar: &[u8]) -> (u16, String) {
-    let mut c = std::process::Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
-        .arg(&s.sock)
-        .args(["-X", "POST", "-H", "Content-Type: application/x-tar"])
-        .args(["--data-binary", "@-"])
-        .arg(format!("http://localhost/v1.44/build{query}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(tar).unwrap();
-    let o = c.wait_with_output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let (body, code) = out.rsplit_once('\n').unwrap();
-    (code.trim().parse().unwrap(), body.to_string())
+    let url = format!("http://localhost/v1.44/build{query}");
+    let args = ["-X", "POST", "-H", "Content-Type: application/x-tar"];
+    s.curl_input(&[&args[..], &["--data-binary", "@-", &url]].concat(), tar)
 }
 
 /// A tar of (path, content) entries, written without tar's own path checks.
@@ -458,15 +437,9 @@ fn hostile_contexts_and_bad_parameters_are_refused() {
     let (code, body) = post_build(&s, "?version=2", &raw_tar(&[("Dockerfile", df)]));
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("BuildKit"), "{body}");
-    let o = std::process::Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "-X", "POST", "--unix-socket"])
-        .arg(&s.sock)
-        .arg("http://localhost/v1.44/session")
-        .output()
-        .unwrap();
-    let (out, _) = text(&o);
-    assert!(out.ends_with("\n501"), "{out}");
-    assert!(out.contains("DOCKER_BUILDKIT=0"), "{out}");
+    let (code, body) = s.request("POST", "/v1.44/session", None);
+    assert_eq!(code, 501, "{body}");
+    assert!(body.contains("DOCKER_BUILDKIT=0"), "{body}");
 
     // A well-formed one through the same path works, and leaves no context behind.
     let (code, body) = post_build(&s, "?t=apibuild/raw:1", &raw_tar(&[("Dockerfile", df)]));

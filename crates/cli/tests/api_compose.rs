@@ -7,20 +7,9 @@ mod common;
 #[path = "../../image/tests/common/registry.rs"]
 mod registry;
 
-use std::process::Output;
-
 use common::IMAGE;
-use common::serve::{Server, tail};
+use common::serve::{Server, free_port, get_when_up};
 use registry::TestRegistry;
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn compose_project_up_exec_logs_down() {
@@ -32,11 +21,7 @@ fn compose_project_up_exec_logs_down() {
     s.berth.ok(&["push", &remote]);
     s.berth.ok(&["rmi", &remote]);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let web = dir.path().join("web");
     std::fs::create_dir_all(&web).unwrap();
@@ -102,9 +87,8 @@ volumes:
         let o = compose(args);
         assert!(
             o.status.success(),
-            "docker-compose {args:?} failed: {}\nserver log:\n{}",
-            text(&o),
-            tail(&s.log(), 60)
+            "docker-compose {args:?} failed: {}",
+            s.explain(&o)
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
@@ -139,26 +123,12 @@ volumes:
     assert!(ps.contains("(healthy)"), "{ps}");
 
     // The published port, from the host.
-    let body = (0..100)
-        .find_map(|_| {
-            let o = std::process::Command::new("curl")
-                .args(["-sf", "--max-time", "2"])
-                .arg(format!("http://127.0.0.1:{port}/index.html"))
-                .output()
-                .unwrap();
-            if o.status.success() {
-                Some(String::from_utf8_lossy(&o.stdout).into_owned())
-            } else {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                None
-            }
-        })
-        .expect("the published port never answered");
+    let body = get_when_up(&format!("http://127.0.0.1:{port}/index.html"));
     assert_eq!(body, "hello from web\n");
 
     // Service names and aliases resolve on the shared network; the volume holds db's file.
     let o = compose(&["exec", "-T", "web", "wget", "-qO-", "http://db:8080/state"]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", s.explain(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "ready\n");
     let o = compose(&[
         "exec",
@@ -168,17 +138,17 @@ volumes:
         "-qO-",
         "http://webapp/index.html",
     ]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", s.explain(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from web\n");
     // db is only on the internal network: tool (front only) cannot resolve it.
     let o = compose(&["exec", "-T", "tool", "nslookup", "db"]);
     assert!(
         !o.status.success(),
         "db resolved from another network: {}",
-        text(&o)
+        s.explain(&o)
     );
     let o = compose(&["exec", "-T", "web", "sh", "-c", "exit 7"]);
-    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(7), "{}", s.explain(&o));
     let back = s.docker_ok(&["network", "inspect", "-f", "{{.Internal}}", "bcompose_back"]);
     assert_eq!(back.trim(), "true");
 
@@ -193,13 +163,14 @@ volumes:
         .spawn()
         .unwrap();
     let mut out = child.stdout.take().unwrap();
+    // (What it prints may come in more than one read: "Attaching to", then the names.)
+    let mut seen = String::new();
     let mut buf = [0u8; 4096];
-    let n = std::io::Read::read(&mut out, &mut buf).unwrap();
-    assert!(
-        String::from_utf8_lossy(&buf[..n]).contains("db"),
-        "{}",
-        String::from_utf8_lossy(&buf[..n])
-    );
+    while !seen.contains("db") {
+        let n = std::io::Read::read(&mut out, &mut buf).unwrap();
+        assert!(n > 0, "logs -f ended before naming db: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -209,11 +180,11 @@ volumes:
     let _ = child.wait();
 
     let o = compose(&["run", "--rm", "-T", "web", "echo", "one-off"]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", s.explain(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("one-off"),
         "{}",
-        text(&o)
+        s.explain(&o)
     );
 
     ok(&["stop"]);

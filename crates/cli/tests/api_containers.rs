@@ -7,11 +7,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::IMAGE;
-use common::serve::Server;
+use common::serve::{Server, free_port, get_when_up};
 
 /// A name unique to this test run (suites run in parallel, each server has its own root, but
 /// names also show in events and logs).
@@ -36,17 +36,6 @@ fn ps_names(s: &Server, args: &[&str]) -> Vec<String> {
     v
 }
 
-/// The docker CLI failing: its stderr.
-fn docker_err(s: &Server, args: &[&str]) -> String {
-    let o = s.docker(args);
-    assert!(
-        !o.status.success(),
-        "docker {args:?} succeeded: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// A raw HTTP/1.1 request over the server's socket: (status, body). The body of a chunked
 /// response is returned as it came (its JSON is still in it whole).
 fn http(s: &Server, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -68,26 +57,6 @@ fn http(s: &Server, method: &str, path: &str, body: &str) -> (u16, String) {
         .unwrap_or(0);
     let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
     (status, body.to_string())
-}
-
-/// `curl --unix-socket` (what a user would try by hand): (status, body).
-fn curl(s: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut c = Command::new("curl");
-    c.args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
-        .arg(&s.sock)
-        .args(["-X", method]);
-    if let Some(b) = body {
-        c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
-    }
-    let o = c.arg(format!("http://localhost{path}")).output().unwrap();
-    assert!(
-        o.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let (body, code) = out.rsplit_once('\n').unwrap();
-    (code.trim().parse().unwrap(), body.to_string())
 }
 
 /// A wait request whose response headers have come (the 200 is sent at once): read the rest
@@ -197,7 +166,7 @@ fn create_start_ps_inspect_stop_rm() {
     assert!(size.contains("virtual"), "{size}");
 
     // A running container is not removed without force: Docker's message.
-    let err = docker_err(&s, &["rm", &name]);
+    let err = s.docker_err(&["rm", &name]);
     assert!(
         err.contains(&format!(
             "cannot remove container \"/{name}\": container is running: stop the container \
@@ -215,7 +184,7 @@ fn create_start_ps_inspect_stop_rm() {
     s.docker_ok(&["stop", &name]);
     s.docker_ok(&["rm", &name]);
     assert!(ps_names(&s, &["-a"]).is_empty());
-    let err = docker_err(&s, &["inspect", &name]);
+    let err = s.docker_err(&["inspect", &name]);
     assert!(err.contains(&format!("No such object: {name}")), "{err}");
     assert!(s.berth.container_ids().is_empty());
 }
@@ -251,7 +220,7 @@ fn kill_wait_restart_and_rm_force() {
     // On an exited container: at once, with its code.
     assert_eq!(s.docker_ok(&["wait", &name]).trim(), "7");
     // Killing a container that does not run: 409 with Docker's text.
-    let err = docker_err(&s, &["kill", &name]);
+    let err = s.docker_err(&["kill", &name]);
     assert!(err.contains("is not running"), "{err}");
 
     // restart starts it again (a new process).
@@ -267,7 +236,7 @@ fn kill_wait_restart_and_rm_force() {
         fmt(&s, &name, "{{.State.Status}} {{.State.ExitCode}}"),
         "exited 137"
     );
-    let err = docker_err(&s, &["kill", "-s", "NOSUCH", &name]);
+    let err = s.docker_err(&["kill", "-s", "NOSUCH", &name]);
     assert!(err.contains("invalid signal"), "{err}");
 
     s.docker_ok(&["start", &name]);
@@ -317,15 +286,14 @@ fn wait_conditions_next_exit_and_removed() {
     assert_eq!(removed.body()["StatusCode"], 6);
 
     // Bad condition: 400 before anything is sent.
-    let (code, body) = curl(
-        &s,
+    let (code, body) = s.request(
         "POST",
         "/v1.44/containers/nosuch/wait?condition=stopped",
         None,
     );
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("invalid condition"), "{body}");
-    let (code, body) = curl(&s, "POST", "/v1.44/containers/nosuch/wait", None);
+    let (code, body) = s.request("POST", "/v1.44/containers/nosuch/wait", None);
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("No such container: nosuch"), "{body}");
 }
@@ -374,7 +342,7 @@ fn run_detached_and_auto_remove() {
     assert_eq!(fmt(&s, &rm, "{{.State.Running}}"), "true");
     assert_ne!(fmt(&s, &rm, "{{.State.Pid}}"), pid);
     // Its policy cannot be changed to restart it.
-    let err = docker_err(&s, &["update", "--restart", "always", &rm]);
+    let err = s.docker_err(&["update", "--restart", "always", &rm]);
     assert!(err.contains("AutoRemove"), "{err}");
     s.docker_ok(&["stop", "-t", "1", &rm]);
     s.berth
@@ -456,7 +424,7 @@ fn update_rename_pause() {
         ),
         "67108864 always"
     );
-    let err = docker_err(&s, &["update", "--memory", "1m", &name]);
+    let err = s.docker_err(&["update", "--memory", "1m", &name]);
     assert!(err.contains("6MB"), "{err}");
 
     // rename, and a name in use.
@@ -465,12 +433,12 @@ fn update_rename_pause() {
     assert_eq!(ps_names(&s, &[]), [new.as_str()]);
     let other = uniq("other");
     s.docker_ok(&["create", "--name", &other, IMAGE, "true"]);
-    let err = docker_err(&s, &["rename", &other, &new]);
+    let err = s.docker_err(&["rename", &other, &new]);
     assert!(
         err.contains(&format!("The container name \"/{new}\" is already in use")),
         "{err}"
     );
-    let err = docker_err(&s, &["create", "--name", &new, IMAGE, "true"]);
+    let err = s.docker_err(&["create", "--name", &new, IMAGE, "true"]);
     assert!(err.contains("is already in use by container"), "{err}");
 
     // pause / unpause.
@@ -481,13 +449,13 @@ fn update_rename_pause() {
     );
     let status = s.docker_ok(&["ps", "--filter", "status=paused", "--format", "{{.Status}}"]);
     assert!(status.contains("(Paused)"), "{status}");
-    let err = docker_err(&s, &["pause", &new]);
+    let err = s.docker_err(&["pause", &new]);
     assert!(err.contains("is already paused"), "{err}");
     s.docker_ok(&["unpause", &new]);
     assert_eq!(fmt(&s, &new, "{{.State.Status}}"), "running");
-    let err = docker_err(&s, &["unpause", &new]);
+    let err = s.docker_err(&["unpause", &new]);
     assert!(err.contains("is not paused"), "{err}");
-    let err = docker_err(&s, &["pause", &other]);
+    let err = s.docker_err(&["pause", &other]);
     assert!(err.contains("is not running"), "{err}");
     s.docker_ok(&["rm", "-f", &new, &other]);
 }
@@ -548,7 +516,7 @@ fn ps_filters_limit_and_prune() {
     );
     // -n 1: the newest, of any state.
     assert_eq!(ps_names(&s, &["-n", "1"]), [up.as_str()]);
-    let err = docker_err(&s, &["ps", "--filter", "colour=red"]);
+    let err = s.docker_err(&["ps", "--filter", "colour=red"]);
     assert!(err.contains("invalid filter"), "{err}");
     // JSON lines as the CLI formats them.
     let line = s.docker_ok(&["ps", "--filter", &format!("name={up}"), "--format", "json"]);
@@ -576,10 +544,7 @@ fn ps_filters_limit_and_prune() {
     let out = s.docker_ok(&["container", "prune", "-f"]);
     assert!(out.contains("Total reclaimed space"), "{out}");
     assert_eq!(ps_names(&s, &["-a"]), [up.as_str()]);
-    let err = docker_err(
-        &s,
-        &["container", "prune", "-f", "--filter", "status=exited"],
-    );
+    let err = s.docker_err(&["container", "prune", "-f", "--filter", "status=exited"]);
     assert!(err.contains("invalid filter"), "{err}");
     s.docker_ok(&["rm", "-f", &up]);
 }
@@ -640,8 +605,7 @@ fn docker_20_10_lifecycle_and_mac_address() {
 fn create_errors_over_the_socket() {
     let s = Server::start(&[]);
     // A malformed body: 400 naming the field.
-    let (code, body) = curl(
-        &s,
+    let (code, body) = s.request(
         "POST",
         "/v1.44/containers/create",
         Some(r#"{"Image":"berth-test/busybox","HostConfig":{"Memory":"lots"}}"#),
@@ -652,13 +616,12 @@ fn create_errors_over_the_socket() {
         v["message"].as_str().unwrap().contains("HostConfig.Memory"),
         "{body}"
     );
-    let (code, body) = curl(&s, "POST", "/v1.44/containers/create", Some("{\"Image\":"));
+    let (code, body) = s.request("POST", "/v1.44/containers/create", Some("{\"Image\":"));
     assert_eq!(code, 400, "{body}");
-    let (code, body) = curl(&s, "POST", "/v1.44/containers/create", Some(""));
+    let (code, body) = s.request("POST", "/v1.44/containers/create", Some(""));
     assert_eq!(code, 400, "{body}");
     // No such image: Docker's text, which the docker CLI answers by pulling.
-    let (code, body) = curl(
-        &s,
+    let (code, body) = s.request(
         "POST",
         "/v1.44/containers/create",
         Some(r#"{"Image":"berth-test/nosuch","Cmd":["true"]}"#),
@@ -666,7 +629,7 @@ fn create_errors_over_the_socket() {
     assert_eq!(code, 404, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["message"], "No such image: berth-test/nosuch:latest");
-    let err = docker_err(&s, &["create", "--pull", "never", "berth-test/nosuch"]);
+    let err = s.docker_err(&["create", "--pull", "never", "berth-test/nosuch"]);
     assert!(
         err.contains("No such image: berth-test/nosuch:latest"),
         "{err}"
@@ -674,8 +637,7 @@ fn create_errors_over_the_socket() {
 
     // A body as Docker's clients send it (nulls for unset fields): 201, Id and Warnings.
     let name = uniq("raw");
-    let (code, body) = curl(
-        &s,
+    let (code, body) = s.request(
         "POST",
         &format!("/v1.44/containers/create?name={name}"),
         Some(&format!(
@@ -690,8 +652,7 @@ fn create_errors_over_the_socket() {
     assert_eq!(v["Id"].as_str().unwrap().len(), 64, "{body}");
     assert_eq!(v["Warnings"], serde_json::json!([]));
     // The same name again: 409.
-    let (code, body) = curl(
-        &s,
+    let (code, body) = s.request(
         "POST",
         &format!("/v1.44/containers/create?name={name}"),
         Some(&format!(r#"{{"Image":"{IMAGE}"}}"#)),
@@ -700,9 +661,9 @@ fn create_errors_over_the_socket() {
     assert!(body.contains("is already in use by container"), "{body}");
 
     // start: 204, then 304 with an empty body.
-    let (code, _) = curl(&s, "POST", &format!("/v1.44/containers/{name}/start"), None);
+    let (code, _) = s.request("POST", &format!("/v1.44/containers/{name}/start"), None);
     assert_eq!(code, 204);
-    let (code, body) = curl(&s, "POST", &format!("/v1.44/containers/{name}/start"), None);
+    let (code, body) = s.request("POST", &format!("/v1.44/containers/{name}/start"), None);
     assert_eq!((code, body.as_str()), (304, ""));
     // compose's Python booleans: v=True&force=False on a running container is a 409.
     let (code, body) = http(
@@ -732,8 +693,7 @@ fn create_errors_over_the_socket() {
         "{body}"
     );
     // update with a bad type names the field too.
-    let (code, body) = curl(
-        &s,
+    let (code, body) = s.request(
         "POST",
         "/v1.44/containers/x/update",
         Some(r#"{"Memory":"lots"}"#),
@@ -777,14 +737,7 @@ print("left", c.containers.list(all=True))
 "#,
         sock = s.sock.display()
     );
-    let o = s.client("python3").args(["-c", &script]).output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}\n{}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        common::serve::tail(&s.log(), 30)
-    );
+    let out = s.python_ok(&["-c", &script]);
     let want = format!(
         "wait 3\nstatus exited 3\nlist ['{name}']\nrenamed {name}-2\nupdate 100663296 \
          unless-stopped\nkilled 137 exited\npruned 1 True\nleft []\n"
@@ -795,11 +748,7 @@ print("left", c.containers.list(all=True))
 #[test]
 fn run_detached_with_a_published_port_and_kill_winch() {
     let s = Server::start(&[]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let publish = format!("127.0.0.1:{port}:80");
     s.docker_ok(&[
         "run",
@@ -817,19 +766,7 @@ fn run_detached_with_a_published_port_and_kill_winch() {
     assert_eq!(ports.trim(), format!("80/tcp -> 127.0.0.1:{port}"));
     let ps = s.docker_ok(&["ps", "--format", "{{.Ports}}"]);
     assert_eq!(ps.trim(), format!("127.0.0.1:{port}->80/tcp"));
-    let mut body = String::new();
-    for _ in 0..100 {
-        let o = std::process::Command::new("curl")
-            .args(["-sf", "--max-time", "2"])
-            .arg(format!("http://127.0.0.1:{port}/index.html"))
-            .output()
-            .unwrap();
-        if o.status.success() {
-            body = String::from_utf8_lossy(&o.stdout).into_owned();
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let body = get_when_up(&format!("http://127.0.0.1:{port}/index.html"));
     assert_eq!(body, "through-the-api\n");
     // What `docker attach` forwards on a terminal resize: SIGWINCH is delivered, the
     // container keeps running.
@@ -841,21 +778,7 @@ fn run_detached_with_a_published_port_and_kill_winch() {
     );
     // A resize of a container with a terminal is accepted.
     s.docker_ok(&["run", "-d", "-t", "--name", "ptty", IMAGE, "sleep", "1000"]);
-    let o = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "POST",
-            "--unix-socket",
-        ])
-        .arg(&s.sock)
-        .arg("http://x/v1.44/containers/ptty/resize?h=40&w=100")
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "200");
+    let (code, body) = s.request("POST", "/v1.44/containers/ptty/resize?h=40&w=100", None);
+    assert_eq!(code, 200, "{body}");
     s.docker_ok(&["rm", "-f", "pweb", "ptty"]);
 }

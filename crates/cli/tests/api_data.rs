@@ -12,17 +12,6 @@ use std::process::{Command, Stdio};
 use common::IMAGE;
 use common::serve::Server;
 
-/// The docker CLI, asserting failure; its stderr.
-fn docker_fails(s: &Server, args: &[&str]) -> String {
-    let o = s.docker(args);
-    assert!(
-        !o.status.success(),
-        "docker {args:?} succeeded:\n{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn lines(s: &str) -> Vec<String> {
     let mut v: Vec<String> = s.lines().map(str::to_string).collect();
     v.sort();
@@ -45,19 +34,6 @@ fn resolve(s: &Server, from: &str, name: &str) -> Option<String> {
     o.status.success().then_some(out)
 }
 
-/// curl over the server's socket: (status code, body).
-fn curl(s: &Server, args: &[&str]) -> (u16, String) {
-    let o = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
-        .arg(&s.sock)
-        .args(args)
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
 #[test]
 fn networks_create_list_inspect_remove_and_prune() {
     let s = Server::start(&[]);
@@ -78,9 +54,9 @@ fn networks_create_list_inspect_remove_and_prune() {
     assert_eq!(id.len(), 64, "{id}");
     // The berth CLI on the same root sees it.
     assert!(s.berth.ok(&["network", "ls"]).contains("neta"));
-    let err = docker_fails(&s, &["network", "create", "neta"]);
+    let err = s.docker_err(&["network", "create", "neta"]);
     assert!(err.contains("already exists"), "{err}");
-    let err = docker_fails(&s, &["network", "create", "host"]);
+    let err = s.docker_err(&["network", "create", "host"]);
     assert!(err.contains("predefined"), "{err}");
     s.docker_ok(&[
         "network",
@@ -119,9 +95,9 @@ fn networks_create_list_inspect_remove_and_prune() {
     assert_eq!(ls(&["--filter", &format!("id={}", &id[..10])]), ["neta"]);
     assert_eq!(ls(&["--filter", "driver=bridge"]).len(), 3);
     assert_eq!(ls(&["--filter", "dangling=true"]), ["neta", "neti"]);
-    let err = docker_fails(&s, &["network", "ls", "--filter", "color=red"]);
+    let err = s.docker_err(&["network", "ls", "--filter", "color=red"]);
     assert!(err.contains("invalid filter"), "{err}");
-    let err = docker_fails(&s, &["network", "ls", "--filter", "type=weird"]);
+    let err = s.docker_err(&["network", "ls", "--filter", "type=weird"]);
     assert!(err.contains("type=weird"), "{err}");
 
     let ipam = s.docker_ok(&[
@@ -143,7 +119,7 @@ fn networks_create_list_inspect_remove_and_prune() {
         "{{.Internal}} {{.Driver}} {{.Scope}}",
     ]);
     assert_eq!(v.trim(), "true bridge local");
-    let err = docker_fails(&s, &["network", "inspect", "nope"]);
+    let err = s.docker_err(&["network", "inspect", "nope"]);
     assert!(err.contains("not found"), "{err}");
 
     // A container on neta gets its address from the range.
@@ -173,15 +149,15 @@ fn networks_create_list_inspect_remove_and_prune() {
     assert_eq!(ls(&["--filter", "dangling=true"]), ["neti"]);
     assert_eq!(ls(&["--filter", "dangling=false"]), ["bridge", "neta"]);
 
-    let err = docker_fails(&s, &["network", "rm", "neta"]);
+    let err = s.docker_err(&["network", "rm", "neta"]);
     assert!(err.contains("active endpoints"), "{err}");
     for predefined in ["bridge", "host", "none"] {
-        let err = docker_fails(&s, &["network", "rm", predefined]);
+        let err = s.docker_err(&["network", "rm", predefined]);
         assert!(err.contains("pre-defined network"), "{err}");
     }
-    let (code, body) = curl(&s, &["-X", "DELETE", "http://d/v1.44/networks/bridge"]);
+    let (code, body) = s.curl(&["-X", "DELETE", "http://d/v1.44/networks/bridge"]);
     assert_eq!(code, 403, "{body}");
-    let (code, body) = curl(&s, &["-X", "DELETE", "http://d/v1.44/networks/neta"]);
+    let (code, body) = s.curl(&["-X", "DELETE", "http://d/v1.44/networks/neta"]);
     assert_eq!(code, 403, "{body}");
 
     // Driver options are recorded and shown as given (docker-compose compares them), with
@@ -199,17 +175,10 @@ fn networks_create_list_inspect_remove_and_prune() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // (docker 28 does not print the create's warning: read it with curl.)
-    let (code, body) = curl(
-        &s,
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"Name":"netw","Options":{"com.docker.network.bridge.enable_icc":"false"}}"#,
-            "http://d/v1.44/networks/create",
-        ],
+    let (code, body) = s.request(
+        "POST",
+        "/v1.44/networks/create",
+        Some(r#"{"Name":"netw","Options":{"com.docker.network.bridge.enable_icc":"false"}}"#),
     );
     assert_eq!(code, 201, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -246,17 +215,10 @@ fn networks_create_list_inspect_remove_and_prune() {
     assert_eq!(ls(&[]), ["bridge"]);
 
     // Bad bodies: 400 naming the field.
-    let (code, body) = curl(
-        &s,
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"Name":"x","Internal":"yes"}"#,
-            "http://d/v1.44/networks/create",
-        ],
+    let (code, body) = s.request(
+        "POST",
+        "/v1.44/networks/create",
+        Some(r#"{"Name":"x","Internal":"yes"}"#),
     );
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("Internal"), "{body}");
@@ -314,7 +276,7 @@ fn network_connect_aliases_resolve_and_internal_has_no_route_out() {
     ]);
     assert_eq!(lines(&aliases.trim().replace(',', "\n")), ["db", "web"]);
     // Already connected: Docker's 403.
-    let err = docker_fails(&s, &["network", "connect", "back", "web"]);
+    let err = s.docker_err(&["network", "connect", "back", "web"]);
     assert!(err.contains("already connected"), "{err}");
     // The internal network gives no default route; the other one does.
     let routes = s.berth.ok(&["exec", "db", "ip", "route"]);
@@ -324,11 +286,11 @@ fn network_connect_aliases_resolve_and_internal_has_no_route_out() {
 
     s.docker_ok(&["network", "disconnect", "back", "web"]);
     assert!(resolve(&s, "db", "www").is_none(), "www still resolves");
-    let err = docker_fails(&s, &["network", "disconnect", "back", "web"]);
+    let err = s.docker_err(&["network", "disconnect", "back", "web"]);
     assert!(err.contains("not connected"), "{err}");
-    let err = docker_fails(&s, &["network", "connect", "back", "nosuch"]);
+    let err = s.docker_err(&["network", "connect", "back", "nosuch"]);
     assert!(err.contains("No such container"), "{err}");
-    let err = docker_fails(&s, &["network", "connect", "nosuch", "web"]);
+    let err = s.docker_err(&["network", "connect", "nosuch", "web"]);
     assert!(err.contains("not found"), "{err}");
 }
 
@@ -430,7 +392,7 @@ fn volumes_create_list_inspect_remove_and_prune() {
     assert_eq!(ls(&["--filter", "name=vt"]), ["vt"]);
     assert_eq!(ls(&["--filter", "driver=local"]).len(), 3);
     assert_eq!(ls(&["--filter", "dangling=true"]).len(), 3);
-    let err = docker_fails(&s, &["volume", "ls", "--filter", "color=red"]);
+    let err = s.docker_err(&["volume", "ls", "--filter", "color=red"]);
     assert!(err.contains("invalid filter"), "{err}");
     let v = s.docker_ok(&[
         "volume",
@@ -442,7 +404,7 @@ fn volumes_create_list_inspect_remove_and_prune() {
     assert_eq!(v.trim(), "local tmpfs tmpfs size=8m local");
     let v = s.docker_ok(&["volume", "inspect", "v1", "--format", "{{json .Labels}}"]);
     assert_eq!(v.trim(), r#"{"a":"b"}"#);
-    let err = docker_fails(&s, &["volume", "inspect", "nope"]);
+    let err = s.docker_err(&["volume", "inspect", "nope"]);
     assert!(err.contains("No such volume"), "{err}");
 
     s.berth.ok(&[
@@ -461,9 +423,9 @@ fn volumes_create_list_inspect_remove_and_prune() {
     assert_eq!(m.trim(), "v1:local vt:local");
     assert_eq!(ls(&["--filter", "dangling=false"]), ["v1", "vt"]);
     assert_eq!(ls(&["--filter", "dangling=true"]), [anon]);
-    let err = docker_fails(&s, &["volume", "rm", "v1"]);
+    let err = s.docker_err(&["volume", "rm", "v1"]);
     assert!(err.contains("in use"), "{err}");
-    let (code, _) = curl(&s, &["-X", "DELETE", "http://d/v1.44/volumes/v1?force=1"]);
+    let (code, _) = s.curl(&["-X", "DELETE", "http://d/v1.44/volumes/v1?force=1"]);
     assert_eq!(code, 409, "in use, even with force");
     // Prune: the anonymous volume only, then with -a the named ones no container uses.
     let out = s.docker_ok(&["volume", "prune", "-f"]);
@@ -477,7 +439,7 @@ fn volumes_create_list_inspect_remove_and_prune() {
     assert_eq!(s.docker_ok(&["volume", "rm", "vk"]).trim(), "vk");
     // -f: a missing volume is no error.
     s.docker_ok(&["volume", "rm", "-f", "vk"]);
-    let err = docker_fails(&s, &["volume", "rm", "vk"]);
+    let err = s.docker_err(&["volume", "rm", "vk"]);
     assert!(err.contains("No such volume"), "{err}");
 }
 
@@ -549,9 +511,7 @@ fn top_stats_diff_and_export() {
          b['cpu_stats']['online_cpus'], b['memory_stats']['limit'], sorted(b['networks'])]))\n",
         s.sock.display()
     );
-    let o = s.client("python3").args(["-c", &script]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&s.python_ok(&["-c", &script])).unwrap();
     assert!(
         v[0]["cpu_usage"]["total_usage"].as_u64().unwrap_or(0) == 0,
         "{v}"
@@ -579,27 +539,15 @@ fn top_stats_diff_and_export() {
     }
 
     // export: the whole filesystem as a tar.
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("docker export busy | tar t")
-        .env("DOCKER_HOST", s.host())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let names = String::from_utf8_lossy(&out.stdout);
+    let names = s.sh_ok("docker export busy | tar t");
     let names: Vec<&str> = names.lines().map(|l| l.trim_end_matches('/')).collect();
     for want in ["added", "bin/busybox", "etc/passwd"] {
         assert!(names.contains(&want), "{want} not exported");
     }
     assert!(!names.contains(&"etc/group"), "a deleted file was exported");
-    let err = docker_fails(&s, &["export", "nosuch"]);
+    let err = s.docker_err(&["export", "nosuch"]);
     assert!(err.contains("No such container"), "{err}");
-    let err = docker_fails(&s, &["top", "idle"]);
+    let err = s.docker_err(&["top", "idle"]);
     assert!(
         err.contains("not running") || err.contains("is created"),
         "{err}"
@@ -660,7 +608,7 @@ fn cp_files_and_directories_both_ways() {
         "sleep",
         "1000",
     ]);
-    let err = docker_fails(&s, &["cp", &p("file.txt"), "ro:/tmp/"]);
+    let err = s.docker_err(&["cp", &p("file.txt"), "ro:/tmp/"]);
     assert!(err.contains("read-only"), "{err}");
     s.docker_ok(&["cp", &p("file.txt"), "ro:/data/"]);
     assert_eq!(
@@ -674,16 +622,16 @@ fn cp_files_and_directories_both_ways() {
     s.docker_ok(&["cp", &format!("{}/.", p("dir")), "box:/tmp/copy"]);
     assert_eq!(exec("cat /tmp/copy/a.txt /tmp/copy/sub/b.txt"), "a\nb\n");
     // A directory over a file is refused (noOverwriteDirNonDir).
-    let err = docker_fails(&s, &["cp", &p("dir"), "box:/tmp/renamed.txt"]);
+    let err = s.docker_err(&["cp", &p("dir"), "box:/tmp/renamed.txt"]);
     assert!(err.contains("cannot") || err.contains("directory"), "{err}");
     // A file where the archive has a directory: refused by the server, nothing replaced.
     exec("echo keep > /tmp/clash");
     std::fs::create_dir_all(h.join("clash")).unwrap();
     std::fs::write(h.join("clash/x"), "x\n").unwrap();
-    let err = docker_fails(&s, &["cp", &p("clash"), "box:/tmp/"]);
+    let err = s.docker_err(&["cp", &p("clash"), "box:/tmp/"]);
     assert!(err.contains("cannot overwrite non-directory"), "{err}");
     assert_eq!(exec("cat /tmp/clash"), "keep\n");
-    let err = docker_fails(&s, &["cp", &p("file.txt"), "box:/nosuch/dir/"]);
+    let err = s.docker_err(&["cp", &p("file.txt"), "box:/nosuch/dir/"]);
     assert!(!err.is_empty());
 
     // A created container, not started: its filesystem is there to copy into and out of.
@@ -724,28 +672,13 @@ fn cp_files_and_directories_both_ways() {
             .file_type()
             .is_symlink()
     );
-    let tar = Command::new("sh")
-        .arg("-c")
-        .arg("docker cp box:/srv/tree - | tar t")
-        .env("DOCKER_HOST", s.host())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        tar.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tar.stderr)
-    );
-    let names = lines(&String::from_utf8_lossy(&tar.stdout));
+    let names = lines(&s.sh_ok("docker cp box:/srv/tree - | tar t"));
     assert!(names.contains(&"tree/deep/two".to_string()), "{names:?}");
-    let err = docker_fails(&s, &["cp", "box:/nosuch", &o("x")]);
+    let err = s.docker_err(&["cp", "box:/nosuch", &o("x")]);
     assert!(err.contains("Could not find the file /nosuch"), "{err}");
 
     // The archive endpoints' errors and stat header.
-    let (code, body) = curl(
-        &s,
-        &["-I", "http://d/v1.44/containers/box/archive?path=/srv/link"],
-    );
+    let (code, body) = s.curl(&["-I", "http://d/v1.44/containers/box/archive?path=/srv/link"]);
     assert_eq!(code, 200, "{body}");
     let stat = body
         .lines()
@@ -760,21 +693,18 @@ fn cp_files_and_directories_both_ways() {
         0,
         "a symlink: {stat}"
     );
-    let (code, body) = curl(
-        &s,
-        &[
-            "-X",
-            "PUT",
-            "--data-binary",
-            "x",
-            "http://d/v1.44/containers/box/archive?path=/tmp/file.txt",
-        ],
-    );
+    let (code, body) = s.curl(&[
+        "-X",
+        "PUT",
+        "--data-binary",
+        "x",
+        "http://d/v1.44/containers/box/archive?path=/tmp/file.txt",
+    ]);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("not a directory"), "{body}");
-    let (code, body) = curl(&s, &["http://d/v1.44/containers/box/archive?path=/nope"]);
+    let (code, body) = s.curl(&["http://d/v1.44/containers/box/archive?path=/nope"]);
     assert_eq!(code, 404, "{body}");
-    let (code, body) = curl(&s, &["http://d/v1.44/containers/box/archive"]);
+    let (code, body) = s.curl(&["http://d/v1.44/containers/box/archive"]);
     assert_eq!(code, 400, "{body}");
 }
 
@@ -861,7 +791,7 @@ fn system_df_and_verbose() {
     let vol_line = v.lines().find(|l| l.starts_with("dfvol")).unwrap();
     let f: Vec<&str> = vol_line.split_whitespace().collect();
     assert_eq!(f[1], "1", "links: {vol_line}");
-    let (code, body) = curl(&s, &["http://d/v1.44/system/df?type=volume"]);
+    let (code, body) = s.curl(&["http://d/v1.44/system/df?type=volume"]);
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(v.get("Images").is_none(), "{v}");
@@ -870,7 +800,7 @@ fn system_df_and_verbose() {
         v["Volumes"][0]["UsageData"]["Size"].as_i64().unwrap() >= 300000,
         "{v}"
     );
-    let (code, _) = curl(&s, &["http://d/v1.44/system/df?type=bogus"]);
+    let (code, _) = s.curl(&["http://d/v1.44/system/df?type=bogus"]);
     assert_eq!(code, 400);
 }
 
@@ -918,29 +848,21 @@ fn ipv6_subnet_of_its_own_and_ip_range() {
         .ok(&["exec", "six", "ip", "-6", "addr", "show", "eth0"]);
     assert!(addrs.contains("fd00:b3a7:237:1::40/64"), "{addrs}");
     // An IPv6 subnet berth cannot keep, and a range outside the subnet: 400.
-    let err = docker_fails(
-        &s,
-        &[
-            "network",
-            "create",
-            "--subnet",
-            "fd00:b3a7:237:2::/48",
-            "bad6",
-        ],
-    );
+    let err = s.docker_err(&[
+        "network",
+        "create",
+        "--subnet",
+        "fd00:b3a7:237:2::/48",
+        "bad6",
+    ]);
     assert!(err.contains("/64"), "{err}");
     // (docker checks the range itself: the server's check, with curl.)
-    let (code, body) = curl(
-        &s,
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
+    let (code, body) = s.request(
+        "POST",
+        "/v1.44/networks/create",
+        Some(
             r#"{"Name":"badrange","IPAM":{"Config":[{"Subnet":"10.89.239.0/24","IPRange":"10.89.240.0/25"}]}}"#,
-            "http://d/v1.44/networks/create",
-        ],
+        ),
     );
     assert_eq!(code, 400, "{body}");
     let err = body;

@@ -8,30 +8,11 @@ mod common;
 mod registry;
 
 use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use common::serve::Server;
-use common::{IMAGE, import_with_config};
+use common::{IMAGE, import_with_config, text};
 use registry::TestRegistry;
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// Runs docker-py code against the server; returns stdout (asserting success).
-fn python(s: &Server, code: &str) -> String {
-    let o = s.client("python3").args(["-c", code]).output().unwrap();
-    let (out, err) = text(&o);
-    assert!(
-        o.status.success(),
-        "python failed:\n{code}\nstdout: {out}\nstderr: {err}\nserver log:\n{}",
-        common::serve::tail(&s.log(), 40)
-    );
-    out
-}
 
 /// The server's store emptied (no name, no blob): what it pulls it downloads.
 fn empty_store(s: &Server) {
@@ -142,8 +123,8 @@ fn push_then_pull_through_a_registry_with_progress() {
 
     // The raw messages, as docker-py decodes them: per-layer progress with progressDetail.
     empty_store(&s2);
-    let out = python(
-        &s2,
+    let out = s2.python_ok(&[
+        "-c",
         &format!(
             "import docker, json\n\
              c = docker.from_env()\n\
@@ -151,7 +132,7 @@ fn push_then_pull_through_a_registry_with_progress() {
                  print(json.dumps(m))\n",
             reg.addr
         ),
-    );
+    ]);
     let msgs: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -176,14 +157,14 @@ fn push_then_pull_through_a_registry_with_progress() {
     );
 
     // The registry's view of the image (docker-py's registry data: /distribution).
-    let out = python(
-        &s2,
+    let out = s2.python_ok(&[
+        "-c",
         &format!(
             "import docker\n\
              d = docker.from_env().images.get_registry_data('{remote}')\n\
              print(d.id, d.attrs['Descriptor']['size'], d.attrs['Platforms'])\n"
         ),
-    );
+    ]);
     assert!(
         out.starts_with(&format!(
             "{} {size} [{{'architecture': '{}', 'os': 'linux'}}]",
@@ -290,12 +271,12 @@ fn images_filters_tag_inspect_history_rmi_prune() {
             )),
         "{err}"
     );
-    let status = python(
-        &s,
+    let status = s.python_ok(&[
+        "-c",
         "import docker\n\
          try:\n    docker.from_env().images.remove('apitest/labelled:1')\n\
          except docker.errors.APIError as e:\n    print(e.status_code)\n",
-    );
+    ]);
     assert_eq!(status.trim(), "409");
     s.berth.ok(&["rm", &ctr]);
     let out = s.docker_ok(&["rmi", "apitest/labelled:1"]);

@@ -3,22 +3,12 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::serve::Server;
+use common::serve::{Server, free_port};
 use common::{Berth, IMAGE, berth_bin, runtime_bin};
-
-/// A free TCP port on loopback.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate signed by it, and a
 /// second client certificate from another CA; written as docker's file names under `dir`
@@ -237,39 +227,23 @@ fn socket_activation_serves_the_passed_socket() {
 #[test]
 fn restarts_always_and_unless_stopped_containers_at_start() {
     let b = Berth::new();
-    b.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "always",
-        "--restart",
-        "always",
-        IMAGE,
-        "sleep",
-        "1000",
-    ]);
-    b.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "unless",
-        "--restart",
-        "unless-stopped",
-        IMAGE,
-        "sleep",
-        "1000",
-    ]);
-    b.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "unless2",
-        "--restart",
-        "unless-stopped",
-        IMAGE,
-        "sleep",
-        "1000",
-    ]);
+    for (name, policy) in [
+        ("always", "always"),
+        ("unless", "unless-stopped"),
+        ("unless2", "unless-stopped"),
+    ] {
+        b.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            policy,
+            IMAGE,
+            "sleep",
+            "1000",
+        ]);
+    }
     b.ok(&["run", "-d", "--name", "never", IMAGE, "sleep", "1000"]);
     for n in ["always", "unless", "never"] {
         b.ok(&["stop", "-t", "0", n]);

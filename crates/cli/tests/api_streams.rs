@@ -7,12 +7,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::IMAGE;
 use common::serve::{Server, tail};
+use common::{IMAGE, stderr, stdout};
 
 /// `berth run -d --network none ARGS...`: the container's ID.
 fn run_d(s: &Server, args: &[&str]) -> String {
@@ -21,35 +21,11 @@ fn run_d(s: &Server, args: &[&str]) -> String {
     s.berth.ok(&a).trim().to_string()
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A docker command's output, with the server's log on failure of `what`.
-fn explain(s: &Server, o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}\nserver log:\n{}",
-        o.status,
-        stdout(o),
-        stderr(o),
-        tail(&s.log(), 30)
-    )
-}
-
 /// Runs `client` with `args` and `input` on its stdin (then closed).
 fn with_input(s: &Server, client: &str, args: &[&str], input: &[u8]) -> Output {
     let mut c = s.client(client);
-    c.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    c.args(args);
+    common::output_with_input(c, input)
 }
 
 /// A child's stdout as it comes, read by a thread.
@@ -164,7 +140,7 @@ print(json.dumps({"code": p.wait(), "seen": seen.decode(errors="replace")}))
     c.arg(&driver).arg(steps.to_string()).args(argv);
     let o = c.output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("the pty driver: {e}: {}", explain(s, &o)));
+        .unwrap_or_else(|e| panic!("the pty driver: {e}: {}", s.explain(&o)));
     let seen = v["seen"].as_str().unwrap_or_default().to_string();
     if let Some(why) = v.get("failed") {
         panic!(
@@ -173,19 +149,6 @@ print(json.dumps({"code": p.wait(), "seen": seen.decode(errors="replace")}))
         );
     }
     (v["code"].as_i64().unwrap() as i32, seen)
-}
-
-/// `curl --unix-socket` to the server: the status line's code and the body.
-fn curl(s: &Server, args: &[&str]) -> (u16, String) {
-    let o = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
-        .arg(&s.sock)
-        .args(args)
-        .output()
-        .expect("curl");
-    let text = stdout(&o);
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 #[test]
@@ -210,11 +173,11 @@ fn logs_tail_timestamps_since_until_and_a_tty() {
     assert_eq!(s.berth.ok(&["wait", &id]).trim(), "0");
     // stdout and stderr apart (stdcopy frames: no terminal).
     let o = s.docker(&["logs", "lg"]);
-    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert!(o.status.success(), "{}", s.explain(&o));
     assert_eq!(stdout(&o), "out1\nout2\n");
     assert_eq!(stderr(&o), "err1\n");
     let o = s.docker(&["logs", "--tail", "1", "lg"]);
-    assert_eq!(stdout(&o), "out2\n", "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "out2\n", "{}", s.explain(&o));
     assert_eq!(stderr(&o), "");
     // Timestamps: RFC 3339 with nanoseconds, then the line.
     let ts = s.docker_ok(&["logs", "--timestamps", &id]);
@@ -231,20 +194,17 @@ fn logs_tail_timestamps_since_until_and_a_tty() {
     // --since the second line's time: only it (the CLI sends it as a Unix timestamp); --until
     // it: the lines before.
     let o = s.docker(&["logs", "--since", lines[1].0, "lg"]);
-    assert_eq!(stdout(&o), "out2\n", "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "out2\n", "{}", s.explain(&o));
     let o = s.docker(&["logs", "--until", lines[1].0, "lg"]);
-    assert_eq!(stdout(&o), "out1\n", "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "out1\n", "{}", s.explain(&o));
     assert_eq!(stderr(&o), "err1\n");
     // An attach that replays the logs and does not stream (no upgrade: a plain body of
     // stdcopy frames).
-    let (code, body) = curl(
-        &s,
-        &[
-            "-X",
-            "POST",
-            "http://x/containers/lg/attach?logs=1&stream=0&stdout=1&stderr=1",
-        ],
-    );
+    let (code, body) = s.curl(&[
+        "-X",
+        "POST",
+        "http://x/containers/lg/attach?logs=1&stream=0&stdout=1&stderr=1",
+    ]);
     assert_eq!(code, 200);
     let mut frames = Vec::new();
     let mut b = body.as_bytes();
@@ -273,7 +233,7 @@ fn logs_tail_timestamps_since_until_and_a_tty() {
     );
     s.berth.ok(&["wait", &t]);
     let o = s.docker(&["logs", &t]);
-    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert!(o.status.success(), "{}", s.explain(&o));
     assert_eq!(stdout(&o), "on-tty\r\nto-err\r\n");
     assert_eq!(stderr(&o), "");
     let o = s.docker(&["logs", "no-such-container"]);
@@ -281,7 +241,7 @@ fn logs_tail_timestamps_since_until_and_a_tty() {
     assert!(
         stderr(&o).contains("No such container: no-such-container"),
         "{}",
-        explain(&s, &o)
+        s.explain(&o)
     );
 }
 
@@ -313,7 +273,7 @@ fn logs_follow_until_the_container_exits() {
     s.berth.ok(&["exec", "fl", "touch", "/tmp/go"]);
     lines.until("three\n", &s);
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert!(o.status.success(), "{}", s.explain(&o));
     assert_eq!(lines.seen, "one\nthree\n");
     assert_eq!(stderr(&o), "two\n");
 }
@@ -323,16 +283,16 @@ fn exec_exit_codes_stdin_options_and_detach() {
     let s = Server::start(&[]);
     run_d(&s, &["--name", "ex", IMAGE, "sleep", "600"]);
     let o = s.docker(&["exec", "ex", "sh", "-c", "echo out; echo err >&2; exit 3"]);
-    assert_eq!(o.status.code(), Some(3), "{}", explain(&s, &o));
+    assert_eq!(o.status.code(), Some(3), "{}", s.explain(&o));
     assert_eq!(stdout(&o), "out\n");
     assert_eq!(stderr(&o), "err\n");
     // Piped stdin: the client's half-close ends the process's stdin.
     let o = with_input(&s, "docker", &["exec", "-i", "ex", "cat"], b"hi\n");
-    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert!(o.status.success(), "{}", s.explain(&o));
     assert_eq!(stdout(&o), "hi\n");
     let big: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
     let o = with_input(&s, "docker", &["exec", "-i", "ex", "wc", "-c"], &big);
-    assert_eq!(stdout(&o).trim(), "200000", "{}", explain(&s, &o));
+    assert_eq!(stdout(&o).trim(), "200000", "{}", s.explain(&o));
     // The user, environment and directory asked for.
     let o = s.docker_ok(&[
         "exec",
@@ -350,11 +310,11 @@ fn exec_exit_codes_stdin_options_and_detach() {
     assert_eq!(o, "1000 bar /tmp\n");
     // A command that cannot be run: Docker's 127, with the reason.
     let o = s.docker(&["exec", "ex", "no-such-command"]);
-    assert_eq!(o.status.code(), Some(127), "{}", explain(&s, &o));
+    assert_eq!(o.status.code(), Some(127), "{}", s.explain(&o));
     assert!(
         format!("{}{}", stdout(&o), stderr(&o)).contains("no-such-command"),
         "{}",
-        explain(&s, &o)
+        s.explain(&o)
     );
     // Detached: it runs on its own.
     s.docker_ok(&["exec", "-d", "ex", "sh", "-c", "echo done > /tmp/detached"]);
@@ -376,7 +336,7 @@ fn exec_exit_codes_stdin_options_and_detach() {
         ])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(5), "{}", explain(&s, &o));
+    assert_eq!(o.status.code(), Some(5), "{}", s.explain(&o));
     assert_eq!(stdout(&o), "old\n");
     assert_eq!(stderr(&o), "old-err\n");
     let o = with_input(
@@ -385,7 +345,7 @@ fn exec_exit_codes_stdin_options_and_detach() {
         &["exec", "-i", "ex", "cat"],
         b"x\ny\n",
     );
-    assert_eq!(stdout(&o), "x\ny\n", "{}", explain(&s, &o));
+    assert_eq!(stdout(&o), "x\ny\n", "{}", s.explain(&o));
     // Not running: refused.
     s.berth.ok(&["stop", "-t", "0", "ex"]);
     let o = s.docker(&["exec", "ex", "true"]);
@@ -393,7 +353,7 @@ fn exec_exit_codes_stdin_options_and_detach() {
     assert!(
         stderr(&o).contains("is not running") || stderr(&o).contains("exited"),
         "{}",
-        explain(&s, &o)
+        s.explain(&o)
     );
 }
 
@@ -458,8 +418,8 @@ fn attach_to_a_running_container() {
     input.write_all(b"quit\n").unwrap();
     lines.until("got:quit\n", &s);
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(5), "{}", explain(&s, &o));
-    assert!(stderr(&o).contains("err:quit"), "{}", explain(&s, &o));
+    assert_eq!(o.status.code(), Some(5), "{}", s.explain(&o));
+    assert!(stderr(&o).contains("err:quit"), "{}", s.explain(&o));
     // With a terminal, through a pty: raw bytes both ways, and the detach keys leave it
     // running.
     run_d(&s, &["-it", "--name", "att", IMAGE, "sh"]);
@@ -487,13 +447,13 @@ fn events_since_until_filters_and_follow() {
     s.berth.ok(&["wait", &a]);
     run_d(&s, &["--name", "ev-b", IMAGE, "true"]);
     let until = unix_time(0);
-    // Past events only: the stream ends by itself.
-    let o = s.docker_ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
+    // Past events only (between since and until): the stream ends by itself.
+    let past = |args: &[&str]| {
+        let mut a = vec!["events", "--since", &since, "--until", &until];
+        a.extend_from_slice(args);
+        s.docker_ok(&a)
+    };
+    let o = past(&[
         "--filter",
         "container=ev-a",
         "--format",
@@ -504,12 +464,7 @@ fn events_since_until_filters_and_follow() {
     assert!(got.contains(&"container start ev-a start"), "{o}");
     assert!(got.contains(&"container die ev-a die"), "{o}");
     assert!(!o.contains("ev-b"), "{o}");
-    let o = s.docker_ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
+    let o = past(&[
         "--filter",
         "event=start",
         "--format",
@@ -519,12 +474,7 @@ fn events_since_until_filters_and_follow() {
     names.sort();
     assert_eq!(names, ["ev-a", "ev-b"], "{o}");
     // The JSON messages: Docker's fields, with the deprecated status/id/from.
-    let o = s.docker_ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
+    let o = past(&[
         "--filter",
         "container=ev-a",
         "--filter",
@@ -556,11 +506,11 @@ fn events_since_until_filters_and_follow() {
         ])
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert!(o.status.success(), "{}", s.explain(&o));
     assert!(
         stdout(&o).contains("container die") && stdout(&o).contains("name=ev-a"),
         "{}",
-        explain(&s, &o)
+        s.explain(&o)
     );
     // Following: a container created now shows; then its start, which happens after the
     // follow is known to be live.
@@ -597,10 +547,7 @@ fn events_since_until_filters_and_follow() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
     // A bad filter: 400 naming it.
-    let (code, body) = curl(
-        &s,
-        &["http://x/events?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D"],
-    );
+    let (code, body) = s.curl(&["http://x/events?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D"]);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("bogus"), "{body}");
 }
@@ -622,125 +569,75 @@ fn error_paths_by_hand() {
     let s = Server::start(&[]);
     run_d(&s, &["--name", "er", IMAGE, "sleep", "600"]);
     // A malformed exec body: 400 naming the field.
-    let (code, body) = curl(
-        &s,
-        &[
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"Cmd":["true"],"Tty":"yes"}"#,
-            "http://x/v1.44/containers/er/exec",
-        ],
+    let (code, body) = s.request(
+        "POST",
+        "/v1.44/containers/er/exec",
+        Some(r#"{"Cmd":["true"],"Tty":"yes"}"#),
     );
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("Tty"), "{body}");
-    let (code, body) = curl(
-        &s,
-        &[
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"Cmd":[]}"#,
-            "http://x/containers/er/exec",
-        ],
-    );
+    let (code, body) = s.request("POST", "/containers/er/exec", Some(r#"{"Cmd":[]}"#));
     assert_eq!(
         (code, body.trim()),
         (400, r#"{"message":"No exec command specified"}"#)
     );
-    let (code, _) = curl(
-        &s,
-        &[
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"Cmd":["true"]}"#,
-            "http://x/containers/nope/exec",
-        ],
-    );
+    let (code, _) = s.request("POST", "/containers/nope/exec", Some(r#"{"Cmd":["true"]}"#));
     assert_eq!(code, 404);
     // Create, inspect before the start, start, inspect after.
-    let (code, body) = curl(
-        &s,
-        &[
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"Cmd":["sh","-c","exit 9"],"AttachStdout":true}"#,
-            "http://x/containers/er/exec",
-        ],
+    let (code, body) = s.request(
+        "POST",
+        "/containers/er/exec",
+        Some(r#"{"Cmd":["sh","-c","exit 9"],"AttachStdout":true}"#),
     );
     assert_eq!(code, 201, "{body}");
     let exec: serde_json::Value = serde_json::from_str(&body).unwrap();
     let exec = exec["Id"].as_str().unwrap().to_string();
-    let (code, body) = curl(&s, &[&format!("http://x/exec/{exec}/json")]);
+    let (code, body) = s.curl(&[&format!("http://x/exec/{exec}/json")]);
     assert_eq!(code, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["Running"], false);
     assert_eq!(v["ProcessConfig"]["entrypoint"], "sh");
-    let (code, _) = curl(
-        &s,
-        &[
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"Detach":true}"#,
-            &format!("http://x/exec/{exec}/start"),
-        ],
+    let (code, _) = s.request(
+        "POST",
+        &format!("/exec/{exec}/start"),
+        Some(r#"{"Detach":true}"#),
     );
     assert_eq!(code, 200);
     s.berth.wait_for(30, "the detached exec's exit", || {
-        let (_, body) = curl(&s, &[&format!("http://x/exec/{exec}/json")]);
+        let (_, body) = s.curl(&[&format!("http://x/exec/{exec}/json")]);
         body.contains(r#""ExitCode":9"#)
     });
     // Started once only.
-    let (code, _) = curl(
-        &s,
-        &[
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"Detach":true}"#,
-            &format!("http://x/exec/{exec}/start"),
-        ],
+    let (code, _) = s.request(
+        "POST",
+        &format!("/exec/{exec}/start"),
+        Some(r#"{"Detach":true}"#),
     );
     assert_eq!(code, 409);
-    let (code, _) = curl(&s, &["-X", "POST", "http://x/exec/nope/start"]);
+    let (code, _) = s.curl(&["-X", "POST", "http://x/exec/nope/start"]);
     assert_eq!(code, 404);
-    let (code, _) = curl(&s, &["http://x/exec/nope/json"]);
+    let (code, _) = s.curl(&["http://x/exec/nope/json"]);
     assert_eq!(code, 404);
     // Logs need a stream; resizes need both numbers; a bad time is a 400.
-    let (code, body) = curl(&s, &["http://x/containers/er/logs"]);
+    let (code, body) = s.curl(&["http://x/containers/er/logs"]);
     assert_eq!(code, 400, "{body}");
-    let (code, body) = curl(&s, &["-X", "POST", "http://x/containers/er/resize?h=10"]);
+    let (code, body) = s.curl(&["-X", "POST", "http://x/containers/er/resize?h=10"]);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("width"), "{body}");
-    let (code, _) = curl(
-        &s,
-        &["-X", "POST", "http://x/containers/er/resize?h=10&w=20"],
-    );
+    let (code, _) = s.curl(&["-X", "POST", "http://x/containers/er/resize?h=10&w=20"]);
     assert_eq!(code, 200);
-    let (code, body) = curl(
-        &s,
-        &["http://x/containers/er/logs?stdout=1&since=yesterday"],
-    );
+    let (code, body) = s.curl(&["http://x/containers/er/logs?stdout=1&since=yesterday"]);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("since"), "{body}");
     // Attach with bad detach keys: 400 before anything is hijacked.
-    let (code, body) = curl(
-        &s,
-        &[
-            "-X",
-            "POST",
-            "http://x/containers/er/attach?stream=1&stdout=1&detachKeys=ctrl-xy",
-        ],
-    );
+    let (code, body) = s.curl(&[
+        "-X",
+        "POST",
+        "http://x/containers/er/attach?stream=1&stdout=1&detachKeys=ctrl-xy",
+    ]);
     assert_eq!(code, 400, "{body}");
     s.berth.ok(&["stop", "-t", "0", "er"]);
-    let (code, body) = curl(
-        &s,
-        &["-X", "POST", "http://x/containers/er/resize?h=10&w=20"],
-    );
+    let (code, body) = s.curl(&["-X", "POST", "http://x/containers/er/resize?h=10&w=20"]);
     assert_eq!(code, 409, "{body}");
 }
 
@@ -749,7 +646,7 @@ fn docker_run_attached_with_stdin_and_a_terminal() {
     let s = Server::start(&[]);
     // Attached before the start (docker run's order): nothing of the output is lost.
     let o = s.docker(&["run", "--rm", "--network", "none", IMAGE, "echo", "hi"]);
-    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert!(o.status.success(), "{}", s.explain(&o));
     assert_eq!(stdout(&o), "hi\n");
     let o = s.docker(&[
         "run",
@@ -761,7 +658,7 @@ fn docker_run_attached_with_stdin_and_a_terminal() {
         "-c",
         "echo out; echo err >&2; exit 3",
     ]);
-    assert_eq!(o.status.code(), Some(3), "{}", explain(&s, &o));
+    assert_eq!(o.status.code(), Some(3), "{}", s.explain(&o));
     assert_eq!(
         (stdout(&o).as_str(), stderr(&o).as_str()),
         ("out\n", "err\n")
@@ -773,7 +670,7 @@ fn docker_run_attached_with_stdin_and_a_terminal() {
         &["run", "-i", "--rm", "--network", "none", IMAGE, "cat"],
         b"piped\nlines\n",
     );
-    assert!(o.status.success(), "{}", explain(&s, &o));
+    assert!(o.status.success(), "{}", s.explain(&o));
     assert_eq!(stdout(&o), "piped\nlines\n");
     // Debian's 20.10 the same way.
     let o = with_input(
@@ -792,7 +689,7 @@ fn docker_run_attached_with_stdin_and_a_terminal() {
         ],
         b"old\n",
     );
-    assert_eq!(o.status.code(), Some(4), "{}", explain(&s, &o));
+    assert_eq!(o.status.code(), Some(4), "{}", s.explain(&o));
     assert_eq!(stdout(&o), "old\n");
     // With a terminal, on a pty: its size, what we type.
     let steps = serde_json::json!([
@@ -854,11 +751,5 @@ print("ok")
     s.berth.wait_for(30, "the first lines", || {
         s.berth.run(&["logs", "py"]).stderr.starts_with(b"second")
     });
-    let o = s
-        .client("python3")
-        .args(["-c", SCRIPT, &s.host(), "py"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", explain(&s, &o));
-    assert_eq!(stdout(&o), "ok\n");
+    assert_eq!(s.python_ok(&["-c", SCRIPT, &s.host(), "py"]), "ok\n");
 }

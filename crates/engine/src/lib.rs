@@ -40,6 +40,7 @@ mod spec;
 mod stats;
 mod store;
 mod system;
+mod units;
 mod update;
 mod user;
 mod util;
@@ -96,6 +97,7 @@ pub use stats::{
     PidsStats, Throttling,
 };
 pub use system::{BootResult, PruneReport};
+pub use units::{bytes_size, human_size, human_size3};
 pub use update::UpdateConfig;
 pub use util::parse_bytes;
 pub use util::{parse_duration, parse_rfc3339, parse_signal, parse_timestamp};

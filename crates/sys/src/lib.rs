@@ -27,6 +27,23 @@ pub use fs::{
 };
 pub use lock::Flock;
 
+/// An error as berth shows it (the CLI's messages, the API's): its message, then each cause
+/// the message does not already hold, joined by `: `. Errors that put their cause's text into
+/// their own message (most `{op} {path}: {source}` errors do) would otherwise name it twice.
+pub fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// An operation on a path failed: `"{op} {path}: {source}"`, e.g.
 /// `rename /var/lib/berth/names.json: No such file or directory`.
 ///

@@ -493,24 +493,8 @@ fn spawn_reaper(cli: &Cli) {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--root").arg(&cli.root);
-    if let Some(rt) = &cli.runtime {
-        cmd.arg("--runtime").arg(rt);
-    }
-    cmd.args(["builder", "__reaper", &std::process::id().to_string()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::setsid();
-            Ok(())
-        });
-    }
     // Not waited for: it outlives us by design (PID 1 or a subreaper reaps it).
-    let _ = cmd.spawn();
+    let _ = berth_build::spawn_reaper(&exe, &cli.root, cli.runtime.as_deref(), std::process::id());
 }
 
 /// Runs `builder __reaper PID`.

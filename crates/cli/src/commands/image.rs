@@ -758,18 +758,10 @@ fn import(e: &Engine, a: &ImportArgs) -> Result<u8> {
 
 // ---- login / logout ----
 
-/// `docker.io`, `https://index.docker.io/v1/`, `https://host:5000/` -> the registry host.
+/// `docker.io`, `https://index.docker.io/v1/`, `https://host:5000/` (none: Docker Hub) -> the
+/// registry host.
 fn server_host(server: Option<&str>) -> String {
-    let s = server.unwrap_or("docker.io");
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or(s);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "" => "docker.io".into(),
-        h => h.to_string(),
-    }
+    registry::credentials::registry_host(server.unwrap_or_default()).to_string()
 }
 
 fn prompt(label: &str, hidden: bool) -> Result<String> {

@@ -243,13 +243,8 @@ impl Berth {
     /// Runs berth with `input` on stdin.
     pub fn run_input(&self, args: &[&str], input: &[u8]) -> Output {
         let mut c = self.cmd();
-        c.args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
+        c.args(args);
+        output_with_input(c, input)
     }
 
     pub fn inspect(&self, c: &str) -> serde_json::Value {
@@ -300,6 +295,31 @@ impl Drop for Berth {
             }
         }
     }
+}
+
+/// Runs `c` with `input` on its stdin (then closed); its output.
+pub fn output_with_input(mut c: Command, input: &[u8]) -> Output {
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A process's stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A process's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A process's (stdout, stderr) as text.
+pub fn text(o: &Output) -> (String, String) {
+    (stdout(o), stderr(o))
 }
 
 /// Whether anything is mounted below `path`.

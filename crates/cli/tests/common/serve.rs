@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Berth, berth_bin, runtime_bin};
+use super::{Berth, berth_bin, output_with_input, runtime_bin, stderr, stdout};
 
 /// A running `berth serve` over `berth`'s root.
 pub struct Server {
@@ -114,7 +114,75 @@ impl Server {
             String::from_utf8_lossy(&o.stderr),
             tail(&self.log(), 40)
         );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        stdout(&o)
+    }
+
+    /// The docker CLI, asserting failure; its stderr.
+    pub fn docker_err(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            !o.status.success(),
+            "docker {args:?} succeeded:\n{}",
+            stdout(&o)
+        );
+        stderr(&o)
+    }
+
+    /// `sh -c SCRIPT` with the client's environment (a docker pipeline), asserting success;
+    /// stdout.
+    pub fn sh_ok(&self, script: &str) -> String {
+        let o = self.client("sh").args(["-c", script]).output().unwrap();
+        assert!(o.status.success(), "sh -c {script:?}: {}", self.explain(&o));
+        stdout(&o)
+    }
+
+    /// `python3 ARGS` (docker-py code) against the server, asserting success; stdout.
+    pub fn python_ok(&self, args: &[&str]) -> String {
+        let o = self.client("python3").args(args).output().unwrap();
+        assert!(o.status.success(), "python3 {args:?}: {}", self.explain(&o));
+        stdout(&o)
+    }
+
+    /// A client's output, and the server's log, for a failure message.
+    pub fn explain(&self, o: &Output) -> String {
+        format!(
+            "status {:?}\nstdout: {}\nstderr: {}\nserver log:\n{}",
+            o.status,
+            stdout(o),
+            stderr(o),
+            tail(&self.log(), 40)
+        )
+    }
+
+    /// `curl -s --unix-socket SOCK ARGS` (what a user would try by hand), asserting that
+    /// curl itself succeeded: (HTTP status, body).
+    pub fn curl(&self, args: &[&str]) -> (u16, String) {
+        self.curl_input(args, &[])
+    }
+
+    /// [`Server::curl`] with `input` on curl's stdin (for `--data-binary @-`).
+    pub fn curl_input(&self, args: &[&str], input: &[u8]) -> (u16, String) {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket"])
+            .arg(&self.sock)
+            .args(args);
+        let o = output_with_input(c, input);
+        assert!(o.status.success(), "curl {args:?}: {}", self.explain(&o));
+        let text = stdout(&o);
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.trim().parse().unwrap(), body.to_string())
+    }
+
+    /// A request to `path` (`/v1.44/...`) through [`Server::curl`], with `body` sent as JSON
+    /// if given: (HTTP status, body).
+    pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let url = format!("http://localhost{path}");
+        let mut args = vec!["-X", method];
+        if let Some(b) = body {
+            args.extend(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        args.push(&url);
+        self.curl(&args)
     }
 }
 
@@ -144,6 +212,31 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The body at `url` (plain HTTP, from the host) once it answers with success: polled every
+/// 100 ms, 100 times at most (each try 2 s at most).
+pub fn get_when_up(url: &str) -> String {
+    for _ in 0..100 {
+        let o = Command::new("curl")
+            .args(["-sf", "--max-time", "2", url])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            return stdout(&o);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{url} never answered");
 }
 
 /// The last `n` lines of `s`.

@@ -69,17 +69,30 @@ pub fn config_key(registry: &str) -> String {
     }
 }
 
-/// The host of an `auths` key: `https://host/v1/` and `host` name the same registry.
-fn key_host(key: &str) -> &str {
-    let k = key
+/// A registry as Docker's clients name it (`https://index.docker.io/v1/`, `localhost:5000`,
+/// `http://host:5000/`, empty for Docker Hub) as the host a reference has (`docker.io`,
+/// `localhost:5000`).
+pub fn registry_host(server: &str) -> &str {
+    let s = server.trim();
+    let s = s
         .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    let k = k.split('/').next().unwrap_or(k);
-    match k {
-        "index.docker.io" | "registry-1.docker.io" => DEFAULT_REGISTRY,
-        k => k,
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    match s.split('/').next().unwrap_or(s) {
+        "" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            DEFAULT_REGISTRY
+        }
+        h => h,
     }
+}
+
+/// The host of an `auths` key: `https://host/v1/` and `host` name the same registry (an empty
+/// key names none).
+fn key_host(key: &str) -> &str {
+    if key.trim().is_empty() {
+        return "";
+    }
+    registry_host(key)
 }
 
 impl DockerConfig {
@@ -310,6 +323,16 @@ fn helper_get(helper: &str, key: &str) -> Result<Option<Credentials>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn registry_hosts() {
+        use super::registry_host;
+        assert_eq!(registry_host(""), "docker.io");
+        assert_eq!(registry_host("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(registry_host("registry.hub.docker.com"), "docker.io");
+        assert_eq!(registry_host("http://127.0.0.1:5000/"), "127.0.0.1:5000");
+        assert_eq!(registry_host("localhost:5000"), "localhost:5000");
+    }
+
     use super::*;
 
     #[test]

@@ -62,21 +62,7 @@ pub fn pull(
     let scopes = [pull_scope(repo)];
     let _lease = store.lease()?;
 
-    let target = match (reference.digest(), reference.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.to_string(),
-        (None, None) => crate::DEFAULT_TAG.to_string(),
-    };
-    let (data, media_type) = get_manifest(&client, reference, &target, &scopes)?;
-    let top = Digest::of(&data);
-    if let Some(expected) = reference.digest()
-        && &top != expected
-    {
-        return Err(Error::DigestMismatch {
-            expected: expected.clone(),
-            actual: top,
-        });
-    }
+    let (data, media_type, top) = get_top(&client, reference, &scopes)?;
     progress.resolved(reference, &top);
 
     let index_data = data.clone();
@@ -198,21 +184,7 @@ pub fn inspect(
     let client = Client::new(reference.registry(), opts, None)?;
     let repo = reference.repository();
     let scopes = [pull_scope(repo)];
-    let target = match (reference.digest(), reference.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.to_string(),
-        (None, None) => crate::DEFAULT_TAG.to_string(),
-    };
-    let (data, media_type) = get_manifest(&client, reference, &target, &scopes)?;
-    let digest = Digest::of(&data);
-    if let Some(expected) = reference.digest()
-        && &digest != expected
-    {
-        return Err(Error::DigestMismatch {
-            expected: expected.clone(),
-            actual: digest,
-        });
-    }
+    let (data, media_type, digest) = get_top(&client, reference, &scopes)?;
     let what = format!("{media_type} {digest} of {reference}");
     let mut platforms = Vec::new();
     if is_index(&media_type) {
@@ -242,16 +214,7 @@ pub fn inspect(
         if resp.status().as_u16() != 200 {
             return Err(Client::status_error("GET", &url, resp));
         }
-        let blob = resp
-            .into_body()
-            .with_config()
-            .limit(MAX_MANIFEST)
-            .read_to_vec()
-            .map_err(|e| Error::Transport {
-                method: "GET".into(),
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
+        let blob = read_small(resp, &url)?;
         let actual = Digest::of(&blob);
         if actual != config {
             return Err(Error::DigestMismatch {
@@ -285,6 +248,45 @@ pub fn inspect(
     })
 }
 
+/// Fetches what `reference` points at (its digest, else its tag, else the default tag): its
+/// bytes, media type and digest. A digest reference is checked against what came.
+fn get_top(
+    client: &Client,
+    reference: &Reference,
+    scopes: &[String],
+) -> Result<(Vec<u8>, String, Digest)> {
+    let target = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => crate::DEFAULT_TAG.to_string(),
+    };
+    let (data, media_type) = get_manifest(client, reference, &target, scopes)?;
+    let digest = Digest::of(&data);
+    if let Some(expected) = reference.digest()
+        && &digest != expected
+    {
+        return Err(Error::DigestMismatch {
+            expected: expected.clone(),
+            actual: digest,
+        });
+    }
+    Ok((data, media_type, digest))
+}
+
+/// The body of a GET of `url` that is small by nature (a manifest, an index, a config): at
+/// most [`MAX_MANIFEST`] bytes.
+fn read_small(resp: ureq::http::Response<ureq::Body>, url: &str) -> Result<Vec<u8>> {
+    resp.into_body()
+        .with_config()
+        .limit(MAX_MANIFEST)
+        .read_to_vec()
+        .map_err(|e| Error::Transport {
+            method: "GET".into(),
+            url: url.to_string(),
+            reason: e.to_string(),
+        })
+}
+
 /// Fetches a manifest or index; returns its bytes and media type (its `mediaType` field, else
 /// the Content-Type, else guessed from its shape).
 fn get_manifest(
@@ -313,16 +315,7 @@ fn get_manifest(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-    let data = resp
-        .into_body()
-        .with_config()
-        .limit(MAX_MANIFEST)
-        .read_to_vec()
-        .map_err(|e| Error::Transport {
-            method: "GET".into(),
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
+    let data = read_small(resp, &url)?;
     #[derive(serde::Deserialize)]
     struct Probe {
         #[serde(rename = "mediaType")]
