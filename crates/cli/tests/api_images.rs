@@ -472,3 +472,33 @@ fn login_and_push_pull_with_htpasswd() {
     let out = s.docker_ok(&["pull", &remote]);
     assert!(out.contains("Digest: sha256:"), "{out}");
 }
+
+#[test]
+fn docker_20_10_push_and_pull() {
+    let reg = TestRegistry::start(None);
+    let remote = format!("{}/api/old:1", reg.addr);
+    let a = Server::start(&[]);
+    let old = |s: &Server, args: &[&str]| {
+        let o = s.client("/usr/bin/docker").args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "docker 20.10 {args:?}: {}",
+            s.explain(&o)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    old(&a, &["tag", IMAGE, &remote]);
+    let out = old(&a, &["push", &remote]);
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    // Another server with an empty store pulls it.
+    let b = Server::start(&[]);
+    let out = old(&b, &["pull", &remote]);
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {remote}")),
+        "{out}"
+    );
+    assert_eq!(
+        b.berth.inspect_image(&remote)["Id"],
+        a.berth.inspect_image(&remote)["Id"]
+    );
+}

@@ -712,9 +712,79 @@ fn docker_run_attached_with_stdin_and_a_terminal() {
         steps,
     );
     assert_eq!(code, 2, "{seen:?}");
+    // Debian's 20.10 the same way on a pty.
+    let steps = serde_json::json!([
+        ["retry", "stty size\r", "30 100"],
+        ["send", "echo old-$((3+4)); exit 6\r"],
+        ["expect", "old-7"],
+    ]);
+    let (code, seen) = on_a_pty(
+        &s,
+        &[
+            "/usr/bin/docker",
+            "run",
+            "-it",
+            "--rm",
+            "--network",
+            "none",
+            IMAGE,
+            "sh",
+        ],
+        steps,
+    );
+    assert_eq!(code, 6, "{seen:?}");
     s.berth.wait_for(30, "the --rm containers to go", || {
         s.berth.container_ids().is_empty()
     });
+}
+
+/// Debian's docker 20.10 (API 1.41): `run -d -p` with the port answering, and `logs -f`
+/// following a container until it ends.
+#[test]
+fn docker_20_10_run_detached_with_a_port_and_logs_follow() {
+    let s = Server::start(&[]);
+    let port = common::serve::free_port();
+    let old = |args: &[&str]| {
+        let o = s.client("/usr/bin/docker").args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "docker 20.10 {args:?}: {}",
+            s.explain(&o)
+        );
+        stdout(&o)
+    };
+    let publish = format!("127.0.0.1:{port}:80");
+    old(&[
+        "run",
+        "-d",
+        "--name",
+        "oldweb",
+        "-p",
+        &publish,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo via-20.10 > /index.html; exec httpd -f -p 80 -h /",
+    ]);
+    assert_eq!(
+        old(&["port", "oldweb"]).trim(),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
+    let body = common::serve::get_when_up(&format!("http://127.0.0.1:{port}/index.html"));
+    assert_eq!(body, "via-20.10\n");
+    old(&[
+        "run",
+        "-d",
+        "--name",
+        "oldlog",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo first; sleep 1; echo second",
+    ]);
+    // -f returns once the container ends, with what it printed after the follow began.
+    assert_eq!(old(&["logs", "-f", "oldlog"]), "first\nsecond\n");
+    old(&["rm", "-f", "oldweb", "oldlog"]);
 }
 
 /// docker-py reads a hijacked answer through a buffer it then leaves for the raw socket:
