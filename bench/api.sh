@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib/dockerd.sh
 . bench/lib/dockerd.sh
+# shellcheck source=bench/lib/rootfs.sh
+. bench/lib/rootfs.sh
 RUNS=${RUNS:-20}
 PS=${PS:-100}
 [ "$(id -u)" = 0 ] || { echo "bench/api.sh: run as root" >&2; exit 1; }
@@ -39,12 +41,7 @@ $BDOCKER version >/dev/null || { echo "bench/api.sh: berth serve did not answer:
 dockerd_start "$TMP/dockerd" "berth-apibench-$$" docker
 [ -n "$have_docker" ] || echo "bench/api.sh: dockerd left out: $why_docker" >&2
 
-mkdir -p "$TMP/rootfs/bin" "$TMP/rootfs/etc" "$TMP/rootfs/tmp"
-cp /bin/busybox "$TMP/rootfs/bin/"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$TMP/rootfs/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$TMP/rootfs/etc/passwd"
-echo 'root:x:0:' >"$TMP/rootfs/etc/group"
-tar -C "$TMP/rootfs" -cf "$TMP/rootfs.tar" .
+busybox_rootfs_tar "$TMP"
 IMG=bench/bb:latest
 $BERTH import "$TMP/rootfs.tar" $IMG >/dev/null
 [ -n "$have_docker" ] && $DOCKER import "$TMP/rootfs.tar" $IMG >/dev/null

@@ -24,6 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib/dockerd.sh
 . bench/lib/dockerd.sh
+# shellcheck source=bench/lib/rootfs.sh
+. bench/lib/rootfs.sh
 RUNS=${RUNS:-5}
 FILES=${FILES:-multi steps}
 [ "$(id -u)" = 0 ] || { echo "bench/build.sh: run as root" >&2; exit 1; }
@@ -64,12 +66,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The base image: a busybox-static rootfs, the same image (same ID) in each engine.
-mkdir -p "$TMP/rootfs/bin" "$TMP/rootfs/etc" "$TMP/rootfs/tmp"
-cp /bin/busybox "$TMP/rootfs/bin/"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$TMP/rootfs/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$TMP/rootfs/etc/passwd"
-echo 'root:x:0:' >"$TMP/rootfs/etc/group"
-tar -C "$TMP/rootfs" -cf "$TMP/rootfs.tar" .
+busybox_rootfs_tar "$TMP"
 $BERTH import "$TMP/rootfs.tar" benchbase:latest >/dev/null
 $BERTH save -o "$TMP/base.tar" benchbase:latest
 base_id=$($BERTH image inspect -f '{{.Id}}' benchbase:latest)

@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib/dockerd.sh
 . bench/lib/dockerd.sh
+# shellcheck source=bench/lib/rootfs.sh
+. bench/lib/rootfs.sh
 RUNS=${RUNS:-20}
 [ "$(id -u)" = 0 ] || { echo "bench/engine.sh: run as root" >&2; exit 1; }
 for t in hyperfine jq busybox; do
@@ -50,12 +52,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$TMP/rootfs/bin" "$TMP/rootfs/etc" "$TMP/rootfs/tmp"
-cp /bin/busybox "$TMP/rootfs/bin/"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$TMP/rootfs/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$TMP/rootfs/etc/passwd"
-echo 'root:x:0:' >"$TMP/rootfs/etc/group"
-tar -C "$TMP/rootfs" -cf "$TMP/rootfs.tar" .
+busybox_rootfs_tar "$TMP"
 $BERTH import "$TMP/rootfs.tar" bench/bb:latest >/dev/null
 [ -n "$have_podman" ] && $PODMAN import -q "$TMP/rootfs.tar" localhost/bench-bb:latest >/dev/null
 [ -n "$have_docker" ] && $DOCKER import "$TMP/rootfs.tar" "$DIMG" >/dev/null
