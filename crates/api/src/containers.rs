@@ -74,12 +74,6 @@ pub(crate) async fn route(state: &Arc<State>, req: Request) -> Result {
     }
 }
 
-/// Whether the status is one Docker calls running (`State.Running`: paused and restarting
-/// too).
-fn active(s: Status) -> bool {
-    matches!(s, Status::Running | Status::Paused | Status::Restarting)
-}
-
 /// Removes the `null`s of JSON objects, recursively: Go's decoder leaves a field as it is for a
 /// `null`, and Docker's clients send `null` for every field they leave unset
 /// (`"Binds":null`), which is what a missing field is to serde.
@@ -312,7 +306,7 @@ async fn start(state: &Arc<State>, mut req: Request, key: &str) -> Result {
             Status::Paused => Err(ApiError::conflict(
                 "cannot start a paused container, try unpause instead",
             )),
-            s if active(s) => Ok(false),
+            s if s.is_running() => Ok(false),
             _ => engine.start(&id).map(|()| true).map_err(start_error),
         }
     })
@@ -346,7 +340,7 @@ async fn stop(state: &Arc<State>, req: Request, key: &str, restart: bool) -> Res
                 .map_err(start_error)?;
             return Ok(true);
         }
-        if !active(engine.state(&id)?.status) {
+        if !engine.state(&id)?.status.is_running() {
             return Ok(false);
         }
         engine.stop(&id, signal.as_deref(), timeout)?;
@@ -685,7 +679,7 @@ async fn remove(state: &Arc<State>, req: Request, key: &str) -> Result {
     blocking(move || {
         if !force {
             let s = engine.state(&id)?.status;
-            if active(s) {
+            if s.is_running() {
                 let name = engine.record(&id)?.name;
                 let why = if s == Status::Paused {
                     "container is paused and must be unpaused first".to_string()

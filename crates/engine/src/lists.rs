@@ -424,10 +424,7 @@ impl Engine {
             if f.since.as_deref() == Some(i.record.id.as_str()) {
                 break;
             }
-            let active = matches!(
-                i.state.status,
-                Status::Running | Status::Paused | Status::Restarting
-            );
+            let active = i.state.status.is_running();
             if !active && !all {
                 continue;
             }

@@ -44,10 +44,6 @@ pub struct Stats {
     pub net_tx: u64,
 }
 
-fn is_active(s: Status) -> bool {
-    matches!(s, Status::Running | Status::Paused | Status::Restarting)
-}
-
 impl Engine {
     /// The ID of the container named `key` (full ID, name, or unique ID prefix).
     pub fn lookup(&self, key: &str) -> Result<String> {
@@ -67,7 +63,7 @@ impl Engine {
         if s.creator_pid != 0 && !pid_alive(s.creator_pid, s.creator_start) {
             return self.creation_interrupted(id);
         }
-        if !is_active(s.status) || pid_alive(s.monitor_pid, s.monitor_start) {
+        if !s.status.is_running() || pid_alive(s.monitor_pid, s.monitor_start) {
             return Ok(s);
         }
         if s.status != Status::Restarting && pid_alive(s.pid, s.pid_start) {
@@ -75,7 +71,7 @@ impl Engine {
         }
         let _lock = self.containers.lock(id)?;
         let mut s = self.containers.state(id)?;
-        if !is_active(s.status)
+        if !s.status.is_running()
             || pid_alive(s.monitor_pid, s.monitor_start)
             || (s.status != Status::Restarting && pid_alive(s.pid, s.pid_start))
         {
@@ -191,7 +187,7 @@ impl Engine {
         let until = timeout.map(|t| Instant::now() + t);
         loop {
             match self.state(id) {
-                Ok(s) if is_active(s.status) => {}
+                Ok(s) if s.status.is_running() => {}
                 Ok(_) | Err(Error::NoSuchContainer(_)) => return Ok(true),
                 Err(e) => return Err(e),
             }
@@ -207,7 +203,7 @@ impl Engine {
     /// ([`Engine::attach_wait`]: `docker run` attaches before it starts), the container starts
     /// once that client is attached, so that it sees all of the output.
     pub fn start(&self, id: &str) -> Result<()> {
-        if is_active(self.state(id)?.status) {
+        if self.state(id)?.status.is_running() {
             return Ok(());
         }
         self.prepare_start(id)?;
@@ -234,7 +230,7 @@ impl Engine {
                 },
             });
         }
-        if is_active(s.status) {
+        if s.status.is_running() {
             return Err(Error::WrongState {
                 id: id.to_string(),
                 status: s.status.as_str().into(),
@@ -261,7 +257,7 @@ impl Engine {
         let r = self.containers.record(id)?;
         self.containers.update_state(id, |s| s.manual_stop = true)?;
         let s = self.state(id)?;
-        if !is_active(s.status) {
+        if !s.status.is_running() {
             return Ok(());
         }
         if s.status == Status::Paused {
@@ -339,7 +335,7 @@ impl Engine {
     /// anonymous volumes): runtime state, snapshot mount, snapshot, directory.
     pub fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
         let s = self.state(id)?;
-        if is_active(s.status) {
+        if s.status.is_running() {
             if !force {
                 return Err(Error::WrongState {
                     id: id.to_string(),
@@ -443,7 +439,7 @@ impl Engine {
         let mut pause = Duration::ZERO;
         loop {
             match self.state(id) {
-                Ok(s) if is_active(s.status) => last = s.exit_code,
+                Ok(s) if s.status.is_running() => last = s.exit_code,
                 Ok(s) => return Ok(s.exit_code),
                 Err(Error::NoSuchContainer(_)) => return Ok(last),
                 Err(e) => return Err(e),
@@ -512,7 +508,7 @@ impl Engine {
         if !p.exists() {
             return Ok(());
         }
-        let running = || self.state(id).is_ok_and(|s| is_active(s.status));
+        let running = || self.state(id).is_ok_and(|s| s.status.is_running());
         crate::logs::read(&p, opts, &running, out).map_err(io_err("read", p))
     }
 

@@ -484,6 +484,12 @@ pub enum Status {
 }
 
 impl Status {
+    /// Whether Docker calls it running (`State.Running`): running, paused or restarting, a
+    /// container with a live monitor.
+    pub fn is_running(self) -> bool {
+        matches!(self, Status::Running | Status::Paused | Status::Restarting)
+    }
+
     /// The name Docker prints.
     pub fn as_str(self) -> &'static str {
         match self {

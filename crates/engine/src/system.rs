@@ -69,10 +69,7 @@ impl Engine {
                 .host_config
                 .restart_policy
                 .restarts_at_boot(c.state.manual_stop);
-            let active = matches!(
-                c.state.status,
-                Status::Running | Status::Paused | Status::Restarting
-            );
+            let active = c.state.status.is_running();
             if !wanted || active || c.state.status == Status::Dead {
                 continue;
             }

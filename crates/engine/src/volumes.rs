@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::Engine;
 use crate::error::{Error, Result, invalid, io_err};
 use crate::lists::Filters;
-use crate::record::{Mount, MountPoint, Record, Status};
+use crate::record::{Mount, MountPoint, Record};
 use crate::rootpath::resolve_in_root;
 use crate::util::{Flock, is_mountpoint, rfc3339, write_atomic};
 
@@ -705,14 +705,10 @@ impl Engine {
                 continue;
             }
             let others = self.volume_users(&mp.name).unwrap_or_default();
-            let busy = others.iter().filter(|id| **id != r.id).any(|id| {
-                self.state(id).is_ok_and(|s| {
-                    matches!(
-                        s.status,
-                        Status::Running | Status::Paused | Status::Restarting
-                    )
-                })
-            });
+            let busy = others
+                .iter()
+                .filter(|id| **id != r.id)
+                .any(|id| self.state(id).is_ok_and(|s| s.status.is_running()));
             if !busy {
                 let _ = crate::util::umount(data);
             }

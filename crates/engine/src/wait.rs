@@ -16,7 +16,6 @@ use std::time::SystemTime;
 use crate::Engine;
 use crate::error::{Error, Result};
 use crate::events::EventQuery;
-use crate::record::Status;
 
 /// What a wait waits for (the API's `condition`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,10 +54,6 @@ pub struct ContainerWait {
     met: bool,
 }
 
-fn active(s: Status) -> bool {
-    matches!(s, Status::Running | Status::Paused | Status::Restarting)
-}
-
 impl Engine {
     /// Begins a wait for container `id` (a full ID, from [`Engine::lookup`]); fails if there
     /// is no such container.
@@ -69,7 +64,7 @@ impl Engine {
             id: id.to_string(),
             condition,
             began,
-            met: condition == WaitCondition::NotRunning && !active(s.status),
+            met: condition == WaitCondition::NotRunning && !s.status.is_running(),
             finished_at: s.finished_at,
             exit_code: s.exit_code,
         })
@@ -122,7 +117,7 @@ impl ContainerWait {
             Err(e) => return Err(e),
         };
         let exited = s.finished_at != self.finished_at && !s.finished_at.is_empty();
-        if !active(s.status) {
+        if !s.status.is_running() {
             self.exit_code = s.exit_code;
         }
         let met = match self.condition {
@@ -132,7 +127,7 @@ impl ContainerWait {
         if !met {
             return Ok(None);
         }
-        if active(s.status) {
+        if s.status.is_running() {
             // Restarted (by its policy, or a start) since that exit: its code is in the log.
             self.exit_code = engine
                 .last_exit_since(&self.id, self.began)
