@@ -196,8 +196,6 @@ pub(crate) async fn archive(state: &Arc<State>, mut req: Request, id: &str) -> R
         };
         blocking(move || {
             let r = engine.extract_archive(&id, &path, &o, &mut body);
-            // Read the body to its end so that the client sees the answer, not a reset.
-            let _ = std::io::copy(&mut body, &mut std::io::sink());
             Ok(r?)
         })
         .await?;

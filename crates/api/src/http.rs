@@ -147,9 +147,9 @@ impl Request {
     }
 
     /// The body as a blocking reader for the engine (a tar to load, a build context), fed by
-    /// a task that reads the connection.
+    /// a task that reads the connection to its end, also when the reader stops early.
     pub fn reader(&mut self) -> BodyReader {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Bytes>>(16);
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(16);
         if let Some(mut body) = self.body.take() {
             tokio::spawn(async move {
                 while let Some(frame) = body.frame().await {
@@ -160,13 +160,15 @@ impl Request {
                         },
                         Err(e) => Err(std::io::Error::other(e)),
                     };
-                    let failed = item.is_err();
-                    let tx = tx.clone();
-                    let sent = tokio::task::spawn_blocking(move || tx.send(item).is_ok())
-                        .await
-                        .unwrap_or(false);
-                    if !sent || failed {
+                    if item.is_err() {
+                        let _ = tx.send(item).await;
                         break;
+                    }
+                    // A reader that stopped early (the engine refused the input) leaves the
+                    // rest to be read and dropped here: a connection closed under a client
+                    // still uploading would cost it the answer (a broken pipe instead).
+                    if !tx.is_closed() {
+                        let _ = tx.send(item).await;
                     }
                 }
             });
@@ -178,19 +180,20 @@ impl Request {
     }
 }
 
-/// A request body read from blocking code.
+/// A request body read from blocking code (it must not be read on an async worker: it
+/// blocks for each chunk).
 pub(crate) struct BodyReader {
-    rx: std::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
     cur: Bytes,
 }
 
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.cur.is_empty() {
-            match self.rx.recv() {
-                Ok(Ok(b)) => self.cur = b,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.cur.len());
