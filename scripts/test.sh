@@ -25,6 +25,9 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get -o DPkg::Lock::Timeout=600 -y -q install "${need[@]}"
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# CRIU >= 4.2 for checkpoint/restore (bookworm's 3.17 fails on this kernel): built from Debian's
+# source tarball, once.
+scripts/install-criu.sh
 
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || {
     echo "scripts/test.sh: /bin/busybox must be the static busybox (apt-get install busybox-static)" >&2

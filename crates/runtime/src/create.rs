@@ -467,7 +467,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
 /// neither v1 `devices.allow` nor the v2 device program has a type for it. A device the config
 /// has its own allow rule for keeps that rule's access (an engine's read-only `--device
 /// HOST:CTR:r`), rather than getting `rwm`.
-fn effective_resources(linux: &oci_spec::runtime::Linux) -> Result<LinuxResources> {
+pub(crate) fn effective_resources(linux: &oci_spec::runtime::Linux) -> Result<LinuxResources> {
     let mut res = linux.resources().clone().unwrap_or_default();
     let mut rules = res.devices().clone().unwrap_or_default();
     let own: Vec<(LinuxDeviceType, i64, i64)> = rules
@@ -654,7 +654,7 @@ fn write_id_maps(cfg: &Config, pid: i32) -> Result<()> {
     Ok(())
 }
 
-fn owner_name() -> String {
+pub(crate) fn owner_name() -> String {
     // runc reports the owner of rootless containers only.
     // SAFETY: geteuid has no arguments.
     let uid = unsafe { libc::geteuid() };

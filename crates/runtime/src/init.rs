@@ -185,6 +185,12 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
     let cfg = args.cfg;
     let spec = &cfg.spec;
     let process = spec.process().as_ref().expect("validated");
+    // A session of its own, as runc's init has (its nsexec calls setsid): the container does
+    // not share the caller's session and its job-control signals, and CRIU can checkpoint it
+    // (it refuses a tree whose session leader is outside the container). With a terminal,
+    // setup_console's setsid then fails harmlessly and TIOCSCTTY works the same.
+    // SAFETY: setsid has no arguments; this process is a fork that leads no group yet.
+    unsafe { libc::setsid() };
     if !args.cgroup_join.is_empty() {
         // Single-threaded, writing 0 to the v1 `tasks` files: no RCU grace period to wait for
         // (as a `cgroup.procs` write has), and the parent's own write (v2, unified) then
@@ -310,6 +316,7 @@ fn setup(args: &InitArgs, sync: &Sync) -> Result<Option<Exec>> {
         s.connect()?;
     }
     rootfs::enter_root(&cfg.rootfs, args.no_pivot, host_mntns)?;
+    reopen_dev_null()?;
     for (k, v) in spec
         .linux()
         .as_ref()
@@ -366,6 +373,44 @@ fn become_root() -> Result<()> {
     // SAFETY: as above.
     sys::check(unsafe { libc::setresuid(0, 0, 0) })
         .context("setresuid(0) in the user namespace")?;
+    Ok(())
+}
+
+/// Standard descriptors that are the host's /dev/null are reopened from the container's own
+/// (as runc's reOpenDevNull does): the host's device node is on a mount the container cannot
+/// see, which CRIU cannot checkpoint ("Can't lookup mount for fd=0 path=/dev/null"), and
+/// /proc/self/fd/0 should name a file inside the container.
+fn reopen_dev_null() -> Result<()> {
+    // SAFETY: stat is plain data, filled in by stat(2).
+    let mut ours: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and stat buffer.
+    if unsafe { libc::stat(c"/dev/null".as_ptr(), &mut ours) } != 0 {
+        return Ok(()); // no /dev/null in the container: nothing to reopen onto
+    }
+    for fd in 0..3 {
+        // SAFETY: as above.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat of a descriptor number into a valid buffer.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            continue;
+        }
+        let is_null = st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == ours.st_rdev;
+        if !is_null || (st.st_dev == ours.st_dev && st.st_ino == ours.st_ino) {
+            continue;
+        }
+        // SAFETY: fcntl F_GETFL on an open descriptor.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_ACCMODE;
+        // SAFETY: a valid C string; the new descriptor is closed below.
+        let new = sys::check(unsafe { libc::open(c"/dev/null".as_ptr(), flags | libc::O_CLOEXEC) })
+            .context("reopen /dev/null inside the container")?;
+        // SAFETY: dup2 of the new descriptor onto a standard one (clears close-on-exec), then
+        // the temporary is closed.
+        unsafe {
+            let r = libc::dup2(new, fd);
+            libc::close(new);
+            sys::check(r).context("reopen /dev/null inside the container")?;
+        }
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod attrs;
 mod commands;
 mod config;
 mod create;
+mod criu;
 mod exe;
 mod hooks;
 mod hostmounts;
@@ -54,8 +55,8 @@ struct Cli {
     /// Accepted for compatibility with runc (rootless mode is detected).
     #[arg(long)]
     rootless: Option<String>,
-    /// Accepted for compatibility with runc (checkpointing is not supported).
-    #[arg(long, hide = true)]
+    /// The CRIU binary for checkpoint and restore (4.1 or newer) [default: criu on PATH].
+    #[arg(long, global = true)]
     criu: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
@@ -98,8 +99,119 @@ impl CreateArgs {
     }
 }
 
+/// Flags of both `checkpoint` and `restore` (runc's).
+#[derive(clap::Args, Debug, Clone)]
+struct CriuArgs {
+    /// Directory of the CRIU images [default: ./checkpoint].
+    #[arg(long)]
+    image_path: Option<PathBuf>,
+    /// Directory for CRIU's logs (dump.log, restore.log) [default: the image path].
+    #[arg(long)]
+    work_path: Option<PathBuf>,
+    /// Checkpoint (restore) established TCP connections.
+    #[arg(long)]
+    tcp_established: bool,
+    /// Allow unix sockets connected to the outside.
+    #[arg(long)]
+    ext_unix_sk: bool,
+    /// The container's process is a shell job (its session leader is outside).
+    #[arg(long)]
+    shell_job: bool,
+    /// Checkpoint (restore) file locks.
+    #[arg(long)]
+    file_locks: bool,
+    /// How CRIU handles cgroups: soft (default), full, strict or ignore.
+    #[arg(long, value_name = "MODE")]
+    manage_cgroups_mode: Option<String>,
+    /// A namespace to leave empty instead of checkpointing it (network; repeatable).
+    #[arg(long, value_name = "NS")]
+    empty_ns: Vec<String>,
+    /// Post-copy: leave memory behind for a lazy-pages server (checkpoint), fetch it on demand
+    /// (restore).
+    #[arg(long)]
+    lazy_pages: bool,
+    /// Deduplicate memory pages against the parent images.
+    #[arg(long)]
+    auto_dedup: bool,
+}
+
+impl CriuArgs {
+    fn opts(&self, criu: Option<&String>) -> commands::checkpoint::CommonOpts {
+        commands::checkpoint::CommonOpts {
+            criu: criu.cloned(),
+            image_path: self.image_path.clone(),
+            work_path: self.work_path.clone(),
+            tcp_established: self.tcp_established,
+            ext_unix_sk: self.ext_unix_sk,
+            shell_job: self.shell_job,
+            file_locks: self.file_locks,
+            manage_cgroups_mode: self.manage_cgroups_mode.clone(),
+            empty_ns: self.empty_ns.clone(),
+            lazy_pages: self.lazy_pages,
+            auto_dedup: self.auto_dedup,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Checkpoint a running container with CRIU; it is stopped and deleted afterwards unless
+    /// --leave-running is given.
+    Checkpoint {
+        #[command(flatten)]
+        criu: CriuArgs,
+        /// Images of an earlier --pre-dump, relative to the image path.
+        #[arg(long)]
+        parent_path: Option<PathBuf>,
+        /// Keep the container running after the checkpoint.
+        #[arg(long)]
+        leave_running: bool,
+        /// Send the memory pages to a CRIU page server at ADDRESS:PORT.
+        #[arg(long, value_name = "ADDRESS:PORT")]
+        page_server: Option<String>,
+        /// Dump memory only, for a later checkpoint with --parent-path (needs soft-dirty
+        /// memory tracking in the kernel).
+        #[arg(long)]
+        pre_dump: bool,
+        /// CRIU writes to this descriptor when a --lazy-pages checkpoint is ready.
+        #[arg(long, value_name = "FD")]
+        status_fd: Option<i32>,
+        /// Container ID.
+        id: String,
+    },
+    /// Restore a container from CRIU images made by `checkpoint`; without --detach, wait for
+    /// it and exit with its status.
+    Restore {
+        #[command(flatten)]
+        criu: CriuArgs,
+        /// Path to the bundle directory.
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// Return once the container is restored.
+        #[arg(short, long)]
+        detach: bool,
+        /// Write the restored init's pid to this file.
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// Unix socket to send the restored terminal's master to.
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+        /// Accepted for compatibility with runc (CRIU restores the root it is given).
+        #[arg(long)]
+        no_pivot: bool,
+        /// Accepted for compatibility with runc (restore always makes this process a subreaper
+        /// when it waits).
+        #[arg(long)]
+        no_subreaper: bool,
+        /// Security profile (AppArmor or SELinux label) for the restored process.
+        #[arg(long)]
+        lsm_profile: Option<String>,
+        /// SELinux mount context (accepted for compatibility with runc; no SELinux here).
+        #[arg(long)]
+        lsm_mount_context: Option<String>,
+        /// Container ID.
+        id: String,
+    },
     /// Create a container from a bundle; its process waits until `start`.
     Create(CreateArgs),
     /// Run the process of a created container.
@@ -387,6 +499,55 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
             return commands::run::run(root, &a.id, &a.opts(), *detach);
         }
         Cmd::Start { id } => commands::start(root, id)?,
+        Cmd::Checkpoint {
+            criu,
+            parent_path,
+            leave_running,
+            page_server,
+            pre_dump,
+            status_fd,
+            id,
+        } => commands::checkpoint::checkpoint(
+            root,
+            id,
+            &commands::checkpoint::CheckpointOpts {
+                common: criu.opts(cli.criu.as_ref()),
+                parent_path: parent_path.clone(),
+                leave_running: *leave_running,
+                page_server: page_server.clone(),
+                pre_dump: *pre_dump,
+                status_fd: *status_fd,
+            },
+        )?,
+        Cmd::Restore {
+            criu,
+            bundle,
+            detach,
+            pid_file,
+            console_socket,
+            no_pivot,
+            lsm_profile,
+            id,
+            ..
+        } => {
+            exe::ensure_sealed().map_err(|e| anyhow::anyhow!("protect the runtime binary: {e}"))?;
+            return commands::checkpoint::restore(
+                root,
+                id,
+                &commands::checkpoint::RestoreOpts {
+                    common: criu.opts(cli.criu.as_ref()),
+                    create: CreateOpts {
+                        bundle: bundle.clone(),
+                        pid_file: pid_file.clone(),
+                        console_socket: console_socket.clone(),
+                        no_pivot: *no_pivot,
+                        ..Default::default()
+                    },
+                    detach: *detach,
+                    lsm_profile: lsm_profile.clone(),
+                },
+            );
+        }
         Cmd::State { id } => commands::state(root, id)?,
         Cmd::Kill { all, id, signal } => commands::kill(root, id, signal, *all)?,
         Cmd::Delete { force, id } => commands::delete(root, id, *force)?,
@@ -481,7 +642,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         }
         Cmd::Features => println!(
             "{}",
-            serde_json::to_string_pretty(&commands::features::features())?
+            serde_json::to_string_pretty(&commands::features::features(cli.criu.as_deref()))?
         ),
     }
     Ok(0)

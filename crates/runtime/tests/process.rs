@@ -279,3 +279,22 @@ fn only_the_preserved_descriptors_are_passed() {
     assert_eq!(got[1], "");
     assert_eq!(out.stdout, "fd4-closed\n", "{out:?}");
 }
+
+#[test]
+fn init_leads_its_own_session_and_sees_the_containers_dev_null() {
+    // As runc's init: a session of its own (CRIU refuses to checkpoint a tree whose session
+    // leader is outside), and a /dev/null stdin (run_cmd gives the host's) reopened from the
+    // container's /dev, so /proc/self/fd/0 names a file inside the container.
+    let mut b = Bundle::new("session");
+    b.sh("set -- $(cat /proc/self/stat); echo sid=$6; \
+          echo in=$(stat -L -c %d:%i /proc/self/fd/0) null=$(stat -c %d:%i /dev/null)");
+    let out = b.run().ok();
+    assert!(out.stdout.contains("sid=1\n"), "{}", out.stdout);
+    let line = out.stdout.lines().find(|l| l.starts_with("in=")).unwrap();
+    let (stdin, null) = line.split_once(' ').unwrap();
+    assert_eq!(
+        stdin.trim_start_matches("in="),
+        null.trim_start_matches("null="),
+        "{line}"
+    );
+}

@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::rootfs;
 
 /// The features JSON (runtime-spec features.md).
-pub fn features() -> serde_json::Value {
+pub fn features(criu: Option<&str>) -> serde_json::Value {
     let mount_options: Vec<&str> = [
         "defaults",
         "ro",
@@ -93,7 +93,10 @@ pub fn features() -> serde_json::Value {
             "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
-            "org.opencontainers.runtime-spec.features": "berth-runtime"
+            "org.opencontainers.runtime-spec.features": "berth-runtime",
+            // runc's key: whether `checkpoint`/`restore` work (a CRIU >= 4.1 answers here).
+            "org.opencontainers.runc.checkpoint.enabled":
+                if super::checkpoint::supported(criu) { "true" } else { "false" }
         }
     })
 }

@@ -1,6 +1,7 @@
 //! The verbs of the command line, one function each; `main` parses flags and calls them.
 
 pub mod cgroup;
+pub mod checkpoint;
 pub mod exec;
 pub mod features;
 pub mod run;
