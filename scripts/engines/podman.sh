@@ -3,8 +3,8 @@
 # log of its own (so it never sees another podman's containers or images), cgroupfs manager,
 # file events logger, no network (podman's default network would add a bridge and iptables
 # rules): run (output, exit code), -d with -m (cgroup limit), exec, top, stats, pause/unpause,
-# stop (SIGTERM reaches the process), kill. Checkpoint needs `berth-runtime checkpoint` (CRIU),
-# which berth-runtime does not have: reported as not supported.
+# stop (SIGTERM reaches the process), kill, container checkpoint/restore (CRIU), also through an
+# exported archive.
 # Run by scripts/engines.sh, which sets BERTH_RT and CI_IMAGES.
 set -euo pipefail
 ENGINE=podman
@@ -70,11 +70,32 @@ expect_eq "p1 freezer.state" "$(cat "${cg/memory/freezer}/freezer.state")" FROZE
 pm unpause p1 >/dev/null
 expect_eq "p1 status after unpause" "$(pm inspect -f '{{.State.Status}}' p1)" running
 
-# checkpoint: not supported by berth-runtime (no `checkpoint` command, no CRIU)
-if "$BERTH_RT" checkpoint --help >/dev/null 2>&1; then
-    die "berth-runtime now has a checkpoint command: add the podman checkpoint/restore check here"
-fi
-log "NOT SUPPORTED, SKIPPED: podman container checkpoint (berth-runtime has no checkpoint command / CRIU support)"
+# checkpoint / restore (CRIU through berth-runtime): a counter resumes its count, in place and
+# through an exported archive restored under a new name
+command -v criu >/dev/null || die "criu is not on PATH (scripts/install-criu.sh installs it)"
+pm run -d --name p3 "${opts[@]}" "$IMG" \
+    sh -c 'i=0; while :; do i=$((i+1)); echo "n=$i"; sleep 0.1; done' >/dev/null
+last_n() { pm logs "$1" | sed -n 's/^n=//p' | tail -n 1; }
+p3_counts() { [ "$(last_n p3)" -ge 5 ] 2>/dev/null; }
+wait_until 10 p3_counts || die "p3 does not count"
+pm container checkpoint p3 >/dev/null
+expect_eq "p3 after podman container checkpoint" "$(pm inspect -f '{{.State.Status}}' p3)" exited
+n0=$(last_n p3)
+pm container restore p3 >/dev/null
+expect_eq "p3 after podman container restore" "$(pm inspect -f '{{.State.Status}}' p3)" running
+p3_resumed() { [ "$(last_n p3)" -gt $((n0 + 3)) ] 2>/dev/null; }
+wait_until 10 p3_resumed || die "p3 did not count on after restore (last $(last_n p3), checkpointed at $n0)"
+# the count goes on from n0, it does not start again at 1
+first_after=$(pm logs p3 | sed -n 's/^n=//p' | awk -v n0="$n0" 'NR > n0 { print; exit }')
+expect_eq "p3's first count after restore" "$first_after" "$((n0 + 1))"
+pm container checkpoint --export "$DATA/p3.tar.gz" p3 >/dev/null
+n1=$(last_n p3)
+pm container restore --import "$DATA/p3.tar.gz" --name p3b >/dev/null
+expect_eq "p3b (imported) status" "$(pm inspect -f '{{.State.Status}}' p3b)" running
+p3b_counts() { [ "$(last_n p3b)" -gt "$n1" ] 2>/dev/null; }
+wait_until 10 p3b_counts || die "p3b (restored from the export) does not count on from $n1"
+pass "podman container checkpoint/restore (in place and --export/--import) with berth-runtime"
+pm rm -f -t 0 p3 p3b >/dev/null
 
 # stop: SIGTERM reaches the process, which exits 42 through its trap
 pm stop -t 10 p1 >/dev/null

@@ -284,6 +284,47 @@ fn touch(root: &OwnedFd, path: &Path) -> Result<OwnedFd> {
         .with_context(|| format!("open {}", path.display()))
 }
 
+/// Make the mount points of config.json's mounts in a root filesystem that will be restored by
+/// CRIU (which mounts, but does not create them, as runc's prepareCriuRestoreMounts does): a
+/// file for a bind of a file, a directory otherwise, resolved inside `rootfs`. Mount points
+/// inside other mounts (/proc, /sys, /dev) are left to CRIU, which restores those mounts' own
+/// contents first.
+pub fn make_mountpoints(rootfs: &Path, spec: &Spec, bundle: &Path) -> Result<()> {
+    let root: OwnedFd = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(rootfs)
+        .with_context(|| format!("open {}", rootfs.display()))?
+        .into();
+    for m in spec.mounts().iter().flatten() {
+        let dest = clean(m.destination());
+        if ["/proc", "/sys", "/dev"]
+            .iter()
+            .any(|top| dest.starts_with(top) && dest != Path::new(top))
+        {
+            continue;
+        }
+        let opts = parse_options(m);
+        let is_bind = opts.flags & libc::MS_BIND != 0 || m.typ().as_deref() == Some("bind");
+        let file = is_bind
+            && m.source().as_ref().is_some_and(|src| {
+                let src = if src.is_absolute() {
+                    src.clone()
+                } else {
+                    bundle.join(src)
+                };
+                std::fs::metadata(src).is_ok_and(|md| !md.is_dir())
+            });
+        let made = if file {
+            touch(&root, &dest)
+        } else {
+            mkdir_all(&root, &dest)
+        };
+        made.with_context(|| format!("mount point {}", dest.display()))?;
+    }
+    Ok(())
+}
+
 /// Paths under /proc that may be mounted over (lxcfs-style), as runc allows.
 const PROC_MOUNT_ALLOWED: &[&str] = &[
     "/proc/cpuinfo",

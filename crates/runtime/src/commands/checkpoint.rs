@@ -464,6 +464,7 @@ pub fn restore(root: &Path, id: &str, o: &RestoreOpts) -> Result<i32> {
     cg.apply(&create::effective_resources(linux)?)
         .context("linux.resources")?;
 
+    crate::rootfs::make_mountpoints(&cfg.rootfs, &cfg.spec, &cfg.bundle)?;
     // CRIU pivots into the root it restores: a mount point of its own.
     let criu_root = container.dir.join("criu-root");
     make_dir(&criu_root)?;
