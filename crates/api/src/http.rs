@@ -366,10 +366,12 @@ impl From<berth_engine::Error> for ApiError {
     fn from(e: berth_engine::Error) -> Self {
         use berth_engine::Error as E;
         let status = match &e {
-            E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchVolume(_) | E::ImageNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
-            E::NameInUse { .. } | E::VolumeInUse { .. } | E::WrongState { .. } => {
+            E::NoSuchContainer(_)
+            | E::NoSuchExec(_)
+            | E::NoSuchVolume(_)
+            | E::ImageNotFound(_)
+            | E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::NameInUse { .. } | E::VolumeInUse { .. } | E::WrongState { .. } | E::Conflict(_) => {
                 StatusCode::CONFLICT
             }
             E::Ambiguous(_) | E::InvalidOption { .. } | E::Json { .. } => StatusCode::BAD_REQUEST,

@@ -65,6 +65,9 @@ pub enum Command {
     /// System commands (system boot, events, container prune).
     #[command(flatten)]
     System(commands::system::SystemCommand),
+    /// Checkpoint commands (checkpoint create|ls|rm, migrate).
+    #[command(flatten)]
+    Checkpoint(commands::checkpoint::CheckpointCommand),
     /// Serve the Docker Engine API (docker CLI, compose, docker-py) on a unix socket or TLS.
     Serve(commands::serve::ServeArgs),
 }
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
         Command::Network(c) => commands::network::run(&cli, c),
         Command::Volume(c) => commands::volume::run(&cli, c),
         Command::System(c) => commands::system::run(&cli, c),
+        Command::Checkpoint(c) => commands::checkpoint::run(&cli, c),
         Command::Serve(a) => commands::serve::run(&cli, a),
     };
     match result {

@@ -97,6 +97,12 @@ pub enum Error {
         /// The parser's error (in the message, not `source()`).
         error: serde_json::Error,
     },
+    /// Something named (a checkpoint) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation conflicts with what exists (a checkpoint of that name).
+    #[error("{0}")]
+    Conflict(String),
     /// Anything else, with its message.
     #[error("{0}")]
     Other(String),

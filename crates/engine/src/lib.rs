@@ -16,6 +16,7 @@
 
 mod attach;
 mod changes;
+mod checkpoint;
 mod commit;
 mod cp;
 mod create;
@@ -58,6 +59,7 @@ pub use berth_network::{
     Networks, PortMapping, PortRequest, parse_publish,
 };
 pub use changes::{Change, ChangeKind};
+pub use checkpoint::{Checkpoint, CheckpointOptions, Migrated};
 pub use commit::{DiffOptions, dir_layer};
 pub use cp::{ExtractOptions, PathStat};
 pub use create::{check_nano_cpus, nano_cpus, parse_cpus, parse_restart_policy};

@@ -431,7 +431,8 @@ impl Engine {
                     })??;
                     shared.broadcast(EXIT, &exit.code.to_be_bytes());
                     let p = &record.host_config.restart_policy;
-                    let restart = p.restarts_after(exit.code, s.manual_stop, s.restart_count);
+                    let restart = !s.checkpointing
+                        && p.restarts_after(exit.code, s.manual_stop, s.restart_count);
                     if !restart {
                         break;
                     }
@@ -469,7 +470,11 @@ impl Engine {
         }
         // As Docker: a --rm container takes its anonymous volumes with it; not when it was
         // stopped by `restart`, which starts it again.
-        let restarting = self.containers.state(id).is_ok_and(|s| s.manual_restart);
+        // Nor after a checkpoint, which keeps it to be restored.
+        let restarting = self
+            .containers
+            .state(id)
+            .is_ok_and(|s| s.manual_restart || s.checkpointing || s.checkpointed);
         if (record.host_config.auto_remove && !restarting) || owner_gone.load(Ordering::SeqCst) {
             self.remove_stopped(id, true)?;
         }
@@ -493,16 +498,34 @@ impl Engine {
         let rtlog = dir.join("runtime.log");
         let _ = fs::remove_file(&pidfile);
         let _ = fs::remove_file(&rtlog);
+        // `start --checkpoint`: this start restores, once.
+        let restore = self
+            .containers
+            .update_state(id, |s| s.restore_from.take())?;
+        let verb = if restore.is_some() { "restore" } else { "run" };
         let mut cmd = self.runtime.command();
-        cmd.arg("--log")
-            .arg(&rtlog)
-            .arg("--log-format")
-            .arg("json")
+        cmd.arg("--log").arg(&rtlog).arg("--log-format").arg("json");
+        match &restore {
+            Some(from) => {
+                let work = dir.join("restore");
+                let _ = fs::remove_dir_all(&work);
+                cmd.arg("restore")
+                    .arg("--detach")
+                    .arg("--image-path")
+                    .arg(&from.images)
+                    .arg("--work-path")
+                    .arg(&work);
+                if from.tcp_established {
+                    cmd.arg("--tcp-established");
+                }
+            }
             // Created and started in one runtime process (its init is ours, as a subreaper,
             // either way): one exec less than `create` then `start`.
-            .arg("run")
-            .arg("--detach")
-            .arg("--bundle")
+            None => {
+                cmd.arg("run").arg("--detach");
+            }
+        }
+        cmd.arg("--bundle")
             .arg(dir.join("bundle"))
             .arg("--pid-file")
             .arg(&pidfile);
@@ -547,7 +570,7 @@ impl Engine {
         drop(cmd);
         tracing::debug!(
             runtime = %self.runtime.bin.display(),
-            verb = "run",
+            verb,
             args = "--detach",
             status = status.code(),
             elapsed_ms = began.elapsed().as_secs_f64() * 1e3,
@@ -556,7 +579,7 @@ impl Engine {
         if !status.success() {
             let _ = fs::remove_file(dir.join("console.sock"));
             let _ = self.runtime.delete(id);
-            return Err(runtime_error("run", &runtime_log_error(&rtlog)));
+            return Err(runtime_error(verb, &runtime_log_error(&rtlog)));
         }
         if let Some(l) = console {
             l.set_nonblocking(true).ok();
@@ -612,6 +635,7 @@ impl Engine {
             s.error.clear();
             s.exit_code = 0;
             s.oom_killed = false;
+            s.checkpointed = false;
             if r.config
                 .healthcheck
                 .as_ref()

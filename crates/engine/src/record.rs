@@ -3,6 +3,7 @@
 //! only by rename) and the [`State`] (state.json, rewritten under the container's lock).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -595,6 +596,25 @@ pub struct State {
     pub creator_pid: i32,
     /// Start time of the creating process.
     pub creator_start: u64,
+    /// While a checkpoint stops the container: its monitor neither restarts nor removes it
+    /// (an `AutoRemove` one included) after the exit the checkpoint causes.
+    pub checkpointing: bool,
+    /// Whether the last run ended in a checkpoint (podman's `State.Checkpointed`).
+    pub checkpointed: bool,
+    /// CRIU images the next start restores from instead of starting anew (`start
+    /// --checkpoint`); the monitor takes it at that start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<RestoreFrom>,
+}
+
+/// What `start --checkpoint` asks the monitor to restore.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestoreFrom {
+    /// The directory of the CRIU images.
+    pub images: PathBuf,
+    /// Restore established TCP connections.
+    pub tcp_established: bool,
 }
 
 #[cfg(test)]

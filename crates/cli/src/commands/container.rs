@@ -44,6 +44,12 @@ pub enum ContainerCommand {
         /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q).
         #[arg(long)]
         detach_keys: Option<String>,
+        /// Restore from this checkpoint (`checkpoint create`) instead of starting anew.
+        #[arg(long, value_name = "NAME")]
+        checkpoint: Option<String>,
+        /// Where the checkpoint is (as given to `checkpoint create --checkpoint-dir`).
+        #[arg(long, value_name = "DIR", requires = "checkpoint")]
+        checkpoint_dir: Option<std::path::PathBuf>,
         /// Containers.
         #[arg(required = true)]
         containers: Vec<String>,
@@ -351,8 +357,19 @@ pub fn run(cli: &Cli, cmd: &ContainerCommand) -> anyhow::Result<u8> {
             attach,
             interactive,
             detach_keys,
+            checkpoint,
+            checkpoint_dir,
             containers,
         } => {
+            if let Some(name) = checkpoint {
+                if *attach || *interactive {
+                    anyhow::bail!("--checkpoint cannot be combined with --attach or --interactive");
+                }
+                return each(containers, |c| {
+                    e.start_checkpoint(c, name, checkpoint_dir.as_deref())?;
+                    Ok(())
+                });
+            }
             if *attach || *interactive {
                 let id = e.lookup(&containers[0])?;
                 if let Some(code) = no_tty(*interactive, e.record(&id)?.config.tty) {

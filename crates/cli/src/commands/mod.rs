@@ -2,6 +2,7 @@
 //! top-level command list) and `run(&Cli, &Command) -> anyhow::Result<u8>` returning the exit status.
 
 pub mod build;
+pub mod checkpoint;
 pub mod container;
 pub mod image;
 pub mod network;

@@ -132,6 +132,10 @@ pub enum ContainerGroup {
     /// Every container verb (run, create, start, ps, logs, exec, stop, rm, ...).
     #[command(flatten)]
     Verb(super::container::ContainerCommand),
+    /// Checkpoint containers with CRIU (podman's syntax; `--export` writes podman's archive).
+    Checkpoint(super::checkpoint::ContainerCheckpointArgs),
+    /// Restore checkpointed containers, or a new one from an exported archive (`--import`).
+    Restore(super::checkpoint::ContainerRestoreArgs),
     /// Show a container's published ports (as `berth port`).
     Port {
         /// Container.
@@ -191,6 +195,12 @@ pub fn run(cli: &Cli, cmd: &SystemCommand) -> anyhow::Result<u8> {
         SystemCommand::Container {
             command: ContainerGroup::Verb(c),
         } => super::container::run(cli, c),
+        SystemCommand::Container {
+            command: ContainerGroup::Checkpoint(a),
+        } => super::checkpoint::container_checkpoint(cli, a),
+        SystemCommand::Container {
+            command: ContainerGroup::Restore(a),
+        } => super::checkpoint::container_restore(cli, a),
         SystemCommand::Container {
             command: ContainerGroup::Port { container, port },
         } => super::network::port(&e, container, port.as_deref()),
