@@ -325,6 +325,9 @@ pub fn checkpoint(root: &Path, id: &str, o: &CheckpointOpts) -> Result<()> {
         .chain(o.status_fd)
         .collect();
     crate::log::debug(|| format!("{id}: criu dump {opts:?}"));
+    // A lazy dump lasts until the restore has fetched every page: `state` and `list` must
+    // not wait on the container's lock for that long.
+    let c = (!o.common.lazy_pages).then_some(c);
     criu.start(&keep)?.call(
         Req {
             typ: req_type::DUMP,
@@ -466,7 +469,9 @@ pub fn restore(root: &Path, id: &str, o: &RestoreOpts) -> Result<i32> {
 
     crate::rootfs::make_mountpoints(&cfg.rootfs, &cfg.spec, &cfg.bundle)?;
     // CRIU pivots into the root it restores: a mount point of its own.
-    let criu_root = container.dir.join("criu-root");
+    // Absolute: criu resolves it after changing directory (a relative --root would not do).
+    let criu_root = std::path::absolute(container.dir.join("criu-root"))
+        .context("the state directory's absolute path")?;
     make_dir(&criu_root)?;
     sys::mount(
         Some(&cfg.rootfs),
