@@ -423,30 +423,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
     let pid_start = berth_sys::proc::stat(init_pid)
         .context("the container's init vanished")?
         .start_time;
-    let saved = Saved {
-        id: id.to_string(),
-        pid: init_pid,
-        pid_start,
-        bundle: cfg.bundle.clone(),
-        rootfs: cfg.rootfs.clone(),
-        created: berth_sys::time::now_rfc3339_nanos(),
-        owner: owner_name(),
-        annotations,
-        cgroups_path,
-        started: false,
-        hooks: cfg
-            .spec
-            .hooks()
-            .as_ref()
-            .map(serde_json::to_value)
-            .transpose()?,
-        own_pidns,
-        seccomp: linux
-            .seccomp()
-            .as_ref()
-            .map(serde_json::to_value)
-            .transpose()?,
-    };
+    let mut saved = saved_state(&cfg, id, init_pid, pid_start)?;
+    saved.started = false;
+    saved.own_pidns = own_pidns;
     container.save(saved)?;
     if let Some(pid_file) = &opts.pid_file {
         sys::write_atomic(pid_file, init_pid.to_string().as_bytes())
@@ -458,6 +437,43 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts, own_console: bool) -> Re
     Ok(Created {
         container,
         console: console_ours,
+    })
+}
+
+/// The state of a container of `cfg` whose init is `pid` (started: true; the caller sets what
+/// differs).
+pub(crate) fn saved_state(cfg: &Config, id: &str, pid: i32, pid_start: u64) -> Result<Saved> {
+    let linux = cfg.spec.linux().as_ref().expect("validated");
+    Ok(Saved {
+        id: id.to_string(),
+        pid,
+        pid_start,
+        bundle: cfg.bundle.clone(),
+        rootfs: cfg.rootfs.clone(),
+        created: berth_sys::time::now_rfc3339_nanos(),
+        owner: owner_name(),
+        annotations: cfg.spec.annotations().clone().unwrap_or_default(),
+        cgroups_path: linux
+            .cgroups_path()
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+        started: true,
+        hooks: cfg
+            .spec
+            .hooks()
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()?,
+        own_pidns: linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none()),
+        seccomp: linux
+            .seccomp()
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()?,
     })
 }
 

@@ -201,55 +201,44 @@ pub fn container_checkpoint(cli: &Cli, a: &ContainerCheckpointArgs) -> anyhow::R
     if a.export.is_some() && a.containers.len() > 1 {
         bail!("--export: only one container can be exported to a file");
     }
-    let mut status = 0;
-    for c in &a.containers {
-        let r = (|| -> anyhow::Result<String> {
-            let id = e.lookup(c)?;
-            let _ = e.checkpoint_remove(&id, PODMAN_CHECKPOINT, None);
-            e.checkpoint_create(
-                &id,
-                PODMAN_CHECKPOINT,
-                None,
-                &CheckpointOptions {
-                    leave_running: a.leave_running,
-                    tcp_established: a.tcp_established,
-                    file_locks: a.file_locks,
-                },
-            )?;
-            if let Some(file) = &a.export {
-                let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
-                let res = (|| -> anyhow::Result<()> {
-                    let mut f = std::io::BufWriter::new(
-                        std::fs::File::create(&tmp)
-                            .with_context(|| format!("--export: create {}", tmp.display()))?,
-                    );
-                    e.checkpoint_export(&id, PODMAN_CHECKPOINT, None, &mut f)?;
-                    use std::io::Write;
-                    f.flush()?;
-                    f.into_inner()?.sync_all()?;
-                    std::fs::rename(&tmp, file)
-                        .with_context(|| format!("--export: write {}", file.display()))?;
-                    Ok(())
-                })();
-                if res.is_err() {
-                    let _ = std::fs::remove_file(&tmp);
-                }
-                res?;
-                if !a.keep {
-                    let _ = e.checkpoint_remove(&id, PODMAN_CHECKPOINT, None);
-                }
+    Ok(each_id(&a.containers, |c| {
+        let id = e.lookup(c)?;
+        let _ = e.checkpoint_remove(&id, PODMAN_CHECKPOINT, None);
+        e.checkpoint_create(
+            &id,
+            PODMAN_CHECKPOINT,
+            None,
+            &CheckpointOptions {
+                leave_running: a.leave_running,
+                tcp_established: a.tcp_established,
+                file_locks: a.file_locks,
+            },
+        )?;
+        if let Some(file) = &a.export {
+            let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
+            let res = (|| -> anyhow::Result<()> {
+                let mut f = std::io::BufWriter::new(
+                    std::fs::File::create(&tmp)
+                        .with_context(|| format!("--export: create {}", tmp.display()))?,
+                );
+                e.checkpoint_export(&id, PODMAN_CHECKPOINT, None, &mut f)?;
+                use std::io::Write;
+                f.flush()?;
+                f.into_inner()?.sync_all()?;
+                std::fs::rename(&tmp, file)
+                    .with_context(|| format!("--export: write {}", file.display()))?;
+                Ok(())
+            })();
+            if res.is_err() {
+                let _ = std::fs::remove_file(&tmp);
             }
-            Ok(id)
-        })();
-        match r {
-            Ok(id) => println!("{id}"),
-            Err(err) => {
-                eprintln!("berth: {c}: {}", crate::error_text(err.as_ref()));
-                status = 125;
+            res?;
+            if !a.keep {
+                let _ = e.checkpoint_remove(&id, PODMAN_CHECKPOINT, None);
             }
         }
-    }
-    Ok(status)
+        Ok(id)
+    }))
 }
 
 /// `container restore`.
@@ -273,17 +262,22 @@ pub fn container_restore(cli: &Cli, a: &ContainerRestoreArgs) -> anyhow::Result<
     if a.containers.is_empty() {
         bail!("name the containers to restore, or --import FILE");
     }
+    Ok(each_id(&a.containers, |c| {
+        let id = e.lookup(c)?;
+        e.start_checkpoint(&id, PODMAN_CHECKPOINT, None)?;
+        if !a.keep {
+            let _ = e.checkpoint_remove(&id, PODMAN_CHECKPOINT, None);
+        }
+        Ok(id)
+    }))
+}
+
+/// Runs `f` for each container, printing the ID it returns (podman prints each one done) or
+/// the error; the status is 125 if any failed.
+fn each_id(containers: &[String], mut f: impl FnMut(&str) -> anyhow::Result<String>) -> u8 {
     let mut status = 0;
-    for c in &a.containers {
-        let r = (|| -> anyhow::Result<String> {
-            let id = e.lookup(c)?;
-            e.start_checkpoint(&id, PODMAN_CHECKPOINT, None)?;
-            if !a.keep {
-                let _ = e.checkpoint_remove(&id, PODMAN_CHECKPOINT, None);
-            }
-            Ok(id)
-        })();
-        match r {
+    for c in containers {
+        match f(c) {
             Ok(id) => println!("{id}"),
             Err(err) => {
                 eprintln!("berth: {c}: {}", crate::error_text(err.as_ref()));
@@ -291,5 +285,5 @@ pub fn container_restore(cli: &Cli, a: &ContainerRestoreArgs) -> anyhow::Result<
             }
         }
     }
-    Ok(status)
+    status
 }

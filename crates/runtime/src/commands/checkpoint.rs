@@ -28,7 +28,7 @@ use crate::config;
 use crate::create::{self, CreateOpts};
 use crate::criu::{self, CgMode, Criu, ExtMountMap, InheritFd, Opts, Req, req_type};
 use crate::hooks;
-use crate::state::{self, Container, Saved, Status};
+use crate::state::{self, Container, Status};
 use crate::sys;
 
 /// The file in the images with the container's standard descriptors at checkpoint.
@@ -603,31 +603,7 @@ pub fn restore(root: &Path, id: &str, o: &RestoreOpts) -> Result<i32> {
     let pid_start = berth_sys::proc::stat(pid)
         .ok_or_else(|| anyhow!("the restored process {pid} vanished"))?
         .start_time;
-    let saved = Saved {
-        id: id.to_string(),
-        pid,
-        pid_start,
-        bundle: cfg.bundle.clone(),
-        rootfs: cfg.rootfs.clone(),
-        created: berth_sys::time::now_rfc3339_nanos(),
-        owner: create::owner_name(),
-        annotations,
-        cgroups_path,
-        started: true,
-        hooks: cfg
-            .spec
-            .hooks()
-            .as_ref()
-            .map(serde_json::to_value)
-            .transpose()?,
-        own_pidns: namespaces(&cfg.spec)
-            .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none()),
-        seccomp: linux
-            .seccomp()
-            .as_ref()
-            .map(serde_json::to_value)
-            .transpose()?,
-    };
+    let saved = create::saved_state(&cfg, id, pid, pid_start)?;
     container.save(saved)?;
     if let Some(pid_file) = &o.create.pid_file {
         sys::write_atomic(pid_file, pid.to_string().as_bytes())
