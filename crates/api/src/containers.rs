@@ -27,6 +27,14 @@ pub(crate) async fn route(state: &Arc<State>, req: Request) -> Result {
     match (&req.method, segs.as_slice()) {
         // Create, list, prune, inspect, the lifecycle.
         (&Method::POST, ["containers", "create"]) => create(state, req).await,
+        (&Method::POST, ["containers", "import"]) => import(state, req).await,
+        (&Method::GET, ["containers", id, "checkpoints"]) => checkpoints(state, req, id).await,
+        (&Method::POST, ["containers", id, "checkpoints"]) => {
+            checkpoint_create(state, req, id).await
+        }
+        (&Method::DELETE, ["containers", id, "checkpoints", name]) => {
+            checkpoint_delete(state, req, id, name).await
+        }
         (&Method::GET, ["containers", "json"]) => list(state, req).await,
         (&Method::POST, ["containers", "prune"]) => prune(state, req).await,
         (&Method::GET, ["containers", id, "json"]) => inspect(state, req, id).await,
@@ -300,6 +308,15 @@ async fn start(state: &Arc<State>, mut req: Request, key: &str) -> Result {
     }
     let id = lookup(state, key).await?;
     let engine = state.engine.clone();
+    // `?checkpoint=NAME&checkpoint-dir=DIR`: restore instead of starting anew.
+    let checkpoint = req
+        .param("checkpoint")
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    let checkpoint_dir = req
+        .param("checkpoint-dir")
+        .filter(|c| !c.is_empty())
+        .map(std::path::PathBuf::from);
     let started = blocking(move || {
         let s = engine.state(&id)?;
         match s.status {
@@ -307,7 +324,13 @@ async fn start(state: &Arc<State>, mut req: Request, key: &str) -> Result {
                 "cannot start a paused container, try unpause instead",
             )),
             s if s.is_running() => Ok(false),
-            _ => engine.start(&id).map(|()| true).map_err(start_error),
+            _ => match &checkpoint {
+                Some(c) => engine
+                    .start_checkpoint(&id, c, checkpoint_dir.as_deref())
+                    .map(|()| true)
+                    .map_err(start_error),
+                None => engine.start(&id).map(|()| true).map_err(start_error),
+            },
         }
     })
     .await?;
@@ -698,6 +721,85 @@ async fn remove(state: &Arc<State>, req: Request, key: &str) -> Result {
     })
     .await?;
     Ok(no_content())
+}
+
+// ---- checkpoints (Docker's experimental API) and berth's import of an exported one ----
+
+fn checkpoint_dir(req: &Request) -> Option<std::path::PathBuf> {
+    req.param("dir")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
+/// `GET /containers/{id}/checkpoints?dir=`: `[{"Name"}]`.
+async fn checkpoints(state: &Arc<State>, req: Request, id: &str) -> Result {
+    let (engine, id, dir) = (state.engine.clone(), id.to_string(), checkpoint_dir(&req));
+    let list = blocking(move || Ok(engine.checkpoint_list(&id, dir.as_deref())?)).await?;
+    let v: Vec<Value> = list.iter().map(|c| json!({"Name": c.name})).collect();
+    json(&v)
+}
+
+/// `POST /containers/{id}/checkpoints` with `{"CheckpointID", "CheckpointDir", "Exit"}`: 201.
+async fn checkpoint_create(state: &Arc<State>, mut req: Request, id: &str) -> Result {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct Body {
+        #[serde(rename = "CheckpointID")]
+        checkpoint_id: String,
+        checkpoint_dir: String,
+        exit: bool,
+    }
+    let b: Body = body(&mut req, None).await?;
+    if b.checkpoint_id.is_empty() {
+        return Err(ApiError::bad_request(
+            "CheckpointID: a checkpoint needs a name",
+        ));
+    }
+    let (engine, id) = (state.engine.clone(), id.to_string());
+    blocking(move || {
+        let dir =
+            (!b.checkpoint_dir.is_empty()).then(|| std::path::PathBuf::from(&b.checkpoint_dir));
+        engine.checkpoint_create(
+            &id,
+            &b.checkpoint_id,
+            dir.as_deref(),
+            &berth_engine::CheckpointOptions {
+                leave_running: !b.exit,
+                ..Default::default()
+            },
+        )?;
+        Ok(())
+    })
+    .await?;
+    Ok(crate::http::status(StatusCode::CREATED))
+}
+
+/// `DELETE /containers/{id}/checkpoints/{name}?dir=`: 204.
+async fn checkpoint_delete(state: &Arc<State>, req: Request, id: &str, name: &str) -> Result {
+    let (engine, id, name, dir) = (
+        state.engine.clone(),
+        id.to_string(),
+        name.to_string(),
+        checkpoint_dir(&req),
+    );
+    blocking(move || Ok(engine.checkpoint_remove(&id, &name, dir.as_deref())?)).await?;
+    Ok(no_content())
+}
+
+/// `POST /containers/import?name=&tcpEstablished=` (berth's): the body is an exported
+/// checkpoint (`container checkpoint --export`, podman's layout); the container is created
+/// and restored from it, as `container restore --import` does. 201 `{"Id"}`.
+async fn import(state: &Arc<State>, mut req: Request) -> Result {
+    let name = req
+        .param("name")
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let tcp = req.flag("tcpEstablished", false)?;
+    let mut reader = req.reader();
+    let engine = state.engine.clone();
+    let id =
+        blocking(move || Ok(engine.checkpoint_import(&mut reader, name.as_deref(), tcp)?)).await?;
+    Ok(json_response(StatusCode::CREATED, &json!({"Id": id})))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! (ping, version, info).
 
 mod build;
+pub mod client;
 mod container_data;
 mod containers;
 mod http;

@@ -96,7 +96,7 @@ fn checkpoint_create_ls_rm_and_start_from_it() {
     );
     // The rootfs change and the volume are the same.
     assert_eq!(b.ok(&["exec", "ck1", "cat", "/etc/motd"]), "changed\n");
-    assert!(count(&b, "ck1") > at);
+    b.wait_for(10, "the volume's count to go on", || count(&b, "ck1") > at);
     // The checkpoint stays (as Docker's) until removed.
     let o = b.run(&["checkpoint", "create", "ck1", "first"]);
     assert!(
@@ -316,4 +316,58 @@ fn failures_half_way_leave_the_source_running() {
     b.wait_for(10, "the source to count on", || count(&b, "stay") > n + 3);
     assert_eq!(dest.container_ids().len(), 1);
     assert_eq!(b.ok(&["checkpoint", "ls", "stay"]), "CHECKPOINT NAME\n");
+}
+
+#[test]
+fn migrate_to_a_remote_berth_serve_over_its_api() {
+    let b = Berth::new();
+    let old = counter(&b, "far", &[]);
+    let server = common::serve::Server::start(&[]);
+    // The destination lacks the image: it goes through /images/load first.
+    server.berth.ok(&["rmi", IMAGE]);
+    let dest = format!("unix://{}", server.sock.display());
+    let o = b.run(&["migrate", "far", &dest]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("frozen for "), "{}", stderr(&o));
+    let new = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(
+        b.container_ids().is_empty(),
+        "the source is left: {:?}",
+        b.container_ids()
+    );
+    assert!(common::cgroup_dirs(&old).is_empty());
+    // The server runs it: its API and its root see it counting on.
+    let (code, body) = server.request("GET", "/containers/far/json", None);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Id"], new.as_str());
+    assert_eq!(v["State"]["Status"], "running");
+    let n = count(&server.berth, "far");
+    server
+        .berth
+        .wait_for(10, "the migrated counter to count on", || {
+            count(&server.berth, "far") > n + 3
+        });
+    assert_one_count(&logged(&server.berth, "far"));
+    // A destination that is not there is named, and the source runs on.
+    counter(&b, "near", &[]);
+    let o = b.run(&["migrate", "near", "unix:///nonexistent/berth.sock"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("/nonexistent/berth.sock"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(status(&b, "near"), "running");
+    // Docker's checkpoint endpoints on the server.
+    let (code, body) = server.request(
+        "POST",
+        "/containers/far/checkpoints",
+        Some(r#"{"CheckpointID":"api1","Exit":false}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = server.request("GET", "/containers/far/checkpoints", None);
+    assert_eq!((code, body.trim()), (200, r#"[{"Name":"api1"}]"#));
+    let (code, _) = server.request("DELETE", "/containers/far/checkpoints/api1", None);
+    assert_eq!(code, 204);
 }

@@ -425,7 +425,10 @@ impl Engine {
             let images = self.checkpoints_dir(&id, None).join("imported");
             crate::util::private_dir(&self.checkpoints_dir(&id, None))?;
             fs::rename(tmp.join("checkpoint"), &images).map_err(io_err("move", &images))?;
-            self.restore_images(&id, &images, tcp || old_tcp(&images))
+            let restored = self.restore_images(&id, &images, tcp || old_tcp(&images));
+            // Restored (or not): the images were only the way in.
+            let _ = fs::remove_dir_all(&images);
+            restored
         })();
         if let Err(e) = res {
             // CRIU's log outlives the container it is about, for the error to point at.
@@ -499,7 +502,12 @@ impl Engine {
     /// frozen, checkpointed (left frozen), exported and imported and restored there under its
     /// name; only once it runs there is the source removed. On a failure the source is thawed
     /// and runs on, and the destination keeps nothing.
-    pub fn migrate(&self, key: &str, dest: &Engine, tcp_established: bool) -> Result<Migrated> {
+    pub fn migrate(
+        &self,
+        key: &str,
+        dest: &dyn MigrationTarget,
+        tcp_established: bool,
+    ) -> Result<Migrated> {
         let id = self.lookup(key)?;
         let r = self.containers.record(&id)?;
         if self.state(&id)?.status != Status::Running {
@@ -509,11 +517,16 @@ impl Engine {
                 what: "only a running container can be migrated".into(),
             });
         }
-        if dest.root == self.root {
+        if dest.is_root(&self.root) {
             return Err(invalid("DEST", "the destination is this root".to_string()));
         }
         // The image first (the destination may not have it), while the container runs.
-        copy_image(self, dest, &r)?;
+        if !dest.has_image(&r.image)? {
+            let reference = berth_image::Reference::parse(&r.config.image)?;
+            let mut buf = Vec::new();
+            berth_image::archive::save(&self.images, &[reference], &mut buf)?;
+            dest.load_image(&buf)?;
+        }
         let began = Instant::now();
         self.runtime.run("pause", &[&id])?;
         let name = format!("migrate-{}", crate::util::random_hex(4));
@@ -530,7 +543,7 @@ impl Engine {
             )?;
             let mut buf = Vec::new();
             self.checkpoint_export(&id, &name, None, &mut buf)?;
-            dest.checkpoint_import(&mut &buf[..], Some(&r.name), tcp_established)
+            dest.import(&buf, &r.name, tcp_established)
         })();
         let _ = self.checkpoint_remove(&id, &name, None);
         match res {
@@ -558,16 +571,36 @@ fn old_tcp(images: &Path) -> bool {
         .is_some_and(|m| m.tcp_established)
 }
 
-/// Saves the container's image from `src` into `dest` unless it is there.
-fn copy_image(src: &Engine, dest: &Engine, r: &Record) -> Result<()> {
-    if dest.images.find_image_loaded(&r.image).is_ok() {
-        return Ok(());
+/// Where [`Engine::migrate`] sends a container: another root on this machine (an
+/// [`Engine`]), or a remote `berth serve` (the CLI's client of its API).
+pub trait MigrationTarget {
+    /// Whether this is the engine whose root is `root` (a migration to itself is refused).
+    fn is_root(&self, root: &Path) -> bool {
+        let _ = root;
+        false
     }
-    let reference = berth_image::Reference::parse(&r.config.image)?;
-    let mut buf = Vec::new();
-    berth_image::archive::save(&src.images, &[reference], &mut buf)?;
-    berth_image::archive::load(&dest.images, &buf[..], &berth_image::Platform::host())?;
-    Ok(())
+    /// Whether the destination has the image with this ID.
+    fn has_image(&self, id: &str) -> Result<bool>;
+    /// Loads an image archive (`save`'s).
+    fn load_image(&self, archive: &[u8]) -> Result<()>;
+    /// Creates and restores a container from an exported checkpoint; its new ID.
+    fn import(&self, archive: &[u8], name: &str, tcp_established: bool) -> Result<String>;
+}
+
+impl MigrationTarget for Engine {
+    fn is_root(&self, root: &Path) -> bool {
+        self.root == root
+    }
+    fn has_image(&self, id: &str) -> Result<bool> {
+        Ok(self.images.find_image_loaded(id).is_ok())
+    }
+    fn load_image(&self, archive: &[u8]) -> Result<()> {
+        berth_image::archive::load(&self.images, archive, &berth_image::Platform::host())?;
+        Ok(())
+    }
+    fn import(&self, archive: &[u8], name: &str, tcp_established: bool) -> Result<String> {
+        self.checkpoint_import(&mut &archive[..], Some(name), tcp_established)
+    }
 }
 
 /// podman's `config.dump`: the fields podman's import reads, and berth's record beside them.

@@ -59,7 +59,7 @@ pub use berth_network::{
     Networks, PortMapping, PortRequest, parse_publish,
 };
 pub use changes::{Change, ChangeKind};
-pub use checkpoint::{Checkpoint, CheckpointOptions, Migrated};
+pub use checkpoint::{Checkpoint, CheckpointOptions, Migrated, MigrationTarget};
 pub use commit::{DiffOptions, dir_layer};
 pub use cp::{ExtractOptions, PathStat};
 pub use create::{check_nano_cpus, nano_cpus, parse_cpus, parse_restart_policy};
