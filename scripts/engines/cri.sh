@@ -14,6 +14,7 @@ BRIDGE=berthci-cri0
 SUBNET=10.213.45.0/24   # private, neither docker's 172.17/16 nor podman's 10.88/16
 CNI_NET=berth-ci-cri
 CG=berth-ci-cri
+reclaim_leftovers "$CI_RUN/cri-cni" "$CI_LIB/cri-cni" "$BRIDGE" "$CG"
 if ip -4 route show | grep -q '^10\.213\.45\.'; then die "$SUBNET is already routed on this host"; fi
 
 cri_dir=$CI_RUN/cri         # start_containerd's state dir

@@ -113,6 +113,23 @@ rm_cgroups() {
 # del_link NAME: remove a network interface if present.
 del_link() { if ip link show "$1" >/dev/null 2>&1; then ip link del "$1"; fi; }
 
+# reclaim_leftovers RUN_DIR DATA_DIR LINK CGROUP: remove what an earlier run of this scenario
+# left when it was killed before its cleanup could run (SIGKILL, a machine stopped mid-run):
+# processes whose command line names RUN_DIR, mounts under both dirs, the cgroup parent, the
+# bridge, the dirs. Every one of these names is this scenario's own; nothing else is touched.
+reclaim_leftovers() {
+    local run=$1 data=$2 link=$3 cg=$4
+    if [ -e "$run" ] || [ -e "$data" ] || { [ -n "$link" ] && ip link show "$link" >/dev/null 2>&1; }; then
+        log "removing what an earlier, killed run left: $run $data ${link:-}"
+        kill_matching "$run/"
+        umount_under "$run"
+        umount_under "$data"
+        [ -z "$cg" ] || rm_cgroups "$cg"
+        [ -z "$link" ] || del_link "$link"
+        rm -rf "$run" "$data"
+    fi
+}
+
 # rootless_ok: berth-runtime's state for this scenario is empty (`list -q` under ROOT).
 runtime_list_empty() { [ -z "$("$BERTH_RT" --root "$1" list -q 2>/dev/null)" ]; }
 
@@ -126,7 +143,7 @@ start_containerd() {
     CTRD_STATE=$CI_RUN/$name
     CTRD_ROOT=$CI_LIB/$name
     CTRD_SOCK=$CTRD_STATE/containerd.sock
-    rm -rf "$CTRD_STATE" "$CTRD_ROOT"
+    reclaim_leftovers "$CTRD_STATE" "$CTRD_ROOT" "" ""
     mkdir -p "$CTRD_STATE" "$CTRD_ROOT"
     cat >"$CTRD_STATE/config.toml" <<TOML
 version = 2
@@ -195,15 +212,16 @@ start_dockerd() {
     data=$CI_LIB/$name
     sock=$CI_RUN/$name.sock
     export DOCKER_HOST=unix://$sock
+    if [ -S "$sock" ] && curl -s --unix-socket "$sock" http://d/_ping >/dev/null; then
+        die "a dockerd already answers on $sock (another run of this suite?)"
+    fi
+    reclaim_leftovers "$DOCKERD_RUN" "$data" "$bridge" "$cg"
+    rm -f "$sock" "$CI_RUN/$name.pid"
     for net in "${cidr%.*}." "${pool%.*}."; do
         if ip -4 route show | awk -v n="$net" 'index($1, n) == 1 { f = 1 } END { exit !f }'; then
             die "${net}x is already routed on this host"
         fi
     done
-    if [ -S "$sock" ] && curl -s --unix-socket "$sock" http://d/_ping >/dev/null; then
-        die "a dockerd already answers on $sock (an earlier run?)"
-    fi
-    rm -rf "$DOCKERD_RUN" "$data"
     mkdir -p "$DOCKERD_RUN" "$data"
     at_exit "rm -rf '$DOCKERD_RUN' '$data' '$sock' '$CI_RUN/$name.pid'"
     at_exit "umount_under '$DOCKERD_RUN'; umount_under '$data'"
