@@ -371,3 +371,174 @@ fn migrate_to_a_remote_berth_serve_over_its_api() {
     let (code, _) = server.request("DELETE", "/containers/far/checkpoints/api1", None);
     assert_eq!(code, 204);
 }
+
+/// The container's IP address on its network, from inspect.
+fn ip_on(b: &Berth, c: &str, net: &str) -> String {
+    b.inspect(c)["NetworkSettings"]["Networks"][net]["IPAddress"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn an_import_keeps_the_address_and_an_established_tcp_connection() {
+    use std::io::{BufRead, BufReader, Write};
+    let b = Berth::new();
+    b.ok(&["network", "create", "keep"]);
+    // The first address goes to a container that leaves before the import: a new container
+    // would get it then.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "first",
+        "--network",
+        "keep",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "echo",
+        "--network",
+        "keep",
+        IMAGE,
+        "nc",
+        "-l",
+        "-p",
+        "7000",
+        "-e",
+        "/bin/cat",
+    ]);
+    let ip = ip_on(&b, "echo", "keep");
+    let mac = b.inspect("echo")["NetworkSettings"]["Networks"]["keep"]["MacAddress"].clone();
+    assert!(!ip.is_empty(), "{}", b.inspect("echo"));
+    let mut conn = None;
+    b.wait_for(10, "the echo server to accept", || {
+        conn = std::net::TcpStream::connect((ip.as_str(), 7000)).ok();
+        conn.is_some()
+    });
+    let conn = conn.unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut rd = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    let mut echo = |w: &str, line: &mut String| {
+        (&conn).write_all(format!("{w}\n").as_bytes()).unwrap();
+        line.clear();
+        rd.read_line(line).unwrap();
+    };
+    echo("before", &mut line);
+    assert_eq!(line, "before\n");
+
+    let file = b.root.path().join("echo.tar");
+    let f = file.to_str().unwrap();
+    b.ok(&[
+        "container",
+        "checkpoint",
+        "--tcp-established",
+        "--export",
+        f,
+        "echo",
+    ]);
+    // network.status in podman's layout names the address.
+    let o = std::process::Command::new("tar")
+        .args(["-xOf", f, "network.status"])
+        .output()
+        .unwrap();
+    let net_status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        net_status["keep"]["interfaces"]["eth0"]["subnets"][0]["ipnet"]
+            .as_str()
+            .and_then(|s| s.split('/').next()),
+        Some(ip.as_str()),
+        "{net_status}"
+    );
+    let freed = ip_on(&b, "first", "keep");
+    b.ok(&["rm", "-f", "echo", "first"]);
+    b.ok(&["run", "--rm", "--network", "keep", IMAGE, "true"]); // would get `freed`
+    assert_ne!(freed, ip);
+    b.ok(&["container", "restore", "--tcp-established", "--import", f]);
+    assert_eq!(status(&b, "echo"), "running");
+    assert_eq!(ip_on(&b, "echo", "keep"), ip);
+    assert_eq!(
+        b.inspect("echo")["NetworkSettings"]["Networks"]["keep"]["MacAddress"],
+        mac
+    );
+    // The connection made before the checkpoint goes on.
+    echo("after", &mut line);
+    assert_eq!(line, "after\n");
+
+    // Where the address is taken, the established connection cannot come along: the error
+    // says why, and nothing is left.
+    b.ok(&[
+        "container",
+        "checkpoint",
+        "--tcp-established",
+        "--export",
+        f,
+        "echo",
+    ]);
+    b.ok(&["rm", "-f", "echo"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "squatter",
+        "--network",
+        "keep",
+        "--ip",
+        &ip,
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let before = b.container_ids();
+    let o = b.run(&["container", "restore", "--import", f]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains(&format!(
+            "established TCP connections need its address {ip}"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(b.container_ids(), before);
+    // Without connections, the import gets a new address rather than failing.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "idle",
+        "--network",
+        "keep",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let idle_ip = ip_on(&b, "idle", "keep");
+    b.ok(&["container", "checkpoint", "--export", f, "idle"]);
+    b.ok(&["rm", "-f", "idle"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "squatter2",
+        "--network",
+        "keep",
+        "--ip",
+        &idle_ip,
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    b.ok(&["container", "restore", "--import", f, "--name", "idle2"]);
+    assert_eq!(status(&b, "idle2"), "running");
+    let new = ip_on(&b, "idle2", "keep");
+    assert!(!new.is_empty() && new != idle_ip, "{new}");
+    b.ok(&["rm", "-f", "idle2", "squatter", "squatter2"]);
+    b.ok(&["network", "rm", "keep"]);
+}

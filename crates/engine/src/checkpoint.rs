@@ -309,7 +309,11 @@ impl Engine {
             &serde_json::to_vec_pretty(&podman_config(&r)).unwrap_or_default(),
         )?;
         add(&mut b, "spec.dump", &spec)?;
-        add(&mut b, "network.status", b"null")?;
+        add(
+            &mut b,
+            "network.status",
+            &serde_json::to_vec_pretty(&self.network_status(&id)).unwrap_or_default(),
+        )?;
         add(&mut b, "rootfs-diff.tar", &diff)?;
         if !deleted.is_empty() {
             add(
@@ -328,6 +332,26 @@ impl Engine {
         }
         b.finish().map_err(io_err("archive", "checkpoint"))?;
         Ok(())
+    }
+
+    /// The container's addresses as podman's `network.status`: per network, its interface's
+    /// address, gateway and MAC, which an import asks for again.
+    fn network_status(&self, id: &str) -> Value {
+        let Ok(eps) = self.networks.endpoints(id) else {
+            return Value::Null;
+        };
+        let mut out = serde_json::Map::new();
+        for (n, e) in eps {
+            out.insert(
+                n.name.clone(),
+                json!({"interfaces": {e.ifname.clone(): {
+                    "subnets": [{"ipnet": format!("{}/{}", e.ip, n.subnet.prefix),
+                                 "gateway": n.gateway.to_string()}],
+                    "mac_address": e.mac,
+                }}}),
+            );
+        }
+        Value::Object(out)
     }
 
     /// The container's changes to its image: a tar of what was added or changed (no
@@ -416,7 +440,8 @@ impl Engine {
         if let Some(n) = name {
             req.name = Some(n.to_string());
         }
-        let id = self.create(&req)?;
+        let tcp = tcp || old_tcp(&tmp.join("checkpoint"));
+        let (id, lost) = self.create_keeping_address(req, tmp)?;
         let res = (|| {
             let old: Option<Record> = cfg
                 .get("berthRecord")
@@ -425,7 +450,7 @@ impl Engine {
             let images = self.checkpoints_dir(&id, None).join("imported");
             crate::util::private_dir(&self.checkpoints_dir(&id, None))?;
             fs::rename(tmp.join("checkpoint"), &images).map_err(io_err("move", &images))?;
-            let restored = self.restore_images(&id, &images, tcp || old_tcp(&images));
+            let restored = self.restore_images(&id, &images, tcp);
             // Restored (or not): the images were only the way in.
             let _ = fs::remove_dir_all(&images);
             restored
@@ -436,12 +461,74 @@ impl Engine {
             let kept = self.root.join("tmp").join(format!("restore-{id}.log"));
             let kept_ok = fs::copy(&log, &kept).is_ok();
             let _ = self.remove(&id, true, true);
-            let msg = e
+            let mut msg = e
                 .to_string()
                 .replace(&log.display().to_string(), &kept.display().to_string());
+            if let Some(ip) = lost.filter(|_| tcp) {
+                msg += &format!(
+                    " (its established TCP connections need its address {ip}, which is taken \
+                     or outside the network here)"
+                );
+            }
             return Err(if kept_ok { Error::Other(msg) } else { e });
         }
         Ok(id)
+    }
+
+    /// Creates the imported container with the address and MAC its `network.status` names
+    /// on its network, where this root's network allows (the address is in its subnet and
+    /// free); else with new ones.
+    /// Returns the ID, and the address it could not keep.
+    fn create_keeping_address(
+        &self,
+        mut req: ContainerCreate,
+        tmp: &Path,
+    ) -> Result<(String, Option<String>)> {
+        let net = req.host_config.network_mode.clone();
+        let status: Value = fs::read(tmp.join("network.status"))
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or(Value::Null);
+        let iface = status
+            .get(&net)
+            .or_else(|| (net == "default").then(|| status.get("bridge")).flatten())
+            .and_then(|n| n["interfaces"].as_object())
+            .and_then(|i| i.values().next());
+        let Some(iface) = iface else {
+            return Ok((self.create(&req)?, None));
+        };
+        let ip = iface["subnets"][0]["ipnet"]
+            .as_str()
+            .and_then(|s| s.split('/').next())
+            .unwrap_or("");
+        let mac = iface["mac_address"].as_str().unwrap_or("");
+        // The one endpoint a create attaches, whatever key the request gave it.
+        let key = match req.networking.endpoints_config.keys().next() {
+            Some(k) if req.networking.endpoints_config.len() == 1 => k.clone(),
+            _ => net,
+        };
+        let mut plain = req.clone();
+        if let Some(ep) = plain.networking.endpoints_config.get_mut(&key) {
+            ep.ipam_config = None;
+            ep.mac_address.clear();
+        }
+        plain.config.mac_address.clear();
+        let ep = req.networking.endpoints_config.entry(key).or_default();
+        if ep.ipam_config.is_none() && !ip.is_empty() {
+            ep.ipam_config = Some(crate::record::EndpointIpamConfig {
+                ipv4_address: ip.to_string(),
+            });
+        }
+        if ep.mac_address.is_empty() {
+            ep.mac_address = mac.to_string();
+        }
+        match self.create(&req) {
+            Ok(id) => Ok((id, None)),
+            Err(e) => {
+                tracing::info!(error = %e, ip, mac, "the imported container's address is not free here: a new one");
+                Ok((self.create(&plain)?, Some(ip.to_string())))
+            }
+        }
     }
 
     /// The archive's rootfs changes and volumes into a new container.
