@@ -47,6 +47,12 @@ build_runtime
 export BERTH_RT=$repo/target/release/berth-runtime
 log "berth-runtime: $BERTH_RT ($("$BERTH_RT" --version 2>&1 | head -n1))"
 
+if [[ " ${scenarios[*]} " == *" podman "* ]]; then
+    # berth itself restores podman's checkpoint archives (debug build: scripts/test.sh has
+    # built it already, so this is quick)
+    cargo build -q -p berth-cli || die "cannot build berth"
+    export BERTH=$repo/target/debug/berth
+fi
 if [[ " ${scenarios[*]} " == *" cri "* ]]; then
     log "building tools/cri-client (own workspace, own target dir)"
     (cd tools/cri-client && CARGO_TARGET_DIR=target cargo build --release --locked -q) ||

@@ -95,6 +95,26 @@ expect_eq "p3b (imported) status" "$(pm inspect -f '{{.State.Status}}' p3b)" run
 p3b_counts() { [ "$(last_n p3b)" -gt "$n1" ] 2>/dev/null; }
 wait_until 10 p3b_counts || die "p3b (restored from the export) does not count on from $n1"
 pass "podman container checkpoint/restore (in place and --export/--import) with berth-runtime"
+
+# podman's archive restored by berth (a root of its own, the same image loaded): the count
+# goes on from where podman's export left it, the rootfs change came along.
+: "${BERTH:?set by scripts/engines.sh}"
+broot=$DATA/berth-root
+at_exit "'$BERTH' --root '$broot' rm -f p3c >/dev/null 2>&1; umount_under '$broot'; rm -rf '$broot'"
+"$BERTH" --root "$broot" load -i "$CI_IMAGES/busybox.tar" >/dev/null
+n2=$(last_n p3b)
+pm container checkpoint --export "$DATA/p3b.tar.gz" p3b >/dev/null
+"$BERTH" --root "$broot" container restore --import "$DATA/p3b.tar.gz" --name p3c >/dev/null ||
+    die "berth cannot restore podman's archive"
+expect_eq "p3c (podman's archive restored by berth) status" \
+    "$("$BERTH" --root "$broot" inspect -f '{{.State.Status}}' p3c)" running
+b_last() { "$BERTH" --root "$broot" logs p3c | sed -n 's/^n=//p' | tail -n 1; }
+p3c_counts() { [ "$(b_last)" -gt "$((n2 + 3))" ] 2>/dev/null; }
+wait_until 10 p3c_counts || die "p3c (berth, from podman's archive) does not count on from $n2 (last $(b_last))"
+first_c=$("$BERTH" --root "$broot" logs p3c | sed -n 's/^n=//p' | head -n 1)
+[ "$first_c" -gt "$n2" ] || die "p3c started its count again ($first_c, podman's export was at $n2)"
+"$BERTH" --root "$broot" rm -f p3c >/dev/null
+pass "podman's checkpoint archive restored by berth"
 pm rm -f -t 0 p3 p3b >/dev/null
 
 # stop: SIGTERM reaches the process, which exits 42 through its trap

@@ -416,6 +416,9 @@ impl Engine {
         name: Option<&str>,
         tcp: bool,
     ) -> Result<String> {
+        // podman compresses its exports (gzip, or zstd with --compress zstd).
+        let archive = berth_image::decompressed(std::io::BufReader::new(archive))
+            .map_err(|e| invalid("--import", format!("cannot read the archive: {e}")))?;
         let mut a = tar::Archive::new(archive);
         a.set_preserve_permissions(true);
         a.unpack(tmp)
@@ -436,7 +439,7 @@ impl Engine {
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok())
             .unwrap_or(Value::Null);
-        let mut req = import_request(&cfg, &spec)?;
+        let mut req = import_request(&cfg, &spec, &self.containerenv()?)?;
         if let Some(n) = name {
             req.name = Some(n.to_string());
         }
@@ -542,6 +545,13 @@ impl Engine {
             a.set_overwrite(true);
             a.unpack(&rootfs)
                 .map_err(|e| invalid("--import", format!("rootfs-diff.tar: {e}")))?;
+        }
+        if old.is_none() {
+            // podman's containers have / at 0555 whatever the image says, and CRIU restores
+            // the process's root only with the mode it dumped.
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&rootfs, fs::Permissions::from_mode(0o555))
+                .map_err(io_err("chmod", &rootfs))?;
         }
         if let Ok(d) = fs::read(tmp.join("deleted.files")) {
             let gone: Vec<String> = serde_json::from_slice(&d)
@@ -706,9 +716,23 @@ fn podman_config(r: &Record) -> Value {
     })
 }
 
+impl Engine {
+    /// An empty, read-only file that stands in for podman's `/run/.containerenv` in
+    /// containers imported from podman (their checkpoint has a mount there to restore).
+    fn containerenv(&self) -> Result<PathBuf> {
+        let p = self.root.join("containerenv");
+        if !p.exists() {
+            berth_sys::write_atomic(&p, b"", 0o644)?;
+        }
+        Ok(p)
+    }
+}
+
 /// The create request for an imported container: berth's record when the archive is
-/// berth's, else (podman's) the image and process of podman's config and spec.
-fn import_request(cfg: &Value, spec: &Value) -> Result<ContainerCreate> {
+/// berth's, else (podman's) the image, process, mounts and network of podman's config and
+/// spec, so that the mounts CRIU's images name exist again: /dev/shm a bind (a shareable
+/// IPC), `/run/.containerenv` a bind of `containerenv`, podman's binds and named volumes.
+fn import_request(cfg: &Value, spec: &Value, containerenv: &Path) -> Result<ContainerCreate> {
     if let Some(rec) = cfg.get("berthRecord") {
         let r: Record = serde_json::from_value(rec.clone())
             .map_err(|e| invalid("--import", format!("config.dump: berthRecord: {e}")))?;
@@ -752,6 +776,62 @@ fn import_request(cfg: &Value, spec: &Value) -> Result<ContainerCreate> {
     req.config.working_dir = p["cwd"].as_str().unwrap_or("/").to_string();
     req.config.tty = p["terminal"].as_bool().unwrap_or(false);
     req.config.hostname = spec["hostname"].as_str().unwrap_or("").to_string();
-    req.host_config.network_mode = "none".into();
+    let netns = cfg["createNetNS"].as_bool().unwrap_or(false)
+        && cfg["networks"].as_object().is_some_and(|n| !n.is_empty());
+    req.host_config.network_mode = if netns { "default" } else { "none" }.into();
+    let has_ns = |t: &str| {
+        spec["linux"]["namespaces"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|n| n["type"] == t))
+    };
+    if !has_ns("cgroup") {
+        req.host_config.cgroupns_mode = "host".into();
+    }
+    let own = [
+        "/etc/hostname",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+        "/dev/shm",
+    ];
+    for m in spec["mounts"].as_array().into_iter().flatten() {
+        let (Some(dest), Some(src)) = (m["destination"].as_str(), m["source"].as_str()) else {
+            continue;
+        };
+        if m["type"].as_str() != Some("bind") {
+            continue;
+        }
+        let ro = m["options"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|x| x == "ro"));
+        if dest == "/dev/shm" {
+            req.host_config.ipc_mode = "shareable".into();
+            req.host_config.shm_size = cfg["shmSize"].as_i64().unwrap_or(0);
+        } else if dest == "/run/.containerenv" {
+            req.host_config
+                .binds
+                .push(format!("{}:{dest}:ro", containerenv.display()));
+        } else if !own.contains(&dest) && Path::new(src).is_absolute() {
+            let named = cfg["namedVolumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|v| v["dest"].as_str() == Some(dest));
+            let from = match named.and_then(|v| v["volumeName"].as_str()) {
+                Some(name) => name.to_string(),
+                None if Path::new(src).exists() => src.to_string(),
+                None => {
+                    return Err(invalid(
+                        "--import",
+                        format!(
+                            "the container binds {src} at {dest}, and {src} does not exist here"
+                        ),
+                    ));
+                }
+            };
+            req.host_config
+                .binds
+                .push(format!("{from}:{dest}{}", if ro { ":ro" } else { "" }));
+        }
+    }
     Ok(req)
 }

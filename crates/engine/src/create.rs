@@ -424,6 +424,12 @@ fn check_namespaces(engine: &Engine, hc: &mut HostConfig) -> Result<()> {
             ));
         }
     };
+    if !matches!(hc.cgroupns_mode.as_str(), "" | "private" | "host") {
+        return Err(invalid(
+            "--cgroupns",
+            format!("invalid mode {:?} (private or host)", hc.cgroupns_mode),
+        ));
+    }
     hc.pid_mode = match hc.pid_mode.as_str() {
         "" => String::new(),
         "host" => "host".into(),

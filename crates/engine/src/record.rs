@@ -237,6 +237,9 @@ pub struct HostConfig {
     pub ipc_mode: String,
     /// `--pid`: empty (its own), `host` or `container:<id>`.
     pub pid_mode: String,
+    /// `--cgroupns`: `private` (the default: its own cgroup namespace) or `host`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cgroupns_mode: String,
     /// `--userns`: empty or `host` (the only user namespace berth runs containers in).
     pub userns_mode: String,
     /// `--sysctl`: namespaced kernel parameters.

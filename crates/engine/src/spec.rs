@@ -449,6 +449,11 @@ pub(crate) fn build(
     {
         ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
     }
+    if hc.cgroupns_mode == "host"
+        && let Some(ns) = linux.namespaces_mut()
+    {
+        ns.retain(|n| n.typ() != LinuxNamespaceType::Cgroup);
+    }
     linux.set_cgroups_path(Some(PathBuf::from(format!("/berth/{}", r.id))));
 
     // Resources.

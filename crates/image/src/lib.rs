@@ -57,4 +57,4 @@ pub use image::{
 pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, Reference};
 pub use snapshot::{HistoryEntry, Mount, SnapshotMode, Snapshotter};
 pub use store::{DEFAULT_ROOT, FoundImage, Lease, Store};
-pub use unpack::unpack_layer;
+pub use unpack::{decompressed, unpack_layer};

@@ -111,6 +111,19 @@ pub(crate) fn unpack_sized(reader: impl Read + Send, dest: &Path) -> Result<Unpa
     })
 }
 
+/// `reader` decompressed: gzip and zstd are recognised by their magic numbers, anything else
+/// is read as it is.
+pub fn decompressed<'a, R: BufRead + 'a>(mut reader: R) -> io::Result<Box<dyn Read + 'a>> {
+    let head = reader.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(reader)?)
+    } else {
+        Box::new(reader)
+    })
+}
+
 /// Reads `reader`, decompresses it, hashes the tar and sends it in chunks; returns the diff ID.
 /// A read error is sent on (the tar reader reports it) and returned.
 fn decompress(
@@ -119,15 +132,7 @@ fn decompress(
     tx: &mpsc::SyncSender<io::Result<Vec<u8>>>,
 ) -> Result<Digest> {
     let res = (|| {
-        let mut buffered = BufReader::with_capacity(CHUNK, reader);
-        let head = buffered.fill_buf()?;
-        let decompressed: Box<dyn Read + '_> = if head.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?)
-        } else {
-            Box::new(buffered)
-        };
+        let decompressed = decompressed(BufReader::with_capacity(CHUNK, reader))?;
         let mut hashing = HashingReader::new(decompressed);
         loop {
             let mut chunk = vec![0u8; CHUNK];

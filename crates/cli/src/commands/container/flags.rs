@@ -187,6 +187,10 @@ pub struct CreateFlags {
     /// PID namespace: host or container:NAME.
     #[arg(long)]
     pub pid: Option<String>,
+    /// Cgroup namespace: private (its own, the default) or host (the host's, where the
+    /// container sees the whole cgroup tree).
+    #[arg(long, value_name = "MODE")]
+    pub cgroupns: Option<String>,
     /// User namespace (only host).
     #[arg(long)]
     pub userns: Option<String>,
@@ -390,6 +394,7 @@ impl CreateFlags {
                 .collect::<anyhow::Result<_>>()?,
             ipc_mode: self.ipc.clone().unwrap_or_default(),
             pid_mode: self.pid.clone().unwrap_or_default(),
+            cgroupns_mode: self.cgroupns.clone().unwrap_or_default(),
             userns_mode: self.userns.clone().unwrap_or_default(),
             sysctls: self
                 .sysctl
