@@ -285,6 +285,12 @@ impl Engine {
         let spec = fs::read(dir.join("bundle/config.json"))
             .map_err(io_err("read", dir.join("bundle/config.json")))?;
         let (diff, deleted) = self.rootfs_diff(&id)?;
+        // The image ID podman knows it by: its config's digest.
+        let image_id = self
+            .images
+            .find_image_loaded(&r.image)
+            .map(|i| i.config_digest.to_string())
+            .unwrap_or_else(|_| r.image.clone());
         let mut b = tar::Builder::new(out);
         b.follow_symlinks(false);
         let add = |b: &mut tar::Builder<&mut dyn Write>, name: &str, data: &[u8]| {
@@ -306,7 +312,8 @@ impl Engine {
         add(
             &mut b,
             "config.dump",
-            &serde_json::to_vec_pretty(&podman_config(&r)).unwrap_or_default(),
+            &serde_json::to_vec_pretty(&podman_config(&r, &image_id, &self.runtime.bin))
+                .unwrap_or_default(),
         )?;
         add(&mut b, "spec.dump", &spec)?;
         add(
@@ -546,13 +553,6 @@ impl Engine {
             a.unpack(&rootfs)
                 .map_err(|e| invalid("--import", format!("rootfs-diff.tar: {e}")))?;
         }
-        if old.is_none() {
-            // podman's containers have / at 0555 whatever the image says, and CRIU restores
-            // the process's root only with the mode it dumped.
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&rootfs, fs::Permissions::from_mode(0o555))
-                .map_err(io_err("chmod", &rootfs))?;
-        }
         if let Ok(d) = fs::read(tmp.join("deleted.files")) {
             let gone: Vec<String> = serde_json::from_slice(&d)
                 .map_err(|e| invalid("--import", format!("deleted.files: {e}")))?;
@@ -701,11 +701,14 @@ impl MigrationTarget for Engine {
 }
 
 /// podman's `config.dump`: the fields podman's import reads, and berth's record beside them.
-fn podman_config(r: &Record) -> Value {
+fn podman_config(r: &Record, image_id: &str, runtime: &Path) -> Value {
     json!({
+        // podman restores only with the runtime that dumped: podman --runtime PATH names it
+        // by its path.
+        "runtime": runtime,
         "id": r.id,
         "name": r.name,
-        "rootfsImageID": r.image.trim_start_matches("sha256:"),
+        "rootfsImageID": image_id.trim_start_matches("sha256:"),
         "rootfsImageName": r.config.image,
         "RawImageName": r.config.image,
         "command": r.args.iter().cloned().chain(std::iter::once(r.path.clone())).collect::<Vec<_>>(),

@@ -556,3 +556,65 @@ fn log_errors(log: &Path) -> Option<String> {
             .join("; "),
     )
 }
+
+/// `fs-<pid>.img`'s entry (CRIU's fs.proto): the task's root directory, as a file ID.
+#[derive(Clone, PartialEq, prost::Message)]
+struct FsEntry {
+    #[prost(uint32, optional, tag = "2")]
+    root_id: Option<u32>,
+}
+
+/// `files.img`'s entries (CRIU's fdinfo.proto `file_entry`), only what names a regular file.
+#[derive(Clone, PartialEq, prost::Message)]
+struct FileEntry {
+    #[prost(uint32, optional, tag = "2")]
+    id: Option<u32>,
+    #[prost(message, optional, tag = "3")]
+    reg: Option<RegFileEntry>,
+}
+
+/// CRIU's regfile.proto `reg_file_entry`: its mode.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RegFileEntry {
+    #[prost(uint32, optional, tag = "10")]
+    mode: Option<u32>,
+}
+
+/// The entries of a CRIU image file: two magic numbers, then each entry as its length (u32,
+/// little-endian) and the protobuf message.
+fn image_entries<M: Message + Default>(path: &Path) -> Result<Vec<M>> {
+    let data = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    let mut rest = data.get(8..).unwrap_or_default();
+    let mut out = Vec::new();
+    while rest.len() >= 4 {
+        let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let msg = rest
+            .get(4..4 + n)
+            .ok_or_else(|| anyhow!("{}: an entry runs past the end", path.display()))?;
+        out.push(M::decode(msg).with_context(|| format!("decode {}", path.display()))?);
+        rest = &rest[4 + n..];
+    }
+    Ok(out)
+}
+
+/// The mode the container's root directory had when it was dumped (CRIU opens a task's root
+/// at restore only if the directory has that mode; a root filesystem that another engine
+/// prepared may differ: podman's `/` is 0555 whatever the image says). `None` when the images
+/// do not say.
+pub fn dumped_root_mode(images: &Path) -> Option<u32> {
+    let fs: Vec<FsEntry> = image_entries(&images.join("fs-1.img")).ok().or_else(|| {
+        let e = std::fs::read_dir(images).ok()?.flatten().find(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with("fs-") && n.ends_with(".img")
+        })?;
+        image_entries(&e.path()).ok()
+    })?;
+    let root = fs.first()?.root_id?;
+    image_entries::<FileEntry>(&images.join("files.img"))
+        .ok()?
+        .into_iter()
+        .find(|f| f.id == Some(root))?
+        .reg?
+        .mode
+}

@@ -117,6 +117,14 @@ fn a_checkpointed_counter_resumes_its_count_after_restore() {
         assert!(Path::new(&img).join(f).exists(), "{f} is not in the images");
     }
 
+    // A root filesystem prepared elsewhere may give / another mode (podman's is 0555): the
+    // restore gives it back the dumped one, which CRIU insists on.
+    use std::os::unix::fs::PermissionsExt;
+    let rootfs = b.bundle.join("rootfs");
+    let mode = fs::metadata(&rootfs).unwrap().permissions().mode() & 0o7777;
+    let other = if mode == 0o555 { 0o755 } else { 0o555 };
+    fs::set_permissions(&rootfs, fs::Permissions::from_mode(other)).unwrap();
+
     let restored = format!("{id}-r");
     let pid_file = b.dir.join("restored.pid");
     rt_quiet(
@@ -144,6 +152,10 @@ fn a_checkpointed_counter_resumes_its_count_after_restore() {
         .unwrap();
     assert_eq!(b.pid(&restored), new_pid);
     assert!(b.dir.join("work/restore.log").exists());
+    assert_eq!(
+        fs::metadata(&rootfs).unwrap().permissions().mode() & 0o7777,
+        mode
+    );
     // The count goes on from where it was, not from 1.
     assert!(
         wait_until(WAIT, || count(&file) > at_checkpoint + 5),

@@ -283,6 +283,41 @@ impl Drop for Berth {
         for id in self.container_ids() {
             let _ = self.run(&["rm", "-f", &id]);
         }
+        // The root's bridges, their nftables tables and DNS servers (the default network's
+        // bridge outlives its last container, as Docker's docker0 does) go with the root.
+        for e in fs::read_dir(self.root.path().join("networks"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(n) = fs::read(e.path()) else { continue };
+            let Ok(n) = serde_json::from_slice::<serde_json::Value>(&n) else {
+                continue;
+            };
+            if let Some(dns) = n["dns"].as_array()
+                && let (Some(pid), Some(start)) = (dns[0].as_i64(), dns[1].as_u64())
+            {
+                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let started = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, r)| r.split_whitespace().nth(19))
+                    .and_then(|t| t.parse::<u64>().ok());
+                if started == Some(start) {
+                    // SAFETY: kill(2) on a pid just checked to be this network's server.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+            if let Some(br) = n["bridge"].as_str().filter(|b| !b.is_empty()) {
+                let _ = Command::new("nft")
+                    .args(["delete", "table", "inet", br])
+                    .stderr(Stdio::null())
+                    .status();
+                let _ = Command::new("ip")
+                    .args(["link", "del", br])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         // Anything still mounted below the root (a failed rm) must not survive the test.
         let root = self.root.path().display().to_string();
         if let Ok(info) = fs::read_to_string("/proc/self/mountinfo") {

@@ -468,6 +468,16 @@ pub fn restore(root: &Path, id: &str, o: &RestoreOpts) -> Result<i32> {
         .context("linux.resources")?;
 
     crate::rootfs::make_mountpoints(&cfg.rootfs, &cfg.spec, &cfg.bundle)?;
+    // The root directory gets the mode it was dumped with (see criu::dumped_root_mode).
+    if let Some(mode) = criu::dumped_root_mode(&images) {
+        use std::os::unix::fs::PermissionsExt;
+        let now = std::fs::metadata(&cfg.rootfs)
+            .with_context(|| format!("stat {}", cfg.rootfs.display()))?;
+        if now.permissions().mode() & 0o7777 != mode & 0o7777 {
+            std::fs::set_permissions(&cfg.rootfs, std::fs::Permissions::from_mode(mode & 0o7777))
+                .with_context(|| format!("chmod {}", cfg.rootfs.display()))?;
+        }
+    }
     // CRIU pivots into the root it restores: a mount point of its own.
     // Absolute: criu resolves it after changing directory (a relative --root would not do).
     let criu_root = std::path::absolute(container.dir.join("criu-root"))
