@@ -1,4 +1,5 @@
-//! process.terminal: the pty master goes to --console-socket (create), or `run` proxies it.
+//! process.terminal: the pty master goes to --console-socket (create, and restore from a
+//! checkpoint), or `run` proxies it.
 
 mod common;
 
@@ -130,4 +131,99 @@ fn without_terminal_stdin_is_not_a_tty() {
     let out = b.run().ok();
     assert!(out.stdout.contains("not a tty"), "{out:?}");
     assert!(out.stdout.ends_with("rc=1\n"), "{out:?}");
+}
+
+/// Accepts one connection on `listener` while `worker` runs; the pty master it sends.
+fn master_from(
+    listener: &UnixListener,
+    worker: &std::thread::JoinHandle<(i32, String, String)>,
+) -> Option<OwnedFd> {
+    let mut conn = None;
+    wait_until(WAIT, || {
+        conn = listener.accept().ok().map(|(c, _)| c);
+        conn.is_some() || worker.is_finished()
+    });
+    let conn = conn?;
+    conn.set_nonblocking(false).unwrap();
+    common::recv_with_fds(conn.as_raw_fd()).1.into_iter().next()
+}
+
+fn type_line(master: &OwnedFd, line: &str) {
+    let l = format!("{line}\n");
+    // SAFETY: a valid buffer of its size.
+    let w = unsafe { libc::write(master.as_raw_fd(), l.as_ptr().cast(), l.len()) };
+    assert_eq!(w, l.len() as isize);
+}
+
+#[test]
+fn a_terminal_container_restores_onto_a_new_console_socket() {
+    let mut b = Bundle::new("console-ckpt");
+    b.cfg["process"]["terminal"] = json!(true);
+    b.sh("n=0; while read l; do n=$((n+1)); echo \"got$n:$l\"; done");
+    b.save();
+    let sock = b.dir.join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let mut args = b.verb_args("create");
+    args.extend([
+        "--console-socket".into(),
+        sock.display().to_string(),
+        b.id.clone(),
+    ]);
+    let create = std::thread::spawn(move || common::run(&args));
+    let master = master_from(&listener, &create).expect("create sent no pty master");
+    let (code, _, stderr) = create.join().unwrap();
+    assert_eq!(code, 0, "create failed: {stderr}");
+    b.start(&b.id).ok();
+    type_line(&master, "one");
+    let text = read_until(&master, "got1:one", WAIT);
+    assert!(text.contains("got1:one"), "{text:?}");
+
+    let img = b.dir.join("img");
+    let out = b.rt(&["checkpoint", "--image-path", img.to_str().unwrap(), &b.id]);
+    if out.code != 0 {
+        let log = std::fs::read_to_string(img.join("dump.log")).unwrap_or_default();
+        let tty: Vec<&str> = log.lines().filter(|l| l.contains("rror")).collect();
+        panic!("checkpoint: {}\n{}", out.stderr, tty.join("\n"));
+    }
+    drop(master);
+
+    // Restored with a new console socket: a new pty master, and the shell's count goes on.
+    let sock2 = b.dir.join("console2.sock");
+    let listener2 = UnixListener::bind(&sock2).unwrap();
+    listener2.set_nonblocking(true).unwrap();
+    let restored = format!("{}-r", b.id);
+    let args: Vec<String> = [
+        "--root",
+        b.state_root.to_str().unwrap(),
+        "restore",
+        "-d",
+        "--image-path",
+        img.to_str().unwrap(),
+        "--work-path",
+        b.dir.join("work").to_str().unwrap(),
+        "--bundle",
+        b.bundle.to_str().unwrap(),
+        "--console-socket",
+        sock2.to_str().unwrap(),
+        &restored,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let restore = std::thread::spawn(move || common::run(&args));
+    let master2 = master_from(&listener2, &restore);
+    let (code, _, stderr) = restore.join().unwrap();
+    if code != 0 {
+        let log = std::fs::read_to_string(b.dir.join("work/restore.log")).unwrap_or_default()
+            + &std::fs::read_to_string(img.join("dump.log")).unwrap_or_default();
+        let e: Vec<&str> = log.lines().filter(|l| l.contains("rror")).collect();
+        panic!("restore failed: {stderr}\n{}", e.join("\n"));
+    }
+    let master2 = master2.expect("restore sent no pty master");
+    assert_eq!(b.status(&restored), "running");
+    type_line(&master2, "two");
+    let text = read_until(&master2, "got2:two", WAIT);
+    assert!(text.contains("got2:two"), "{text:?}");
+    b.rt(&["delete", "--force", &restored]).ok();
 }

@@ -9,8 +9,9 @@
 //!   `net[INODE]:extRootNetNS`, and the restore hands the new one in as an inherited descriptor;
 //! - the standard descriptors are listed in `descriptors.json` in the images; pipes among them
 //!   are replaced at restore by the restoring process's own (the engine's new pipes);
-//! - a terminal is external (`tty[RDEV:DEV]`); at restore CRIU makes a new one and hands us its
-//!   master, which goes to `--console-socket`.
+//! - a terminal's master is the engine's: the pty is dumped as an orphan slave
+//!   (`orphan_pts_master`); at restore CRIU makes a new pair and hands us its master, which goes
+//!   to `--console-socket`.
 //!
 //! A failed checkpoint leaves the container running (CRIU resumes it); a failed restore leaves
 //! nothing (no state, cgroup or process).
@@ -308,11 +309,10 @@ pub fn checkpoint(root: &Path, id: &str, o: &CheckpointOpts) -> Result<()> {
         .and_then(|p| p.terminal())
         .unwrap_or(false)
     {
-        use std::os::unix::fs::MetadataExt;
-        let t = std::fs::metadata(format!("/proc/{}/fd/0", s.pid))
-            .context("stat the container's terminal")?;
-        opts.external
-            .push(format!("tty[{:x}:{:x}]", t.rdev(), t.dev()));
+        // The pty's master is outside (the engine's): the slave and /dev/console, a bind
+        // of it, are dumped without it, and the restore makes a new pair whose master goes
+        // to --console-socket.
+        opts.orphan_pts_master = Some(true);
     }
     sys::write_atomic(
         &images.join(DESCRIPTORS),
