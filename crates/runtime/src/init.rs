@@ -394,8 +394,11 @@ fn reopen_dev_null() -> Result<()> {
         if unsafe { libc::fstat(fd, &mut st) } != 0 {
             continue;
         }
+        // Reopened even when it is the same inode: in a user namespace the container's
+        // /dev/null is a bind of the host's node, and the same inode on the host's mount is
+        // still outside.
         let is_null = st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == ours.st_rdev;
-        if !is_null || (st.st_dev == ours.st_dev && st.st_ino == ours.st_ino) {
+        if !is_null {
             continue;
         }
         // SAFETY: fcntl F_GETFL on an open descriptor.

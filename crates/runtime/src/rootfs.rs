@@ -729,6 +729,41 @@ const DEFAULT_DEVICES: &[(&str, u32, u32)] = &[
     ("/dev/tty", 5, 0),
 ];
 
+/// The device nodes a container in a user namespace gets as binds of the host's (no mknod
+/// there): the default set and `linux.devices`, FIFOs aside, at their paths. Empty when /dev
+/// itself is a bind.
+pub fn userns_device_binds(spec: &oci_spec::runtime::Spec) -> Vec<PathBuf> {
+    let dev_is_bind = spec.mounts().iter().flatten().any(|m| {
+        clean(m.destination()) == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind"))
+    });
+    let Some(linux) = spec.linux() else {
+        return Vec::new();
+    };
+    let userns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User);
+    if !userns || dev_is_bind {
+        return Vec::new();
+    }
+    let mut out: Vec<PathBuf> = DEFAULT_DEVICES
+        .iter()
+        .map(|(p, _, _)| PathBuf::from(p))
+        .collect();
+    for d in linux.devices().iter().flatten() {
+        if d.typ() != oci_spec::runtime::LinuxDeviceType::P && !out.contains(d.path()) {
+            out.push(d.path().clone());
+        }
+    }
+    out
+}
+
 /// Create the default devices, `linux.devices`, and the /dev symlinks.
 pub fn create_devices(setup: &RootfsSetup, root: &OwnedFd) -> Result<()> {
     let linux = setup.spec.linux().as_ref().expect("validated");

@@ -408,3 +408,41 @@ fn features_report_checkpoint_support() {
         "false"
     );
 }
+
+/// A container in a user namespace, whose devices are binds of the host's nodes, checkpoints:
+/// the binds are external and its /dev/null descriptors are the container's own. (Its restore
+/// does not work yet: CRIU cannot remount the container's sysfs in the new user namespace,
+/// "Unable to apply bind-mount options: Operation not permitted".)
+#[test]
+fn a_user_namespace_container_with_host_device_binds_checkpoints() {
+    let mut b = Bundle::new("ckpt-userns");
+    let id = b.id.clone();
+    b.with_ns("user", None);
+    let map = serde_json::json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
+    b.cfg["linux"]["uidMappings"] = map.clone();
+    b.cfg["linux"]["gidMappings"] = map;
+    let pid = {
+        counter(&mut b, &id);
+        b.pid(&id)
+    };
+    // Its standard input is the container's /dev/null, not the host's.
+    let fdinfo = fs::read_to_string(format!("/proc/{pid}/fdinfo/0")).unwrap();
+    let host = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mnt = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        !host
+            .lines()
+            .any(|l| l.split(' ').next() == Some(mnt.as_str())),
+        "fd 0 is on the host's mount {mnt}"
+    );
+    let img = images(&b);
+    let out = b.rt(&["checkpoint", "--image-path", &img, &id]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(Path::new(&img).join("inventory.img").exists());
+    assert!(b.state(&id).is_none());
+}

@@ -281,7 +281,11 @@ pub fn checkpoint(root: &Path, id: &str, o: &CheckpointOpts) -> Result<()> {
             val: d,
         });
     }
-    for (dest, _) in cgroup_binds(&cfg.spec)? {
+    // In a user namespace the devices are binds of the host's nodes: external, as binds are.
+    for dest in crate::rootfs::userns_device_binds(&cfg.spec)
+        .into_iter()
+        .chain(cgroup_binds(&cfg.spec)?.into_iter().map(|(d, _)| d))
+    {
         let d = dest.to_string_lossy().into_owned();
         opts.ext_mnt.push(ExtMountMap {
             key: d.clone(),
@@ -520,6 +524,13 @@ pub fn restore(root: &Path, id: &str, o: &RestoreOpts) -> Result<i32> {
         opts.ext_mnt.push(ExtMountMap {
             key: m.destination().to_string_lossy().into_owned(),
             val: src.to_string_lossy().into_owned(),
+        });
+    }
+    for dev in crate::rootfs::userns_device_binds(&cfg.spec) {
+        let d = dev.to_string_lossy().into_owned();
+        opts.ext_mnt.push(ExtMountMap {
+            key: d.clone(),
+            val: d, // the host's node
         });
     }
     for (dest, hierarchy) in cgroup_binds(&cfg.spec)? {
