@@ -283,8 +283,22 @@ impl Drop for Berth {
         for id in self.container_ids() {
             let _ = self.run(&["rm", "-f", &id]);
         }
-        // The root's bridges, their nftables tables and DNS servers (the default network's
-        // bridge outlives its last container, as Docker's docker0 does) go with the root.
+        // The root's DNS servers (`berth --root ROOT __dns NET`), then its bridges and their
+        // nftables tables (the default network's bridge outlives its last container, as
+        // Docker's docker0 does) go with the root: a server left bound to a bridge's address
+        // would keep that address from the next network that gets it.
+        let root_arg = self.root.path().as_os_str().as_encoded_bytes().to_vec();
+        for p in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmd = fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            if args.contains(&&b"__dns"[..]) && args.contains(&&root_arg[..]) {
+                // SAFETY: kill(2) of this root's own DNS server.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
         for e in fs::read_dir(self.root.path().join("networks"))
             .into_iter()
             .flatten()
@@ -294,19 +308,6 @@ impl Drop for Berth {
             let Ok(n) = serde_json::from_slice::<serde_json::Value>(&n) else {
                 continue;
             };
-            if let Some(dns) = n["dns"].as_array()
-                && let (Some(pid), Some(start)) = (dns[0].as_i64(), dns[1].as_u64())
-            {
-                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let started = stat
-                    .rsplit_once(')')
-                    .and_then(|(_, r)| r.split_whitespace().nth(19))
-                    .and_then(|t| t.parse::<u64>().ok());
-                if started == Some(start) {
-                    // SAFETY: kill(2) on a pid just checked to be this network's server.
-                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                }
-            }
             if let Some(br) = n["bridge"].as_str().filter(|b| !b.is_empty()) {
                 let _ = Command::new("nft")
                     .args(["delete", "table", "inet", br])
