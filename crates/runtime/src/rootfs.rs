@@ -729,18 +729,23 @@ const DEFAULT_DEVICES: &[(&str, u32, u32)] = &[
     ("/dev/tty", 5, 0),
 ];
 
-/// The device nodes a container in a user namespace gets as binds of the host's (no mknod
-/// there): the default set and `linux.devices`, FIFOs aside, at their paths. Empty when /dev
-/// itself is a bind.
-pub fn userns_device_binds(spec: &oci_spec::runtime::Spec) -> Vec<PathBuf> {
-    let dev_is_bind = spec.mounts().iter().flatten().any(|m| {
+/// Whether config.json binds /dev itself (then no device is made in it).
+fn dev_is_bind(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.mounts().iter().flatten().any(|m| {
         clean(m.destination()) == Path::new("/dev")
             && (m.typ().as_deref() == Some("bind")
                 || m.options()
                     .iter()
                     .flatten()
                     .any(|o| o == "bind" || o == "rbind"))
-    });
+    })
+}
+
+/// The device nodes a container in a user namespace gets as binds of the host's (no mknod
+/// there): the default set and `linux.devices`, FIFOs aside, at their paths. Empty when /dev
+/// itself is a bind.
+pub fn userns_device_binds(spec: &oci_spec::runtime::Spec) -> Vec<PathBuf> {
+    let dev_is_bind = dev_is_bind(spec);
     let Some(linux) = spec.linux() else {
         return Vec::new();
     };
@@ -767,14 +772,7 @@ pub fn userns_device_binds(spec: &oci_spec::runtime::Spec) -> Vec<PathBuf> {
 /// Create the default devices, `linux.devices`, and the /dev symlinks.
 pub fn create_devices(setup: &RootfsSetup, root: &OwnedFd) -> Result<()> {
     let linux = setup.spec.linux().as_ref().expect("validated");
-    let dev_is_bind = setup.spec.mounts().iter().flatten().any(|m| {
-        clean(m.destination()) == Path::new("/dev")
-            && (m.typ().as_deref() == Some("bind")
-                || m.options()
-                    .iter()
-                    .flatten()
-                    .any(|o| o == "bind" || o == "rbind"))
-    });
+    let dev_is_bind = dev_is_bind(setup.spec);
     if !dev_is_bind {
         for (path, major, minor) in DEFAULT_DEVICES {
             if linux
