@@ -436,14 +436,17 @@ fn an_import_keeps_the_address_and_an_established_tcp_connection() {
 
     let file = b.root.path().join("echo.tar");
     let f = file.to_str().unwrap();
-    b.ok(&[
-        "container",
-        "checkpoint",
-        "--tcp-established",
-        "--export",
-        f,
-        "echo",
-    ]);
+    let export_echo = || {
+        b.ok(&[
+            "container",
+            "checkpoint",
+            "--tcp-established",
+            "--export",
+            f,
+            "echo",
+        ])
+    };
+    export_echo();
     // network.status in podman's layout names the address.
     let o = std::process::Command::new("tar")
         .args(["-xOf", f, "network.status"])
@@ -474,14 +477,7 @@ fn an_import_keeps_the_address_and_an_established_tcp_connection() {
 
     // Where the address is taken, the established connection cannot come along: the error
     // says why, and nothing is left.
-    b.ok(&[
-        "container",
-        "checkpoint",
-        "--tcp-established",
-        "--export",
-        f,
-        "echo",
-    ]);
+    export_echo();
     b.ok(&["rm", "-f", "echo"]);
     b.ok(&[
         "run",
