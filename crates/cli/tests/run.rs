@@ -352,13 +352,22 @@ fn stdin_with_i_and_a_terminal_with_t() {
         let mut i = child.stdin.take().unwrap();
         // Typed once the container has printed its size: berth's terminal is set up by then
         // (typed earlier, it could be flushed when the terminal is put in raw mode).
-        b.wait_for(30, "the container's stty size", || {
-            seen.lock().unwrap().contains("33 101")
-        });
+        let shows = |text: &str| {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::time::Instant::now() < until {
+                if seen.lock().unwrap().contains(text) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            panic!(
+                "the terminal never showed {text:?}; it showed: {:?}",
+                seen.lock().unwrap()
+            );
+        };
+        shows("33 101");
         i.write_all(b"abc\n").unwrap();
-        b.wait_for(30, "the container to echo the input", || {
-            seen.lock().unwrap().contains("got:abc")
-        });
+        shows("got:abc");
     }
     let status = child.wait().unwrap();
     reader.join().unwrap();

@@ -757,7 +757,7 @@ impl Engine {
             fs::write(dir.join(f), data).map_err(io_err("write", dir.join(f)))?;
         }
         self.containers.save_record(r)?;
-        self.write_bundle(r)?;
+        self.write_bundle(r, None)?;
         if r.host_config.auto_remove {
             self.containers.save_state(&r.id, &State::default())?;
         } else {
@@ -769,7 +769,9 @@ impl Engine {
 
     /// Writes `bundle/config.json` from the record (at create, and again at each start so a
     /// renamed or updated record takes effect).
-    pub(crate) fn write_bundle(&self, r: &Record) -> Result<()> {
+    /// Writes the container's bundle (`config.json`). `size` is the terminal's (rows, cols)
+    /// a client asked for: the runtime gives it to the terminal before the process runs.
+    pub(crate) fn write_bundle(&self, r: &Record, size: Option<libc::winsize>) -> Result<()> {
         let dir = self.containers.dir(&r.id);
         let bundle = dir.join("bundle");
         let mut base = spec::base_spec(&self.runtime, &bundle, None)?;
@@ -815,6 +817,17 @@ impl Engine {
         self.set_netns(&r, &mut spec)?;
         self.set_ipc_pid(&r, &mut spec)?;
         crate::devices::apply(&mut spec, &r.host_config)?;
+        if let (Some(ws), Some(process)) = (size.filter(|_| r.config.tty), spec.process_mut())
+            && ws.ws_row > 0
+            && ws.ws_col > 0
+        {
+            let b = oci_spec::runtime::BoxBuilder::default()
+                .height(u64::from(ws.ws_row))
+                .width(u64::from(ws.ws_col))
+                .build()
+                .map_err(|e| Error::Other(format!("console size: {e}")))?;
+            process.set_console_size(Some(b));
+        }
         // Made again at each start from the record, so not fsynced (and not rewritten when
         // it is already as it would be); compact, the runtime parses it at every command.
         let p = bundle.join("config.json");

@@ -492,7 +492,10 @@ impl Engine {
         let id = &r.id;
         self.mount_rootfs(id)?;
         self.mount_volumes(r)?;
-        self.write_bundle(r)?;
+        // `run --detach` starts the process at once: the size a client attached with is
+        // the terminal's from its first instruction (set again on the master below).
+        let size = *shared.size.lock().unwrap();
+        self.write_bundle(r, size)?;
         let _ = self.runtime.delete(id);
         let pidfile = dir.join("init.pid");
         let rtlog = dir.join("runtime.log");
